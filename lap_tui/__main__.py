@@ -1,0 +1,3 @@
+from lap_tui.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""`lap-tui migrate` and `lap-tui config`."""
+
+from __future__ import annotations
+
+import argparse
+
+from lap_tui.cli.common import add_json_flag, emit_json, print_table
+from lap_tui.config import load_settings
+from lap_tui.store import open_store
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    m = sub.add_parser("migrate", help="apply pending database migrations (also done at every start)")
+    add_json_flag(m)
+    m.set_defaults(handler=migrate)
+    c = sub.add_parser("config", help="show the effective settings and where each came from (secrets masked)")
+    add_json_flag(c)
+    c.set_defaults(handler=config)
+
+
+async def migrate(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    store = await open_store(settings.database_url, migrate=False)
+    try:
+        report = await store.migrate()
+        url = store.display_url
+    finally:
+        await store.close()
+    if args.json:
+        emit_json({"database": url, "before": report.before, "after": report.after, "applied": list(report.applied)})
+    elif report.applied:
+        print(f"{url}: schema {report.before} -> {report.after} (applied {', '.join(report.applied)})")
+    else:
+        print(f"{url}: schema {report.after}, up to date")
+    return 0
+
+
+async def config(args: argparse.Namespace) -> int:
+    desc = load_settings().describe()
+    if args.json:
+        emit_json(desc)
+        return 0
+    rows = [(name, v["value"], v["source"]) for name, v in desc.items() if isinstance(v, dict) and "source" in v]
+    rows += [(f"CONTAINER_ENV_{k}", v["value"], v["source"]) for k, v in desc["container_env"].items()]
+    print_table(("SETTING", "VALUE", "SOURCE"), rows)
+    print(f"\nconfig file: {desc['config_file'] or '(none)'}")
+    print(f"data dir:    {desc['data_dir']}")
+    if desc["keys"]:
+        print("key bindings: " + ", ".join(f"{k}={v}" for k, v in desc["keys"].items()))
+    return 0

@@ -1,0 +1,166 @@
+"""`lap-tui agents create|list|show|edit|delete`."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from lap_tui.cli.common import add_json_flag, emit_json, emit_json_lines, opened_store, print_fields, print_table
+from lap_tui.config import load_settings
+from lap_tui.domain.agent import HARNESSES, SANDBOX_BACKENDS, SCOPES, Agent, SandboxSettings
+from lap_tui.domain.errors import Conflict
+from lap_tui.domain.ids import new_id
+from lap_tui.domain.names import validate_label
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("agents", help="create, list, show, edit and delete agents")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    c = verbs.add_parser("create", help="create an agent")
+    c.add_argument("name", help="a DNS-1123 label, unique within its team (e.g. code-reviewer)")
+    c.add_argument("--model", required=True, help="a model the gateway serves")
+    _add_team(c)
+    _add_agent_options(c)
+    add_json_flag(c)
+    c.set_defaults(handler=create)
+
+    ls = verbs.add_parser("list", help="list agents")
+    ls.add_argument("--team", help="only this team (default: every team)")
+    add_json_flag(ls)
+    ls.set_defaults(handler=list_)
+
+    sh = verbs.add_parser("show", help="show one agent")
+    sh.add_argument("name")
+    _add_team(sh)
+    add_json_flag(sh)
+    sh.set_defaults(handler=show)
+
+    e = verbs.add_parser("edit", help="change an agent's settings")
+    e.add_argument("name")
+    _add_team(e)
+    e.add_argument("--rename", metavar="NEW_NAME", help="give the agent a new name")
+    e.add_argument("--model")
+    _add_agent_options(e)
+    add_json_flag(e)
+    e.set_defaults(handler=edit)
+
+    d = verbs.add_parser("delete", help="delete an agent (with --yes: its sessions and journals too)")
+    d.add_argument("name")
+    _add_team(d)
+    d.add_argument("--yes", action="store_true", help="also delete the agent's sessions")
+    add_json_flag(d)
+    d.set_defaults(handler=delete)
+
+
+def _add_team(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--team", help="the agent's team (default: LAP_TEAM or 'default')")
+
+
+def _add_agent_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompt", help="the system prompt")
+    p.add_argument("--harness", choices=HARNESSES)
+    p.add_argument("--sandbox-backend", choices=SANDBOX_BACKENDS)
+    p.add_argument("--image", help="container image (kubernetes backend)")
+    p.add_argument("--cpu", help="CPU limit, e.g. 1 or 500m")
+    p.add_argument("--memory", help="memory limit, e.g. 1Gi")
+    net = p.add_mutually_exclusive_group()
+    net.add_argument("--network", dest="network", action="store_true", default=None, help="allow network access")
+    net.add_argument("--no-network", dest="network", action="store_false", help="forbid network access")
+    p.add_argument("--scope", choices=SCOPES, help="one sandbox per session, or shared per context")
+    p.add_argument("--idle-suspend", type=int, metavar="SECONDS", help="suspend an idle sandbox after this")
+    p.add_argument("--env", action="append", metavar="NAME",
+                   help="an env var name the sandbox gets (repeatable; CONTAINER_ENV_* reach every sandbox)")
+
+
+def _team(args: argparse.Namespace) -> str:
+    return validate_label("team", args.team or load_settings()["team"])
+
+
+def _sandbox_changes(args: argparse.Namespace, base: SandboxSettings) -> SandboxSettings:
+    changes = {k: v for k, v in {
+        "backend": args.sandbox_backend, "image": args.image, "cpu": args.cpu, "memory": args.memory,
+        "network": args.network, "scope": args.scope, "idle_suspend_seconds": args.idle_suspend,
+        "env": tuple(args.env) if args.env is not None else None,
+    }.items() if v is not None}
+    return replace(base, **changes)
+
+
+async def create(args: argparse.Namespace) -> int:
+    agent = Agent(id=new_id(), name=args.name, team=_team(args), model=args.model,
+                  system_prompt=args.prompt or "", harness=args.harness or "builtin",
+                  sandbox=_sandbox_changes(args, SandboxSettings())).validate()
+    async with opened_store() as store:
+        agent = await store.create_agent(agent)
+    _print_agent(agent, args.json)
+    return 0
+
+
+async def list_(args: argparse.Namespace) -> int:
+    async with opened_store() as store:
+        agents = await store.list_agents(args.team)
+    if args.json:
+        emit_json_lines(a.to_dict() for a in agents)
+    else:
+        print_table(("TEAM", "NAME", "MODEL", "HARNESS", "SANDBOX", "NETWORK"),
+                    ((a.team, a.name, a.model, a.harness, a.sandbox.backend, "yes" if a.sandbox.network else "no")
+                     for a in agents), empty="no agents yet: create one with `lap-tui agents create NAME --model M`")
+    return 0
+
+
+async def show(args: argparse.Namespace) -> int:
+    async with opened_store() as store:
+        agent = await store.get_agent(args.name, _team(args))
+        sessions = await store.count_sessions(agent.id)
+    if args.json:
+        emit_json({**agent.to_dict(), "sessions": sessions})
+    else:
+        _print_agent(agent, False, sessions)
+    return 0
+
+
+async def edit(args: argparse.Namespace) -> int:
+    async with opened_store() as store:
+        agent = await store.get_agent(args.name, _team(args))
+        changed = replace(
+            agent,
+            name=args.rename or agent.name,
+            model=args.model if args.model is not None else agent.model,
+            system_prompt=args.prompt if args.prompt is not None else agent.system_prompt,
+            harness=args.harness or agent.harness,
+            sandbox=_sandbox_changes(args, agent.sandbox),
+        )
+        agent = await store.update_agent(changed)
+    _print_agent(agent, args.json)
+    return 0
+
+
+async def delete(args: argparse.Namespace) -> int:
+    async with opened_store() as store:
+        agent = await store.get_agent(args.name, _team(args))
+        count = await store.count_sessions(agent.id)
+        if count and not args.yes:
+            raise Conflict(f"agent {agent.name!r} has {count} session(s); deleting it deletes them and their journals",
+                           "pass --yes to delete them too")
+        deleted = await store.delete_agent(agent.id)
+    if args.json:
+        emit_json({"deleted": agent.name, "team": agent.team, "sessions_deleted": deleted})
+    else:
+        print(f"deleted agent {agent.name} (team {agent.team}) and {deleted} session(s)")
+    return 0
+
+
+def _print_agent(agent: Agent, as_json: bool, sessions: int | None = None) -> None:
+    if as_json:
+        emit_json(agent.to_dict())
+        return
+    sb = agent.sandbox
+    print_fields([
+        ("name", agent.name), ("team", agent.team), ("id", agent.id), ("model", agent.model),
+        ("harness", agent.harness), ("prompt", agent.system_prompt or "(none)"),
+        ("sandbox", f"{sb.backend}, {sb.scope} scope, cpu {sb.cpu}, memory {sb.memory}, "
+                    f"network {'allowed' if sb.network else 'off'}, idle suspend {sb.idle_suspend_seconds}s"),
+        ("image", sb.image or "(default)"), ("env", ", ".join(sb.env) or "(none)"),
+        *([("sessions", sessions)] if sessions is not None else []),
+        ("created", agent.created_at), ("updated", agent.updated_at),
+    ])

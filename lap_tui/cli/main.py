@@ -1,0 +1,73 @@
+"""Entry point. Subcommand modules are imported only when used, so each stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+
+from lap_tui import __version__
+from lap_tui.domain.errors import LapError
+
+# command -> module under lap_tui.cli; each module has register(subparsers).
+COMMANDS = {
+    "agents": "agents",
+    "sessions": "sessions",
+    "journal": "journal",
+    "sandboxes": "sandboxes",
+    "send": "send",
+    "worker": "worker",
+    "migrate": "admin",
+    "config": "admin",
+}
+VIEWS = ("agents", "sessions", "sandboxes")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lap-tui",
+        description="A terminal control room for AI agents. Bare `lap-tui` opens the app.")
+    parser.add_argument("--version", action="version", version=f"lap-tui {__version__}")
+    parser.add_argument("--view", choices=VIEWS, help="open the app straight into one view")
+    parser.add_argument("--session", metavar="ID", help="open the app straight into one session's chat")
+    parser.add_argument("--read-only", action="store_true", help="the app changes nothing")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    registered: set[str] = set()
+    for name, module in COMMANDS.items():
+        if module in registered or (only is not None and name != only):
+            continue
+        try:
+            mod = importlib.import_module(f"lap_tui.cli.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"lap_tui.cli.{module}":
+                continue  # a command whose module has not landed yet
+            raise
+        mod.register(sub)
+        registered.add(module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Build only the subcommand asked for: start-up stays fast as commands grow.
+    only = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only if only in COMMANDS else None)
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from lap_tui.tui.launch import launch
+
+            return launch(view=args.view, session=args.session, read_only=args.read_only)
+        return asyncio.run(args.handler(args)) or 0
+    except LapError as exc:
+        print(f"lap-tui: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0  # `lap-tui journal X --json | head` is fine
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,240 @@
+"""Effective settings, from (highest first) the environment, ./.env, the TOML config file, defaults.
+
+Every value remembers where it came from, so `lap-tui config` can say. `CONTAINER_ENV_*`
+variables are collected with the prefix stripped and kept in memory only: they are the
+secrets handed to sandboxes and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from lap_tui.domain.errors import ConfigError
+from lap_tui.domain.secrets import MASK, Redactor
+
+APP_NAME = "lap-tui"
+CONTAINER_ENV_PREFIX = "CONTAINER_ENV_"
+
+# name -> (environment variable, TOML key, is secret)
+_KEYS: dict[str, tuple[str, str, bool]] = {
+    "database_url": ("LAP_DATABASE_URL", "database_url", False),
+    "litellm_api_base": ("LITELLM_API_BASE", "litellm_api_base", False),
+    "litellm_api_key": ("LITELLM_API_KEY", "litellm_api_key", True),
+    "team": ("LAP_TEAM", "team", False),
+    "theme": ("LAP_THEME", "theme", False),
+    "allow_unisolated": ("LAP_ALLOW_UNISOLATED", "allow_unisolated", False),
+}
+_TOML_TABLES = {"keys"}  # [keys]: binding id -> key(s)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    return Path(_platform_dir("user_data_dir", "XDG_DATA_HOME", ".local/share", environ))
+
+
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    return Path(_platform_dir("user_config_dir", "XDG_CONFIG_HOME", ".config", environ))
+
+
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    return Path(_platform_dir("user_state_dir", "XDG_STATE_HOME", ".local/state", environ))
+
+
+def _platform_dir(func: str, xdg: str, fallback: str, environ: Mapping[str, str] | None) -> str:
+    env = os.environ if environ is None else environ
+    # platformdirs reads os.environ; honour an explicit mapping (tests, subprocesses) too.
+    if environ is not None and env.get(xdg):
+        return str(Path(env[xdg]) / APP_NAME)
+    import platformdirs
+
+    return getattr(platformdirs, func)(APP_NAME)
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    source: str
+    secret: bool = False
+
+    def shown(self) -> Any:
+        if self.secret and self.value:
+            return MASK
+        return self.value
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: dict[str, Setting]
+    container_env: dict[str, str] = field(default_factory=dict)
+    container_env_sources: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
+    data_dir: Path = Path(".")
+    state_dir: Path = Path(".")
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name].value
+
+    @property
+    def database_url(self) -> str:
+        return self["database_url"]
+
+    @property
+    def redactor(self) -> Redactor:
+        """Masks every secret value this process knows of."""
+        secrets = list(self.container_env.values())
+        if self["litellm_api_key"]:
+            secrets.append(self["litellm_api_key"])
+        password = urlsplit(self.database_url).password if "://" in self.database_url else None
+        if password:
+            secrets.append(password)
+        return Redactor(secrets)
+
+    def describe(self) -> dict[str, Any]:
+        """What `lap-tui config` shows: every setting, its source, secrets masked."""
+        out: dict[str, Any] = {}
+        for name, s in self.values.items():
+            value = s.shown()
+            if name == "database_url":
+                value = mask_url_password(value)
+            out[name] = {"value": value, "source": s.source}
+        out["container_env"] = {k: {"value": MASK, "source": self.container_env_sources[k]}
+                                for k in sorted(self.container_env)}
+        out["keys"] = dict(self.keys)
+        out["config_file"] = str(self.config_file) if self.config_file else None
+        out["data_dir"] = str(self.data_dir)
+        return out
+
+
+def mask_url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    ddir = data_dir(environ)
+    cfg_path = Path(env["LAP_CONFIG_FILE"]) if env.get("LAP_CONFIG_FILE") else config_dir(environ) / "config.toml"
+    toml = _read_toml(cfg_path)
+    dotenv_path = (cwd or Path.cwd()) / ".env"
+    dotenv = _read_dotenv(dotenv_path)
+
+    defaults: dict[str, Any] = {
+        "database_url": f"sqlite://{ddir / 'lap.db'}",
+        "litellm_api_base": "http://127.0.0.1:4000",
+        "litellm_api_key": "",
+        "team": "default",
+        "theme": "lap-dark",
+        "allow_unisolated": False,
+    }
+    values: dict[str, Setting] = {}
+    for name, (env_name, toml_key, secret) in _KEYS.items():
+        if env_name in env:
+            raw, source = env[env_name], f"environment {env_name}"
+        elif env_name in dotenv:
+            raw, source = dotenv[env_name], f".env {env_name}"
+        elif toml_key in toml:
+            raw, source = toml[toml_key], f"config file {cfg_path}"
+        else:
+            raw, source = defaults[name], "default"
+        value = _coerce(name, raw, source, type(defaults[name]))
+        values[name] = Setting(value, source, secret)
+    check_database_url(values["database_url"].value, values["database_url"].source)
+
+    container_env: dict[str, str] = {}
+    container_sources: dict[str, str] = {}
+    for origin, mapping in ((".env", dotenv), ("environment", env)):  # environment wins
+        for k, v in mapping.items():
+            if k.startswith(CONTAINER_ENV_PREFIX) and len(k) > len(CONTAINER_ENV_PREFIX) and v is not None:
+                stripped = k[len(CONTAINER_ENV_PREFIX):]
+                container_env[stripped] = v
+                container_sources[stripped] = f"{origin} {k}"
+
+    keys = toml.get("keys", {})
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise ConfigError(f"config file {cfg_path}: [keys] must map binding ids to key strings",
+                          'e.g. [keys] "app.quit" = "ctrl+q"')
+    return Settings(values=values, container_env=container_env, container_env_sources=container_sources,
+                    keys=dict(keys), config_file=cfg_path if cfg_path.exists() else None,
+                    data_dir=ddir, state_dir=state_dir(environ))
+
+
+def check_database_url(url: str, source: str = "LAP_DATABASE_URL") -> None:
+    fix = "use sqlite:///ABSOLUTE/PATH.db or postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "sqlite":
+        if not sqlite_path(url):
+            raise ConfigError(f"database URL {url!r} ({source}) names no file", fix)
+        return
+    if scheme in ("postgres", "postgresql"):
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            raise ConfigError(f"database URL ({source}) is malformed: {exc}", fix) from None
+        if not parts.hostname and "host=" not in parts.query:
+            raise ConfigError(f"database URL {mask_url_password(url)!r} ({source}) names no host", fix)
+        return
+    raise ConfigError(f"database URL {mask_url_password(url)!r} ({source}) is not supported", fix)
+
+
+def sqlite_path(url: str) -> str:
+    """sqlite:///abs/path.db -> /abs/path.db; sqlite:rel.db -> rel.db."""
+    rest = url.split(":", 1)[1]
+    if rest.startswith("//"):
+        rest = rest[2:]
+        if rest and not rest.startswith("/"):
+            return ""  # a host part (sqlite://host/x) means nothing for a file
+    return rest
+
+
+def _coerce(name: str, raw: Any, source: str, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ConfigError(f"{name} = {raw!r} ({source}) is not true or false", "use true or false")
+    if not isinstance(raw, str):
+        raise ConfigError(f"{name} ({source}) must be a string, not {type(raw).__name__}", f'write {name} = "..."')
+    return raw
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}",
+                          "fix that line, or move the file away to use the defaults") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}", "check its permissions") from None
+    known = {toml_key for _, toml_key, _ in _KEYS.values()} | _TOML_TABLES
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown key {unknown[0]!r}",
+                          "known keys: " + ", ".join(sorted(known)))
+    return data
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    # Read, never exported to os.environ: child processes must not inherit these secrets.
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}

@@ -1,0 +1,104 @@
+"""Agents: a model, a prompt, a harness and the sandbox its sessions run in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from lap_tui.domain.errors import InvalidInput
+from lap_tui.domain.names import validate_label
+
+DEFAULT_TEAM = "default"
+HARNESSES = ("builtin", "opencode", "claude-code", "codex")
+SANDBOX_BACKENDS = ("auto", "local", "kubernetes")
+SCOPES = ("session", "context")
+
+# Kubernetes quantities, so the same settings work for the cluster backend.
+_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$")
+_MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MEMORY_FACTORS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                   "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    backend: str = "auto"
+    image: str = ""
+    cpu: str = "1"
+    memory: str = "1Gi"
+    network: bool = False
+    scope: str = "session"
+    idle_suspend_seconds: int = 900
+    env: tuple[str, ...] = ()
+
+    def validate(self) -> SandboxSettings:
+        if self.backend not in SANDBOX_BACKENDS:
+            raise InvalidInput(f"sandbox backend {self.backend!r} is unknown",
+                               "use one of " + ", ".join(SANDBOX_BACKENDS))
+        if self.scope not in SCOPES:
+            raise InvalidInput(f"sandbox scope {self.scope!r} is unknown", "use session or context")
+        if not _CPU.match(self.cpu):
+            raise InvalidInput(f"cpu {self.cpu!r} is not a CPU quantity", "use e.g. 1, 0.5 or 500m")
+        if not _MEMORY.match(self.memory):
+            raise InvalidInput(f"memory {self.memory!r} is not a memory quantity", "use e.g. 512Mi or 2Gi")
+        if self.idle_suspend_seconds < 0:
+            raise InvalidInput("idle suspend time is negative", "use 0 to never suspend, or seconds")
+        for name in self.env:
+            if not _ENV_NAME.match(name):
+                raise InvalidInput(f"env var name {name!r} is invalid",
+                                   "use letters, digits and '_', not starting with a digit")
+        return self
+
+    @property
+    def memory_bytes(self) -> int:
+        m = re.match(r"^([0-9]+)([A-Za-z]*)$", self.memory)
+        assert m, self.memory
+        return int(m.group(1)) * _MEMORY_FACTORS[m.group(2)]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["env"] = list(self.env)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SandboxSettings:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "env" in known:
+            known["env"] = tuple(known["env"])
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    name: str
+    team: str
+    model: str
+    system_prompt: str = ""
+    harness: str = "builtin"
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    created_at: str = ""
+    updated_at: str = ""
+
+    def validate(self) -> Agent:
+        validate_label("agent", self.name)
+        validate_label("team", self.team)
+        if not self.model.strip():
+            raise InvalidInput("model is empty", "pass --model, e.g. --model gpt-4o-mini")
+        if self.harness not in HARNESSES:
+            raise InvalidInput(f"harness {self.harness!r} is unknown", "use one of " + ", ".join(HARNESSES))
+        self.sandbox.validate()
+        return self
+
+    def with_changes(self, **changes: Any) -> Agent:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "team": self.team, "model": self.model,
+            "system_prompt": self.system_prompt, "harness": self.harness,
+            "sandbox": self.sandbox.to_dict(),
+            "created_at": self.created_at, "updated_at": self.updated_at,
+        }

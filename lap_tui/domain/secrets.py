@@ -1,0 +1,23 @@
+"""Masking of secret values before text reaches a screen, a log or the journal."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+MASK = "********"
+MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret containing another is masked whole.
+        self._secrets = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for s in self._secrets:
+            if s in text:
+                text = text.replace(s, MASK)
+        return text
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)

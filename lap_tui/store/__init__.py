@@ -1,0 +1,36 @@
+"""The store: agents, sessions, turns, the journal, leases and sandbox state.
+
+One async interface (`Store`), two implementations chosen by the database URL. The drivers
+are imported lazily so a start-up that does not need Postgres never pays for asyncpg.
+"""
+
+from __future__ import annotations
+
+from lap_tui.config import check_database_url, sqlite_path
+from lap_tui.store.base import Store
+
+
+async def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open (and by default migrate) the store at `url`; raises StoreError/ConfigError."""
+    check_database_url(url)
+    if url.startswith("sqlite:"):
+        from lap_tui.store.sqlite import SqliteStore
+
+        store: Store = SqliteStore(sqlite_path(url))
+    else:
+        from lap_tui.store.postgres import PostgresStore
+
+        store = PostgresStore(url)
+    await store.open()
+    try:
+        if migrate:
+            await store.migrate()
+        else:
+            await store.check_schema()
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+__all__ = ["Store", "open_store"]

@@ -1,0 +1,138 @@
+"""PostgreSQL through an asyncpg pool. Migrations run under an advisory lock."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any, AsyncIterator
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from lap_tui.config import mask_url_password
+from lap_tui.domain.errors import StoreError
+from lap_tui.store.sql import SqlStore
+
+MIGRATION_LOCK_KEY = 0x1A9_7001  # any constant shared by every lap-tui process
+NOTIFY_CHANNEL = "lap_journal"
+CONNECT_TIMEOUT = 5.0
+
+# Errors that mean the connection (not the statement) failed: the server went away.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, asyncio.TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+
+@lru_cache(maxsize=512)
+def _dollar(sql: str) -> str:
+    """`?` placeholders -> `$1..$n` (our SQL has no '?' inside literals)."""
+    counter = iter(range(1, 10_000))
+    return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
+
+
+class _Db:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return list(await self._conn.fetch(_dollar(sql), *args))
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        status = await self._conn.execute(_dollar(sql), *args)
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+
+class PostgresStore(SqlStore):
+    kind = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.display_url = mask_url_password(url)
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=8, timeout=CONNECT_TIMEOUT,
+                                                   command_timeout=60)
+        except Exception as exc:
+            raise self._explain(exc) from None
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), 5)
+            except Exception:
+                pool.terminate()
+
+    def _explain(self, exc: BaseException) -> StoreError:
+        where = self._where()
+        if isinstance(exc, asyncpg.exceptions.InvalidPasswordError):
+            return StoreError(f"PostgreSQL at {where} rejected the user or password",
+                              "fix the credentials in LAP_DATABASE_URL")
+        if isinstance(exc, asyncpg.exceptions.InvalidCatalogNameError):
+            return StoreError(f"PostgreSQL at {where}: {exc}", "create the database (createdb) or fix LAP_DATABASE_URL")
+        if isinstance(exc, _CONNECTION_ERRORS):
+            detail = str(exc) or type(exc).__name__
+            return StoreError(f"cannot reach PostgreSQL at {where}: {detail}",
+                              "start the server, check the network, or fix LAP_DATABASE_URL")
+        if isinstance(exc, asyncpg.PostgresError):
+            return StoreError(f"PostgreSQL at {where}: {exc}")
+        return StoreError(f"PostgreSQL at {where}: {type(exc).__name__}: {exc}")
+
+    def _where(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            raise StoreError("the store is closed")
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except _CONNECTION_ERRORS as exc:
+            raise self._explain(exc) from None
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[_Db]:
+        async with self._conn() as conn:
+            yield _Db(conn)
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[_Db]:
+        async with self._conn() as conn:
+            async with conn.transaction():
+                yield _Db(conn)
+
+    @asynccontextmanager
+    async def _migration_lock(self) -> AsyncIterator[_Db]:
+        async with self._conn() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+            try:
+                async with conn.transaction():
+                    yield _Db(conn)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+
+    async def _append(self, session_id: str, turn_id: str | None, kind: str, at: str, data: str,
+                      holder: str | None) -> int | None:
+        guard = " AND EXISTS (SELECT 1 FROM leases WHERE session_id = $1 AND holder = $6)" if holder else ""
+        args: list[Any] = [session_id, at, turn_id, kind, data] + ([holder] if holder else [])
+        # One statement, one round trip: bump the counter, insert, and notify followers on commit.
+        sql = (f"WITH s AS (UPDATE sessions SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1{guard}"
+               " RETURNING last_seq),"
+               " e AS (INSERT INTO events (session_id, seq, turn_id, kind, at, data)"
+               " SELECT $1, s.last_seq, $3::text, $4::text, $2, $5::text FROM s RETURNING seq)"
+               f" SELECT seq, pg_notify('{NOTIFY_CHANNEL}', $1 || ':' || seq::text) FROM e")
+        async with self._conn() as conn:
+            row = await conn.fetchrow(sql, *args)
+        return int(row[0]) if row else None
+
+    def _is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, asyncpg.exceptions.UniqueViolationError)
