@@ -11,7 +11,8 @@ from lap_tui.store.base import Store
 
 
 async def open_store(url: str, *, migrate: bool = True) -> Store:
-    """Open (and by default migrate) the store at `url`; raises StoreError/ConfigError."""
+    """Open the store at `url` and apply pending migrations (`migrate=False`: leave the schema
+    alone, for `lap-tui migrate` itself). Raises StoreError or ConfigError with a fix."""
     check_database_url(url)
     if url.startswith("sqlite:"):
         from lap_tui.store.sqlite import SqliteStore
@@ -22,14 +23,12 @@ async def open_store(url: str, *, migrate: bool = True) -> Store:
 
         store = PostgresStore(url)
     await store.open()
-    try:
-        if migrate:
+    if migrate:
+        try:
             await store.migrate()
-        else:
-            await store.check_schema()
-    except BaseException:
-        await store.close()
-        raise
+        except BaseException:
+            await store.close()
+            raise
     return store
 
 

@@ -1,0 +1,1 @@
+"""The engine: runs turns (gateway <-> harness <-> sandbox), journaling every step first."""
