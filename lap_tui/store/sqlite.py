@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -80,7 +81,7 @@ class SqliteStore(SqlStore):
 
     def _explain(self, exc: sqlite3.Error) -> StoreError:
         text = str(exc)
-        if "readonly" in text or "read-only" in text:
+        if "readonly" in text or "read-only" in text or self._read_only():
             return StoreError(f"the database {self.path} is read-only",
                               "make it and its directory writable, or set LAP_DATABASE_URL to another file")
         if "not a database" in text or "malformed" in text:
@@ -93,6 +94,12 @@ class SqliteStore(SqlStore):
             return StoreError(f"the database {self.path} cannot be opened",
                               "check that its directory exists and is writable")
         return StoreError(f"database {self.path}: {text}")
+
+    def _read_only(self) -> bool:
+        # WAL needs the file and its directory (for -wal and -shm) writable.
+        if not self.path.exists():
+            return False
+        return not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK))
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[_Db]:
