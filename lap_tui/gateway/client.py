@@ -371,9 +371,7 @@ class GatewayClient:
         if isinstance(exc, httpx.ConnectTimeout):
             return _Transient(f"connecting timed out after {self.timeouts.connect:g} s", timeout=True)
         if isinstance(exc, httpx.ConnectError):
-            text = str(exc)
-            reason = "connection refused" if "refused" in text.lower() else "cannot connect"
-            return _Transient(reason, detail=self._describe(exc))
+            return _Transient(_connect_reason(exc), detail=self._describe(exc))
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
             return _Transient("connection dropped", detail=self._describe(exc))
         if isinstance(exc, httpx.TimeoutException):
@@ -459,6 +457,28 @@ class GatewayClient:
         except ValueError:
             raise GatewayProtocolError(f"{self._shown_url(url)} answered with something that is not JSON",
                                        "is LITELLM_API_BASE an OpenAI-compatible gateway?") from None
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """'connection refused', 'host not found'... from the OS error under httpx's ConnectError."""
+    import errno
+    import socket
+
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "host not found"
+        if "refused" in str(seen).lower():
+            return "connection refused"
+        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
+            seen = seen.exceptions[0]
+        else:
+            seen = seen.__cause__ or seen.__context__
+    return "cannot connect"
 
 
 def _api_root(base_url: str) -> str:
