@@ -264,3 +264,19 @@ async def test_error_event_mid_stream_after_text_is_interrupted(gateway, make_cl
     with pytest.raises(StreamInterrupted) as ei:
         await collect(make_client().stream_chat("gpt-test", MSGS))
     assert ei.value.partial_text == "partial" and "503" in ei.value.reason
+
+
+async def test_async_on_retry_per_call_is_awaited_and_a_failing_callback_does_not_break_the_call(gateway, make_client):
+    got = []
+
+    async def on_retry(n):
+        got.append(str(n))
+
+    def broken(n):
+        raise RuntimeError("UI bug")
+
+    gateway.push(error(502), stream(["a"]), error(502), stream(["b"]))
+    client = make_client()
+    assert (await collect(client.stream_chat("gpt-test", MSGS, on_retry=on_retry)))[-1].text == "a"
+    assert len(got) == 1 and got[0].startswith("502 Bad Gateway, retrying in ")
+    assert (await collect(client.stream_chat("gpt-test", MSGS, on_retry=broken)))[-1].text == "b"
