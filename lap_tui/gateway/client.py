@@ -47,7 +47,7 @@ _MODEL_MISSING = re.compile(r"invalid model|model\b.*\bnot (found|exist|served)|
 _RESERVED_PARAMS = frozenset({"model", "messages", "stream", "tools"})
 
 
-@dataclass
+@dataclass(eq=False)  # exceptions stay hashable
 class _Transient(Exception):
     """A failure worth another try (if nothing was yielded yet)."""
 
