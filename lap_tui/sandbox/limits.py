@@ -1,0 +1,186 @@
+"""Resource limits for sandboxed processes: cgroups where the host lets us write them, else rlimits.
+
+A sandbox gets one cgroup (memory, process count, CPU) shared by all its commands, like a pod.
+Commands join it before bwrap forks anything (in the child, between fork and exec), so nothing
+the sandbox starts is ever outside it. Where no cgroup is writable (cgroup v2 without
+delegation, no root), rlimits apply to each command instead: address space for memory and
+RLIMIT_NPROC for processes (which the kernel does not enforce for root).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+GROUP = "lap-tui"
+CPU_PERIOD_US = 100_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int
+    pids: int
+    cpu: float  # cores; 0 = no limit
+
+    @staticmethod
+    def parse_cpu(text: str) -> float:
+        return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+class Cgroups:
+    """Per-sandbox cgroups under this process's own cgroup (v1) or its parent (v2)."""
+
+    def __init__(self, root: Path = CGROUP_ROOT, self_cgroup: str = "/proc/self/cgroup") -> None:
+        self.root = root
+        self._self_cgroup = self_cgroup
+        self._bases: dict[str, Path] | None = None  # controller ("" on v2) -> our group dir
+        self.problem = ""
+        self._ready: set[str] = set()
+
+    @property
+    def version(self) -> int:
+        return 2 if (self.root / "cgroup.controllers").is_file() else 1
+
+    def available(self) -> bool:
+        if self._bases is None:
+            try:
+                self._bases = self._v2_base() if self.version == 2 else self._v1_bases()
+            except OSError as exc:
+                self._bases = {}
+                self.problem = f"cgroups are not writable here ({exc.strerror or exc})"
+        return bool(self._bases)
+
+    def describe(self) -> str:
+        if not self.available():
+            return "rlimits (" + (self.problem or "no writable cgroup") + ")"
+        return f"cgroup v{self.version}"
+
+    def _own_paths(self) -> dict[str, str]:
+        paths: dict[str, str] = {}
+        for line in Path(self._self_cgroup).read_text().splitlines():
+            _, ctrls, path = line.split(":", 2)
+            for c in ctrls.split(",") if ctrls else [""]:
+                paths[c] = path
+        return paths
+
+    def _v1_bases(self) -> dict[str, Path]:
+        own = self._own_paths()
+        bases: dict[str, Path] = {}
+        for ctrl in ("memory", "pids", "cpu"):
+            mount = self.root / ctrl
+            if ctrl not in own or not mount.is_dir():
+                if ctrl == "cpu":
+                    continue  # nice to have
+                raise OSError(errno.ENOENT, f"no {ctrl} cgroup controller")
+            base = mount / own[ctrl].lstrip("/") / GROUP
+            base.mkdir(exist_ok=True)
+            if ctrl == "memory":
+                _write(base / "memory.use_hierarchy", "1", missing_ok=True)
+            bases[ctrl] = base
+        return bases
+
+    def _v2_base(self) -> dict[str, Path]:
+        own = self._own_paths().get("", "/")
+        # A cgroup with processes cannot also hand controllers to children: use our parent.
+        parent = self.root / own.lstrip("/")
+        parent = parent.parent if own != "/" else parent
+        base = parent / GROUP
+        base.mkdir(exist_ok=True)
+        available = (base / "cgroup.controllers").read_text().split()
+        for ctrl in ("memory", "pids"):
+            if ctrl not in available:
+                raise OSError(errno.ENOENT, f"the {ctrl} controller is not delegated to {base}")
+        wanted = [c for c in ("memory", "pids", "cpu") if c in available]
+        _write(base / "cgroup.subtree_control", " ".join("+" + c for c in wanted))
+        return {"": base}
+
+    def dirs(self, sandbox_id: str) -> list[Path]:
+        return [b / sandbox_id for b in (self._bases or {}).values()]
+
+    def prepare(self, sandbox_id: str, limits: Limits) -> list[str]:
+        """Create (or re-limit) the sandbox's cgroup; the cgroup.procs files a command joins."""
+        if not self.available():
+            return []
+        assert self._bases is not None
+        for ctrl, base in self._bases.items():
+            d = base / sandbox_id
+            d.mkdir(exist_ok=True)
+            key = f"{ctrl}:{sandbox_id}:{limits}"
+            if key in self._ready:
+                continue
+            if ctrl == "memory":
+                _write(d / "memory.limit_in_bytes", str(limits.memory_bytes))
+                _write(d / "memory.memsw.limit_in_bytes", str(limits.memory_bytes), missing_ok=True)
+            elif ctrl == "pids":
+                _write(d / "pids.max", str(limits.pids))
+            elif ctrl == "cpu":
+                quota = int(limits.cpu * CPU_PERIOD_US) if limits.cpu > 0 else -1
+                _write(d / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+                _write(d / "cpu.cfs_quota_us", str(quota))
+            else:  # v2
+                _write(d / "memory.max", str(limits.memory_bytes))
+                _write(d / "memory.swap.max", "0", missing_ok=True)
+                _write(d / "pids.max", str(limits.pids))
+                if (d / "cpu.max").exists():
+                    quota = str(int(limits.cpu * CPU_PERIOD_US)) if limits.cpu > 0 else "max"
+                    _write(d / "cpu.max", f"{quota} {CPU_PERIOD_US}")
+            self._ready.add(key)
+        return [str(d / "cgroup.procs") for d in self.dirs(sandbox_id)]
+
+    def pids(self, sandbox_id: str) -> set[int]:
+        found: set[int] = set()
+        for d in self.dirs(sandbox_id):
+            try:
+                found.update(int(x) for x in (d / "cgroup.procs").read_text().split())
+            except OSError:
+                pass
+        return found
+
+    def remove(self, sandbox_id: str) -> None:
+        for d in self.dirs(sandbox_id):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        self._ready = {k for k in self._ready if f":{sandbox_id}:" not in k}
+
+
+def _write(path: Path, value: str, *, missing_ok: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def preexec(join: list[str], limits: Limits | None) -> Callable[[], None]:
+    """Runs in the child between fork and exec: join the cgroup, else set rlimits.
+
+    Only system calls here: the child of a threaded parent must not take locks.
+    """
+    joins = [os.fsencode(p) for p in join]
+    rl: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
+    if not joins and limits is not None:
+        rl += [(resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_NPROC, limits.pids)]
+
+    def run() -> None:
+        for p in joins:
+            fd = os.open(p, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        for kind, value in rl:
+            resource.setrlimit(kind, (value, value))
+
+    return run

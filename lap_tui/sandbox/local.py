@@ -1,0 +1,571 @@
+"""The local backend: a persistent workspace per sandbox, each command run under bubblewrap.
+
+A "running" local sandbox is a workspace directory plus its state in the store; it keeps no
+process alive between commands. Each exec is one bwrap process tree in fresh namespaces, in
+the sandbox's cgroup, killed whole (pid namespace) on timeout, cancel, suspend or delete, and
+killed by the kernel when lap-tui dies (--die-with-parent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import AsyncIterator, Mapping, Sequence
+
+from lap_tui.config import Settings
+from lap_tui.domain.agent import SandboxSettings
+from lap_tui.domain.clock import epoch_from_iso, now_iso
+from lap_tui.domain.errors import InvalidInput, NotFound
+from lap_tui.domain.sandbox import (WORKSPACE, DirEntry, ExecResult, SandboxError, SandboxEvent, SandboxPhase,
+                                    SandboxSpec, SandboxStatus, SandboxUnavailable)
+from lap_tui.domain.secrets import Redactor
+from lap_tui.sandbox import bwrap as bw
+from lap_tui.sandbox import paths
+from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend
+from lap_tui.sandbox.env import sandbox_env, secret_values
+from lap_tui.sandbox.limits import Cgroups, Limits, preexec
+from lap_tui.sandbox.output import DEFAULT_MAX_OUTPUT, CappedBuffer
+from lap_tui.store.base import SandboxRecord, Store
+
+DEFAULT_PIDS = 512
+DEFAULT_MAX_FILE = 64 * 2**20
+TOUCH_EVERY = 1.0  # seconds between last-used writes for one sandbox
+DRAIN_AFTER_KILL = 5.0
+MAX_LOG = 1 << 20
+_SIGNALLED_BASE = 128
+
+
+@dataclass(eq=False)
+class _Running:
+    proc: asyncio.subprocess.Process
+    killed: str | None = None
+
+    def kill(self, reason: str) -> None:
+        if self.killed is None:
+            self.killed = reason
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # bwrap leads its own group
+        except ProcessLookupError:
+            pass
+
+
+@dataclass
+class _State:
+    running: set[_Running] = field(default_factory=set)
+    touched: float = 0.0
+
+
+class LocalBackend(SandboxBackend):
+    name = "local"
+
+    def __init__(self, store: Store, settings: Settings, *, root: Path | None = None,
+                 environ: Mapping[str, str] | None = None, limits: str = "auto", pids_limit: int = DEFAULT_PIDS,
+                 max_output: int = DEFAULT_MAX_OUTPUT, bwrap: str | None = None,
+                 allow_unisolated: bool | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.root = root or Path(settings.data_dir) / "sandboxes"
+        self.environ = dict(os.environ if environ is None else environ)
+        self.pids_limit = pids_limit
+        self.max_output = max_output
+        self.allow_unisolated = settings["allow_unisolated"] if allow_unisolated is None else allow_unisolated
+        self._bwrap = bwrap
+        self._limits_mode = limits  # "auto" | "cgroup" | "rlimit"
+        self._cgroups = Cgroups()
+        self._states: dict[str, _State] = {}
+        self._watchers: set[asyncio.Event] = set()
+        self._redact = Redactor(secret_values(settings))
+
+    # --- isolation ---------------------------------------------------------------------
+    def isolation(self) -> bw.Probe:
+        return bw.probe(self._bwrap)
+
+    def _mode(self) -> str:
+        """"bwrap", or "none" when the user opted into unisolated processes; else refuse."""
+        p = self.isolation()
+        if p.ok:
+            return "bwrap"
+        if self.allow_unisolated:
+            return "none"
+        raise SandboxUnavailable(p.problem, p.hint)
+
+    def limits_in_use(self) -> str:
+        if self._limits_mode == "rlimit":
+            return "rlimits (forced)"
+        return self._cgroups.describe()
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def workspace(self, sandbox_id: str) -> Path:
+        return self.root / sandbox_id / "workspace"
+
+    async def ensure(self, spec: SandboxSpec) -> SandboxStatus:
+        mode = self._mode()
+        spec.settings.validate()
+        rec = await self.store.get_sandbox(spec.id)
+        if rec is not None and (rec.team != spec.team or rec.backend != self.name):
+            raise SandboxError(f"sandbox {spec.id} belongs to team {rec.team} ({rec.backend} backend)",
+                               "sandboxes are never shared across teams or backends")
+        self.workspace(spec.id).mkdir(parents=True, exist_ok=True)
+        (self.root / spec.id / "run").mkdir(exist_ok=True)
+        now = now_iso()
+        data = {"settings": spec.settings.to_dict(), "isolation": mode,
+                "workspace": str(self.workspace(spec.id))}
+        if rec is None:
+            rec = SandboxRecord(id=spec.id, backend=self.name, team=spec.team, phase=SandboxPhase.RUNNING.value,
+                                agent_id=spec.agent_id, session_id=spec.session_id, context_key=spec.context_key,
+                                ready=True, message=_message(mode), created_at=now, last_used_at=now, data=data)
+            self._log(spec.id, f"created ({_message(mode)})")
+        else:
+            if rec.phase != SandboxPhase.RUNNING.value:
+                self._log(spec.id, f"resumed from {rec.phase}")
+            rec = replace(rec, phase=SandboxPhase.RUNNING.value, ready=True, suspended_at=None,
+                          agent_id=spec.agent_id or rec.agent_id, message=_message(mode), last_used_at=now,
+                          data=data)
+        rec = await self.store.put_sandbox(rec)
+        self._state(spec.id).touched = time.monotonic()
+        self._changed()
+        return _status(rec)
+
+    async def suspend(self, sandbox_id: str) -> SandboxStatus:
+        rec = await self._record(sandbox_id)
+        n = self._kill_all(sandbox_id, "suspended")
+        if rec.phase != SandboxPhase.SUSPENDED.value:
+            rec = await self.store.put_sandbox(replace(rec, phase=SandboxPhase.SUSPENDED.value, ready=False,
+                                                       suspended_at=now_iso()))
+            self._log(sandbox_id, f"suspended ({n} process tree(s) stopped, workspace kept)")
+            self._changed()
+        return _status(rec)
+
+    async def resume(self, sandbox_id: str) -> SandboxStatus:
+        rec = await self._record(sandbox_id)
+        if rec.phase != SandboxPhase.RUNNING.value:
+            self._mode()
+            rec = await self.store.put_sandbox(replace(rec, phase=SandboxPhase.RUNNING.value, ready=True,
+                                                       suspended_at=None, last_used_at=now_iso()))
+            self._log(sandbox_id, "resumed")
+            self._changed()
+        return _status(rec)
+
+    async def delete(self, sandbox_id: str) -> None:
+        rec = await self._record(sandbox_id)
+        self._kill_all(sandbox_id, "deleted")
+        await self._reap(sandbox_id)
+        self._cgroups.remove(sandbox_id)
+        await asyncio.to_thread(_rmtree, self.root / sandbox_id)
+        await self.store.delete_sandbox(sandbox_id)
+        if rec.session_id:
+            try:
+                session = await self.store.get_session(rec.session_id)
+                if session.sandbox_ref == sandbox_id:
+                    await self.store.update_session(session.id, sandbox_ref=None)
+            except NotFound:
+                pass
+        self._states.pop(sandbox_id, None)
+        self._changed()
+
+    async def status(self, sandbox_id: str) -> SandboxStatus:
+        return _status(await self._record(sandbox_id))
+
+    async def list(self) -> list[SandboxStatus]:
+        return [_status(r) for r in await self.store.list_sandboxes(backend=self.name)]
+
+    async def logs(self, sandbox_id: str, *, tail: int | None = None) -> list[str]:
+        await self._record(sandbox_id)
+        try:
+            lines = (self.root / sandbox_id / "events.log").read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            lines = []
+        return lines[-tail:] if tail else lines
+
+    async def suspend_idle(self, *, now: float | None = None) -> list[str]:
+        now = time.time() if now is None else now
+        done = []
+        for rec in await self.store.list_sandboxes(backend=self.name):
+            if rec.phase != SandboxPhase.RUNNING.value:
+                continue
+            idle = int((rec.data or {}).get("settings", {}).get("idle_suspend_seconds", 0))
+            last = rec.last_used_at or rec.created_at
+            if idle <= 0 or not last or now - epoch_from_iso(last) < idle:
+                continue
+            if self._state(rec.id).running or self._live_pids(rec.id):
+                continue  # busy is not idle
+            await self.suspend(rec.id)
+            done.append(rec.id)
+        return done
+
+    async def run_idle_reaper(self, interval: float = 30.0) -> None:
+        """Suspend idle sandboxes every `interval` seconds until cancelled."""
+        while True:
+            await self.suspend_idle()
+            await asyncio.sleep(interval)
+
+    async def watch(self, *, poll_interval: float = 1.0) -> AsyncIterator[SandboxEvent]:
+        seen: dict[str, SandboxStatus] = {}
+        wake = asyncio.Event()
+        self._watchers.add(wake)
+        try:
+            while True:
+                wake.clear()
+                current = {s.id: s for s in await self.list()}
+                for sid, st in current.items():
+                    old = seen.get(sid)
+                    if old is None:
+                        yield SandboxEvent("added", st)
+                    elif _visible(old) != _visible(st):
+                        yield SandboxEvent("modified", st)
+                for sid in seen.keys() - current.keys():
+                    yield SandboxEvent("deleted", seen[sid])
+                seen = current
+                try:
+                    await asyncio.wait_for(wake.wait(), poll_interval)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self._watchers.discard(wake)
+
+    async def close(self) -> None:
+        for sid in list(self._states):
+            for r in list(self._states[sid].running):
+                r.kill("cancelled")
+
+    # --- commands ----------------------------------------------------------------------
+    async def exec(self, sandbox_id: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                   cwd: str | None = None, timeout: float | None = DEFAULT_TIMEOUT, stdin: bytes | None = None,
+                   on_output: OutputCallback | None = None, max_output: int | None = None) -> ExecResult:
+        argv = _check_argv(argv)
+        rec, mode, full_argv, proc_env, join, limits, workspace = await self._prepare(
+            sandbox_id, argv, env, cwd, interactive=False)
+        cap = self.max_output if max_output is None else max_output
+        out, err = CappedBuffer(cap), CappedBuffer(cap)
+        state = self._state(sandbox_id)
+        started = time.monotonic()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *full_argv, env=proc_env, cwd=str(workspace),
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                start_new_session=True, preexec_fn=preexec(join, limits))
+        except (OSError, Exception) as exc:  # SubprocessError from preexec_fn
+            raise SandboxError(f"cannot start a command in sandbox {sandbox_id}: {exc}",
+                               "see `lap-tui sandboxes logs`") from None
+        running = _Running(proc)
+        state.running.add(running)
+        pidfile = self.root / sandbox_id / "run" / str(proc.pid)
+        _touch_file(pidfile)
+        readers = [asyncio.create_task(_pump(proc.stdout, "stdout", out, on_output)),
+                   asyncio.create_task(_pump(proc.stderr, "stderr", err, on_output))]
+        feeder = asyncio.create_task(_feed(proc, stdin)) if stdin is not None else None
+        try:
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except asyncio.TimeoutError:
+                running.kill("timeout")
+            except asyncio.CancelledError:
+                running.kill("cancelled")
+                await asyncio.shield(self._finish(proc, readers, feeder))
+                raise
+            await self._finish(proc, readers, feeder)
+        finally:
+            state.running.discard(running)
+            _unlink(pidfile)
+        code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+        code = _SIGNALLED_BASE - code if code < 0 else code
+        duration = time.monotonic() - started
+        if mode == "bwrap" and code == 1 and err.total < 4096:
+            _raise_if_not_started(sandbox_id, argv, err.value())
+        self._log(sandbox_id, f"exec {_show_argv(argv, self._redact)} -> exit {code} in {duration * 1000:.0f} ms"
+                  + (f" (killed: {running.killed})" if running.killed else "")
+                  + (" (output truncated)" if out.truncated or err.truncated else ""))
+        await self._touch(sandbox_id)
+        return ExecResult(exit_code=code, stdout=out.value(), stderr=err.value(),
+                          stdout_truncated=out.truncated, stderr_truncated=err.truncated,
+                          timed_out=running.killed == "timeout", killed=running.killed, duration_s=duration)
+
+    async def _finish(self, proc: asyncio.subprocess.Process, readers: list[asyncio.Task],
+                      feeder: asyncio.Task | None) -> None:
+        await proc.wait()
+        # bwrap is gone, so its pid namespace and every process in it are too: pipes close.
+        done, pending = await asyncio.wait(readers, timeout=DRAIN_AFTER_KILL)
+        for t in pending:
+            t.cancel()
+        if feeder is not None:
+            feeder.cancel()
+        await asyncio.gather(*readers, *([feeder] if feeder else []), return_exceptions=True)
+
+    async def shell(self, sandbox_id: str, argv: Sequence[str] | None = None) -> int:
+        if argv is None:
+            argv = ["/bin/bash", "-i"] if os.path.exists("/bin/bash") else ["/bin/sh", "-i"]
+        extra = {k: self.environ[k] for k in ("TERM", "COLORTERM") if k in self.environ}
+        rec, mode, full_argv, proc_env, join, limits, workspace = await self._prepare(
+            sandbox_id, _check_argv(argv), extra, None, interactive=True)
+        self._log(sandbox_id, f"shell {_show_argv(argv, self._redact)}")
+        proc = await asyncio.create_subprocess_exec(*full_argv, env=proc_env, cwd=str(workspace),
+                                                    preexec_fn=preexec(join, limits))
+        running = _Running(proc)
+        state = self._state(sandbox_id)
+        state.running.add(running)
+        pidfile = self.root / sandbox_id / "run" / str(proc.pid)
+        _touch_file(pidfile)
+        try:
+            code = await proc.wait()
+        except asyncio.CancelledError:
+            running.kill("cancelled")
+            raise
+        finally:
+            state.running.discard(running)
+            _unlink(pidfile)
+        await self._touch(sandbox_id)
+        return _SIGNALLED_BASE - code if code < 0 else code
+
+    async def _prepare(self, sandbox_id: str, argv: list[str], env: Mapping[str, str] | None, cwd: str | None,
+                       *, interactive: bool) -> tuple:
+        rec = await self._record(sandbox_id)
+        mode = self._mode()
+        if rec.phase != SandboxPhase.RUNNING.value:
+            rec = await self.store.put_sandbox(replace(rec, phase=SandboxPhase.RUNNING.value, ready=True,
+                                                       suspended_at=None, last_used_at=now_iso()))
+            self._log(sandbox_id, "resumed on use")
+            self._changed()
+        data = rec.data or {}
+        settings = SandboxSettings.from_dict(data.get("settings", {}))
+        workspace = self.workspace(sandbox_id)
+        if not workspace.is_dir():
+            raise SandboxError(f"the workspace of sandbox {sandbox_id} is gone ({workspace})",
+                               f"delete the sandbox (`lap-tui sandboxes delete`) and run again")
+        proc_env, dropped = sandbox_env(self.settings, settings.env, self.environ, env)
+        if dropped:
+            self._log(sandbox_id, "left out of the environment: " + ", ".join(dropped))
+        limits = Limits(settings.memory_bytes, self.pids_limit, Limits.parse_cpu(settings.cpu))
+        join: list[str] = []
+        if self._limits_mode != "rlimit":
+            try:
+                join = self._cgroups.prepare(sandbox_id, limits)
+            except OSError as exc:
+                if self._limits_mode == "cgroup":
+                    raise SandboxError(f"cannot set up the cgroup of sandbox {sandbox_id}: {exc}") from None
+        if mode == "bwrap":
+            inner_cwd = _inner_cwd(cwd)
+            full = bw.command_argv(self.isolation().bwrap or "bwrap", workspace=workspace, argv=argv,
+                                   cwd=inner_cwd, hostname=sandbox_id, network=settings.network,
+                                   interactive=interactive)
+        else:
+            host_cwd = workspace.joinpath(*paths.resolve(workspace, _inner_cwd(cwd)))
+            proc_env["HOME"] = str(workspace)
+            full = ["/usr/bin/env", "-C", str(host_cwd), "--", *argv]
+        return rec, mode, full, proc_env, join, limits, workspace
+
+    # --- files -------------------------------------------------------------------------
+    async def read_file(self, sandbox_id: str, path: str, *, max_bytes: int | None = None) -> bytes:
+        await self._record(sandbox_id)
+        return await asyncio.to_thread(paths.read_file, self.workspace(sandbox_id), path,
+                                       DEFAULT_MAX_FILE if max_bytes is None else max_bytes)
+
+    async def write_file(self, sandbox_id: str, path: str, data: bytes, *, mode: int = 0o644) -> None:
+        await self._record(sandbox_id)
+        await asyncio.to_thread(paths.write_file, self.workspace(sandbox_id), path, data, mode)
+
+    async def list_dir(self, sandbox_id: str, path: str = ".") -> list[DirEntry]:
+        await self._record(sandbox_id)
+        return await asyncio.to_thread(paths.list_dir, self.workspace(sandbox_id), path)
+
+    # --- helpers -----------------------------------------------------------------------
+    async def _record(self, sandbox_id: str) -> SandboxRecord:
+        rec = await self.store.get_sandbox(sandbox_id)
+        if rec is None or rec.backend != self.name:
+            raise NotFound(f"no sandbox {sandbox_id!r}", "`lap-tui sandboxes list` shows them")
+        return rec
+
+    def _state(self, sandbox_id: str) -> _State:
+        st = self._states.get(sandbox_id)
+        if st is None:
+            st = self._states[sandbox_id] = _State()
+        return st
+
+    def _changed(self) -> None:
+        for w in self._watchers:
+            w.set()
+
+    async def _touch(self, sandbox_id: str) -> None:
+        state = self._state(sandbox_id)
+        if time.monotonic() - state.touched < TOUCH_EVERY:
+            return
+        state.touched = time.monotonic()
+        rec = await self.store.get_sandbox(sandbox_id)
+        if rec is not None:
+            await self.store.put_sandbox(replace(rec, last_used_at=now_iso()))
+
+    def _live_pids(self, sandbox_id: str) -> list[int]:
+        """bwrap processes of this sandbox started by any lap-tui process, from the pid files."""
+        rundir = self.root / sandbox_id / "run"
+        marker = os.fsencode(str(self.workspace(sandbox_id)))
+        live = []
+        try:
+            names = os.listdir(rundir)
+        except FileNotFoundError:
+            return []
+        for name in names:
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as fh:
+                    cmdline = fh.read()
+            except OSError:
+                cmdline = b""
+            if marker in cmdline:
+                live.append(int(name))
+            else:
+                _unlink(rundir / name)  # stale: that process is gone
+        return live
+
+    def _kill_all(self, sandbox_id: str, reason: str) -> int:
+        n = 0
+        for r in list(self._state(sandbox_id).running):
+            r.kill(reason)
+            n += 1
+        for pid in self._live_pids(sandbox_id):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                n += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in self._cgroups.pids(sandbox_id) if self._cgroups.available() else ():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return n
+
+    async def _reap(self, sandbox_id: str) -> None:
+        """Wait (briefly) for this process's killed commands to finish."""
+        procs = [r.proc.wait() for r in self._state(sandbox_id).running]
+        if procs:
+            await asyncio.wait([asyncio.ensure_future(p) for p in procs], timeout=DRAIN_AFTER_KILL)
+
+    def _log(self, sandbox_id: str, line: str) -> None:
+        path = self.root / sandbox_id / "events.log"
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(f"{now_iso()} {self._redact(line)}\n")
+                full = fh.tell() > MAX_LOG
+            if full:
+                os.replace(path, path.with_name("events.log.1"))  # keep one older file
+        except FileNotFoundError:
+            pass
+
+
+def _message(mode: str) -> str:
+    return "isolated by bubblewrap" if mode == "bwrap" else "UNISOLATED: plain host processes (allow_unisolated)"
+
+
+def _status(rec: SandboxRecord) -> SandboxStatus:
+    data = rec.data or {}
+    return SandboxStatus(id=rec.id, backend=rec.backend, team=rec.team, phase=SandboxPhase(rec.phase),
+                         ready=rec.ready, agent_id=rec.agent_id, session_id=rec.session_id,
+                         context_key=rec.context_key, isolated=data.get("isolation", "bwrap") == "bwrap",
+                         message=rec.message, restarts=rec.restarts, created_at=rec.created_at,
+                         updated_at=rec.updated_at, last_used_at=rec.last_used_at, suspended_at=rec.suspended_at)
+
+
+def _visible(s: SandboxStatus) -> tuple:
+    return (s.phase, s.ready, s.isolated, s.message, s.restarts, s.last_used_at, s.suspended_at)
+
+
+def _check_argv(argv: Sequence[str]) -> list[str]:
+    if isinstance(argv, (str, bytes)):
+        raise InvalidInput("the command must be a list of arguments, not one string",
+                           'e.g. ["sh", "-c", "echo hi"]')
+    argv = list(argv)
+    if not argv or not argv[0]:
+        raise InvalidInput("no command given", "give the program and its arguments")
+    for a in argv:
+        if not isinstance(a, str) or "\0" in a:
+            raise InvalidInput(f"command argument {a!r} is not a string without NUL bytes", "fix the command")
+    return argv
+
+
+def _inner_cwd(cwd: str | None) -> str:
+    if not cwd:
+        return WORKSPACE
+    if "\0" in cwd:
+        raise InvalidInput("working directory contains a NUL byte", "fix it")
+    return cwd if cwd.startswith("/") else f"{WORKSPACE}/{cwd}"
+
+
+def _raise_if_not_started(sandbox_id: str, argv: list[str], stderr: bytes) -> None:
+    """bwrap says `bwrap: execvp X: <reason>` when the program cannot be started."""
+    text = stderr.decode(errors="replace").strip()
+    if not text.startswith("bwrap: "):
+        return
+    if text.startswith("bwrap: execvp"):
+        reason = text.rsplit(":", 1)[-1].strip()
+        code = 127 if "No such file" in reason else 126
+        err = SandboxError(f"command {argv[0]!r} cannot be started in sandbox {sandbox_id}: {reason}",
+                           "is it installed in the sandbox's image or workspace, and on PATH?")
+        err.exit_code = code
+        raise err
+    if text.startswith("bwrap: Can't chdir"):
+        raise InvalidInput(f"working directory does not exist in sandbox {sandbox_id}: {text[7:]}",
+                           f"give an existing directory, e.g. {WORKSPACE}")
+    raise SandboxError(f"sandbox {sandbox_id} could not start: {text}", "see `lap-tui sandboxes logs`")
+
+
+def _show_argv(argv: Sequence[str], redact: Redactor) -> str:
+    text = " ".join(a if a and all(c.isalnum() or c in "-_./=:" for c in a) else repr(a) for a in argv)
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return redact(text)
+
+
+async def _pump(stream: asyncio.StreamReader | None, name: str, buf: CappedBuffer,
+                on_output: OutputCallback | None) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(1 << 16):
+        buf.add(chunk)
+        if on_output is not None:
+            r = on_output(name, chunk)
+            if inspect.isawaitable(r):
+                await r
+
+
+async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        proc.stdin.close()
+
+
+def _touch_file(path: Path) -> None:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except FileNotFoundError:
+        pass
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _rmtree(path: Path) -> None:
+    def fix(func, p, exc):  # type: ignore[no-untyped-def]
+        # A sandbox may leave read-only directories behind; the host may still remove them.
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            func(p)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=fix) if path.exists() else None
