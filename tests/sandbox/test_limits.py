@@ -1,0 +1,156 @@
+"""Whole process trees die, resources are bounded, output is capped, nothing outlives lap-tui."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lap_tui.sandbox.local import LocalBackend
+from tests.sandbox.conftest import live_processes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def marker() -> str:
+    return str(random.randint(10**8, 10**9 - 1))  # unique sleep lengths to find our processes by
+
+
+async def gone(m: str, within: float = 10.0) -> list[str]:
+    """Processes still alive after waiting (bounded) for the kernel to finish killing them."""
+    deadline = time.monotonic() + within
+    while (left := live_processes(m)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return left
+
+
+async def test_timeout_kills_children_and_grandchildren(backend, make):
+    sid = await make.sandbox()
+    m = marker()
+    script = (f"sleep {m}1 & setsid sh -c 'sleep {m}2 & sleep {m}3' & (trap '' TERM HUP INT; sleep {m}4) & "
+              f"echo started; sleep {m}5")
+    r = await backend.exec(sid, ["sh", "-c", script], timeout=1)
+    assert r.timed_out and r.killed == "timeout"
+    assert r.exit_code == 128 + signal.SIGKILL
+    assert r.stdout == b"started\n"
+    assert await gone(m) == []
+
+
+async def test_cancel_kills_the_tree(backend, make):
+    sid = await make.sandbox()
+    m = marker()
+    task = asyncio.create_task(backend.exec(sid, ["sh", "-c", f"sleep {m}1 & touch go; sleep {m}2"]))
+    ws = backend.workspace(sid)
+    for _ in range(500):
+        if (ws / "go").exists():
+            break
+        await asyncio.sleep(0.01)
+    assert live_processes(m)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await gone(m) == []
+
+
+async def test_fork_bomb_is_contained(require_bwrap, sb_store, sb_settings, sb_environ, tmp_path):
+    backend = LocalBackend(sb_store, sb_settings, environ=sb_environ, pids_limit=64)
+    if not backend.limits_in_use().startswith("cgroup") and os.getuid() == 0:
+        pytest.skip("no writable cgroup and running as root: RLIMIT_NPROC does not bind root "
+                    f"({backend.limits_in_use()})")
+    from tests.sandbox.conftest import Maker
+
+    sid = await Maker(sb_store, backend).sandbox()
+    # Count how many processes a sandbox can have: at most the limit, not the 300 it asks for.
+    count = ("import os, time\nn = 0\nfor i in range(300):\n    try:\n        pid = os.fork()\n"
+             "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n"
+             "    n += 1\nprint(n, flush=True)\n")
+    r = await backend.exec(sid, ["python3", "-c", count], timeout=30)
+    assert r.exit_code == 0, r.stderr
+    assert 10 < int(r.stdout) < 64
+    # The real thing: contained, then killed whole by the timeout; the host can still fork.
+    r = await backend.exec(sid, ["sh", "-c", "f() { f | f & }; f; sleep 100"], timeout=3)
+    assert r.timed_out
+    assert subprocess.run(["true"]).returncode == 0
+    await asyncio.sleep(0)
+    for _ in range(200):
+        if not backend._cgroups.pids(sid):
+            break
+        await asyncio.sleep(0.05)
+    assert backend._cgroups.pids(sid) == set()
+    await backend.close()
+
+
+@pytest.mark.parametrize("limits", ["auto", "rlimit"])
+async def test_memory_hog_is_contained(require_bwrap, sb_store, sb_settings, sb_environ, limits):
+    backend = LocalBackend(sb_store, sb_settings, environ=sb_environ, limits=limits)
+    from tests.sandbox.conftest import Maker
+
+    sid = await Maker(sb_store, backend).sandbox(memory="128Mi")
+    hog = "s = b'x' * (1024 * 2**20); print(len(s))"
+    r = await backend.exec(sid, ["python3", "-c", hog], timeout=60)
+    assert r.exit_code != 0 and not r.timed_out
+    assert r.stdout == b""
+    # the positive control: a small allocation works under the same limit
+    r = await backend.exec(sid, ["python3", "-c", "s = b'x' * (16 * 2**20); print(len(s))"], timeout=60)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == b"16777216\n"
+
+
+async def test_a_gigabyte_of_output_is_capped(backend, make):
+    sid = await make.sandbox()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    seen = 0
+
+    def count(_name: str, chunk: bytes) -> None:
+        nonlocal seen
+        seen += len(chunk)
+
+    r = await backend.exec(sid, ["head", "-c", str(2**30), "/dev/zero"], max_output=2**20, on_output=count,
+                           timeout=120)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert r.exit_code == 0
+    assert seen == 2**30  # every byte was streamed ...
+    assert r.stdout_truncated and len(r.stdout) <= 2**20 + 100  # ... but only 1 MiB kept
+    assert b"bytes omitted" in r.stdout
+    assert after - before < 100 * 2**20
+
+
+async def test_fifty_sandboxes_at_once_all_finish_and_leave_nothing(backend, make):
+    ids = [await make.sandbox() for _ in range(50)]
+    m = marker()
+    # each leaves a background process behind; the sandbox's end must take it along
+    results = await asyncio.gather(*(backend.exec(s, ["sh", "-c", f"sleep {m} & echo $(hostname)"], timeout=120)
+                                     for s in ids))
+    assert [r.exit_code for r in results] == [0] * 50
+    assert [r.stdout.decode().strip() for r in results] == ids
+    assert await gone(m) == []
+    assert all(not os.listdir(backend.root / s / "run") for s in ids)
+
+
+async def test_sigkill_of_lap_tui_leaves_no_sandbox_process(require_bwrap, sb_environ):
+    m = marker()
+    env = dict(sb_environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "tests.sandbox.holder", m], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        workspace = Path(proc.stdout.readline().decode().strip())
+        for _ in range(1000):
+            if (workspace / "started").exists() or proc.poll() is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert len(live_processes(m)) >= 4
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert await gone(m) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
