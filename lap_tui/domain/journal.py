@@ -30,6 +30,7 @@ class EventKind(str, Enum):
     TURN_COMPLETED = "turn.completed"
     TURN_FAILED = "turn.failed"
     TURN_CANCELLED = "turn.cancelled"
+    CANCEL_REQUESTED = "turn.cancel_requested"  # by a process that does not drive the turn
 
 
 TERMINAL_KINDS = frozenset({EventKind.TURN_COMPLETED, EventKind.TURN_FAILED, EventKind.TURN_CANCELLED})

@@ -133,7 +133,9 @@ class Store(ABC):
 
     # Leases
     @abstractmethod
-    async def acquire_lease(self, session_id: str, holder: str, ttl: float, *, now: float | None = None) -> bool: ...
+    async def acquire_lease(self, session_id: str, holder: str, ttl: float, *, now: float | None = None,
+                            steal_from: str | None = None) -> bool:
+        """Take the lease if free, expired, ours, or held by `steal_from` (known dead)."""
     @abstractmethod
     async def renew_lease(self, session_id: str, holder: str, ttl: float, *, now: float | None = None) -> bool: ...
     @abstractmethod

@@ -13,6 +13,7 @@ import asyncpg
 
 from lap_tui.config import mask_url_password
 from lap_tui.domain.errors import StoreError
+from lap_tui.domain.journal import JournalEvent
 from lap_tui.store.sql import SqlStore
 
 MIGRATION_LOCK_KEY = 0x1A9_7001  # any constant shared by every lap-tui process
@@ -133,6 +134,38 @@ class PostgresStore(SqlStore):
         async with self._conn() as conn:
             row = await conn.fetchrow(sql, *args)
         return int(row[0]) if row else None
+
+    async def follow(self, session_id: str, *, after_seq: int = 0,
+                     poll_interval: float = 0.1) -> AsyncIterator[JournalEvent]:
+        """LISTEN/NOTIFY pushes appends from every process; a slow poll covers lost notices."""
+        conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)  # LISTEN pins a connection
+        wake = asyncio.Event()
+        prefix = session_id + ":"
+
+        def notified(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            if payload.startswith(prefix):
+                wake.set()
+
+        await conn.add_listener(NOTIFY_CHANNEL, notified)
+        seen = after_seq
+        try:
+            while True:
+                wake.clear()  # before reading, so an append during the read still wakes us
+                events = await self.read_events(session_id, after_seq=seen, limit=1000)
+                for ev in events:
+                    seen = ev.seq
+                    yield ev
+                if len(events) == 1000:
+                    continue
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=max(poll_interval, 1.0))
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            try:
+                await asyncio.wait_for(conn.close(), 2)
+            except Exception:
+                conn.terminate()
 
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, asyncpg.exceptions.UniqueViolationError)

@@ -411,9 +411,11 @@ class SqlStore(Store):
             await asyncio.sleep(poll_interval)
 
     # --- leases ------------------------------------------------------------------------
-    async def acquire_lease(self, session_id: str, holder: str, ttl: float, *, now: float | None = None) -> bool:
+    async def acquire_lease(self, session_id: str, holder: str, ttl: float, *, now: float | None = None,
+                            steal_from: str | None = None) -> bool:
         now = time.time() if now is None else now
-        # Take it if free, expired, or already ours; the row lock makes this one-winner.
+        # Take it if free, expired, already ours, or held by `steal_from` (a holder the caller
+        # knows is dead); the row lock makes this one-winner.
         async with self._write() as db:
             rows = await db.fetch(
                 "INSERT INTO leases (session_id, holder, acquired_at, heartbeat_at, expires_at)"
@@ -422,8 +424,9 @@ class SqlStore(Store):
                 " ELSE excluded.acquired_at END,"
                 " holder = excluded.holder, heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at"
                 " WHERE leases.holder = excluded.holder OR leases.expires_at < excluded.heartbeat_at"
+                " OR leases.holder = ?"
                 " RETURNING holder",
-                session_id, holder, float(now), float(now), float(now + ttl))
+                session_id, holder, float(now), float(now), float(now + ttl), steal_from or "")
         return bool(rows)
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float, *, now: float | None = None) -> bool:

@@ -1,0 +1,34 @@
+"""`lap-tui worker [--once]`: run queued and unfinished turns headless."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from lap_tui.cli.common import opened_store
+from lap_tui.config import load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="run queued and unfinished turns with no terminal (tmux pane, Deployment)")
+    p.add_argument("--once", action="store_true", help="drain what is runnable now, then exit")
+    p.add_argument("--poll", type=float, default=0.5, metavar="SECONDS", help="how often to look for new turns")
+    p.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    from lap_tui.engine.services import build_engine
+    from lap_tui.engine.worker import run_worker
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = load_settings()
+    async with opened_store(settings) as store:
+        engine = build_engine(settings, store)
+        logging.getLogger("lap_tui.worker").info("worker %s started on %s", engine.holder, store.display_url)
+        try:
+            driven = await run_worker(engine, once=args.once, poll_interval=args.poll)
+        finally:
+            await engine.close()
+    logging.getLogger("lap_tui.worker").info("worker done: drove %d session(s)", driven)
+    return 0
