@@ -81,7 +81,7 @@ async def _resolve(store: Any, backend: Any, ref: str, *, create: bool) -> str:
         return ref
     try:
         session = await store.get_session(ref)
-    except InvalidInput:
+    except (InvalidInput, NotFound):
         raise NotFound(f"no session or sandbox {ref!r}", "`lap-tui sandboxes list` and "
                        "`lap-tui sessions list` show them") from None
     if session.sandbox_ref and await store.get_sandbox(session.sandbox_ref) is not None:

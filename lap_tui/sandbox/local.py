@@ -39,6 +39,7 @@ TOUCH_EVERY = 1.0  # seconds between last-used writes for one sandbox
 DRAIN_AFTER_KILL = 5.0
 MAX_LOG = 1 << 20
 _SIGNALLED_BASE = 128
+_BWRAP_START_ERRORS = (b"bwrap: execvp ", b"bwrap: Can't chdir")
 
 
 @dataclass(eq=False)
@@ -526,8 +527,12 @@ async def _pump(stream: asyncio.StreamReader | None, name: str, buf: CappedBuffe
                 on_output: OutputCallback | None) -> None:
     if stream is None:
         return
+    first = True
     while chunk := await stream.read(1 << 16):
         buf.add(chunk)
+        if first and name == "stderr" and chunk.startswith(_BWRAP_START_ERRORS):
+            continue  # the program never started: exec raises a clear error instead
+        first = False
         if on_output is not None:
             r = on_output(name, chunk)
             if inspect.isawaitable(r):
