@@ -1,0 +1,338 @@
+"""The App: owns the services, navigation, UI state, themes, keymap and health."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+from typing import Any, Iterable
+
+from textual.app import App, SystemCommand
+from textual.reactive import var
+from textual.screen import Screen
+
+from lap_tui.domain.agent import Agent
+from lap_tui.domain.errors import LapError
+from lap_tui.store.base import Store
+from lap_tui.tui import commands, keymap
+from lap_tui.tui.safety import Sanitiser
+from lap_tui.tui.services import Services
+from lap_tui.tui.state import UiState, load_state, save_state
+from lap_tui.tui.themes import DEFAULT, load_themes
+
+HEALTH_EVERY = 10.0  # seconds between store/gateway checks
+
+
+class LapApp(App):
+    TITLE = "lap-tui"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))
+    BINDINGS = keymap.bindings("app.quit", "app.command_line", "app.help", "app.palette",
+                               "app.agents", "app.sessions", "app.sandboxes")
+
+    health: var[dict[str, tuple[str, str]]] = var(dict, always_update=True)
+
+    def __init__(self, services: Services, *, view: str | None = None, session: str | None = None,
+                 read_only: bool = False, state: UiState | None = None) -> None:
+        super().__init__()
+        self.services = services
+        self.settings = services.settings
+        self.read_only = read_only
+        self.start_view, self.start_session = view, session
+        if state is None:
+            state = load_state(services.state_path) if services.state_path else UiState()
+        self.state = state
+        self._state_dirty = False
+        self.store: Store | None = None
+        self.engine: Any = None
+        self.sandboxes: Any = None  # the backend, once built (None: store records only)
+        self.models: list[str] | None = None
+        self.agents_cache: dict[str, Agent] = {}
+        self.sanitiser = Sanitiser(self.settings.redactor)
+        self.store_ready = asyncio.Event()
+        if services.deterministic:
+            self.animation_level = "none"
+        # set_reactive: assigning a reactive before the app runs would wait for a loop that is not there
+        self.set_reactive(LapApp.health, {"store": ("…", "opening"), "gateway": ("…", ""), "sandboxes": ("…", "")})
+
+    # -- start-up
+    def on_mount(self) -> None:
+        themes, problems = load_themes(self.settings.config_file.parent / "themes"
+                                       if self.settings.config_file else self.settings.data_dir / "themes")
+        for t in themes:
+            self.register_theme(t)
+        self.theme = self._start_theme()
+        remap, bad = keymap.check_keymap(dict(self.settings.keys))
+        if remap:
+            self.set_keymap(remap)
+        for p in problems + bad:
+            self.notify(p, severity="warning", timeout=8)
+        from lap_tui.tui.screens.agents import AgentsScreen
+
+        self.push_screen(AgentsScreen())
+        self.run_worker(self._start(), name="start", group="start")
+        if self.services.state_path and not self.services.deterministic:
+            self.set_interval(1.0, self._save_if_dirty)
+
+    def _start_theme(self) -> str:
+        configured = self.settings["theme"]
+        st = self.state
+        wanted = st.theme if st.theme and st.theme_config == configured else configured
+        if wanted not in self.available_themes:
+            self.notify(f"theme {wanted!r} not found; using {DEFAULT}", severity="warning")
+            wanted = DEFAULT
+        return wanted
+
+    async def _start(self) -> None:
+        try:
+            self.store = await self.services.open_store()
+        except LapError as exc:
+            self.health = {**self.health, "store": ("down", str(exc).splitlines()[0][:60])}
+            self.notify(f"store: {exc}", severity="error", timeout=30)
+            return
+        self.health = {**self.health, "store": ("ok", self.store.kind)}
+        await self.refresh_agents()
+        self.store_ready.set()
+        await self._open_engine()
+        await self._restore()
+        # Everything below may import heavy libraries: after the first useful paint.
+        self.run_worker(self._open_sandboxes(), name="sandboxes", group="services")
+        self.run_worker(self._watch_health(), name="health", group="services")
+
+    async def _open_engine(self) -> None:
+        from lap_tui.tui.observer import JournalObserver
+
+        engine = None
+        if self.services.make_engine is not None:
+            try:
+                engine = self.services.make_engine(self.store)
+                if inspect.isawaitable(engine):
+                    engine = await engine
+            except Exception as exc:  # noqa: BLE001 - shown, and the UI stays usable
+                self.notify(f"engine: {exc}", severity="error", timeout=15)
+        self.engine = engine or JournalObserver(self.store)
+
+    async def _open_sandboxes(self) -> None:
+        if self.services.make_sandboxes is None:
+            self.health = {**self.health, "sandboxes": ("off", "store only")}
+            return
+        try:
+            backend = self.services.make_sandboxes(self.store)
+            if inspect.isawaitable(backend):
+                backend = await backend
+        except Exception as exc:  # noqa: BLE001
+            self.health = {**self.health, "sandboxes": ("down", str(exc).splitlines()[0][:50])}
+            return
+        self.sandboxes = backend
+        name = getattr(backend, "name", None) or getattr(backend, "kind", None) or type(backend).__name__
+        self.health = {**self.health, "sandboxes": ("ok" if backend else "off", str(name) if backend else "none")}
+        for screen in self.screen_stack:
+            if hasattr(screen, "backend_ready"):
+                screen.backend_ready()
+
+    async def _watch_health(self) -> None:
+        while True:
+            await self._check_gateway()
+            try:
+                await self.store.list_agents(limit=1)
+                self.health = {**self.health, "store": ("ok", self.store.kind)}
+            except Exception as exc:  # noqa: BLE001
+                self.health = {**self.health, "store": ("down", str(exc)[:40])}
+            if self.services.deterministic:
+                return
+            await asyncio.sleep(HEALTH_EVERY)
+
+    async def _check_gateway(self) -> None:
+        if self.services.list_models is None:
+            self.health = {**self.health, "gateway": ("off", "not configured")}
+            return
+        try:
+            self.models = sorted(await self.services.list_models())
+            self.health = {**self.health, "gateway": ("ok", f"{len(self.models)} models")}
+        except Exception as exc:  # noqa: BLE001
+            self.health = {**self.health, "gateway": ("down", type(exc).__name__)}
+
+    async def refresh_agents(self) -> list[Agent]:
+        agents = await self.store.list_agents()
+        self.agents_cache = {a.id: a for a in agents}
+        from lap_tui.tui.screens.agents import AgentsScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, AgentsScreen):
+                screen.show_agents(agents)
+        return agents
+
+    async def _restore(self) -> None:
+        st = self.state
+        if self.start_session:
+            try:
+                s = await self.store.get_session(self.start_session)
+            except LapError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            st.agent_id = s.agent_id
+            await self.open_chat(s.id, s.agent_id)
+            return
+        view = self.start_view or st.screen
+        try:
+            if view == "chat" and st.session_id:
+                s = await self.store.get_session(st.session_id)
+                await self.open_chat(s.id, s.agent_id)
+            elif view == "sessions":
+                self.go("sessions", None if st.sessions_all else None)
+            elif view in ("sandboxes", "sandbox_detail"):
+                self.go("sandboxes")
+                if view == "sandbox_detail" and st.sandbox_id and not self.start_view:
+                    self.open_sandbox(st.sandbox_id)
+        except LapError:
+            pass  # what was open is gone: stay on the agents list
+
+    # -- navigation
+    def _to_base(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def go(self, view: str, arg: str | None = None) -> None:
+        from lap_tui.tui.screens.sandboxes import SandboxesScreen
+        from lap_tui.tui.screens.sessions import SessionsScreen
+
+        self._to_base()
+        if view == "sessions":
+            agent_id = self.state.agent_id
+            if arg:
+                match = [a for a in self.agents_cache.values() if a.name == arg or a.id.startswith(arg)]
+                if not match:
+                    self.notify(f"no agent {arg!r}", severity="error")
+                    return
+                agent_id = match[0].id
+            all_agents = self.state.sessions_all or agent_id not in self.agents_cache
+            self.push_screen(SessionsScreen(None if all_agents and not arg else agent_id))
+        elif view == "sandboxes":
+            self.push_screen(SandboxesScreen())
+        elif view != "agents":
+            self.notify(f"unknown view {view!r}", severity="error")
+        self.note("screen", view if view in ("sessions", "sandboxes") else "agents")
+
+    async def open_chat(self, session_id: str, agent_id: str | None) -> None:
+        from lap_tui.tui.screens.chat import ChatScreen
+        from lap_tui.tui.screens.sessions import SessionsScreen
+
+        self._to_base()
+        if agent_id:
+            self.state.agent_id = agent_id
+        self.push_screen(SessionsScreen(None if self.state.sessions_all else agent_id))
+        self.push_screen(ChatScreen(session_id))
+
+    def open_sandbox(self, sandbox_id: str) -> None:
+        from lap_tui.tui.screens.sandbox_detail import SandboxDetailScreen
+
+        self.push_screen(SandboxDetailScreen(sandbox_id))
+
+    def action_go(self, view: str) -> None:
+        self.go(view)
+
+    def action_back(self) -> None:
+        if len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    # -- state
+    def note(self, name: str, value: Any) -> None:
+        if getattr(self.state, name) != value:
+            setattr(self.state, name, value)
+            self._state_dirty = True
+
+    def _save_if_dirty(self) -> None:
+        if self._state_dirty:
+            self.save_state()
+
+    def save_state(self) -> None:
+        for screen in self.screen_stack:
+            if hasattr(screen, "capture_state"):
+                screen.capture_state()
+        self._state_dirty = False
+        if self.services.state_path:
+            try:
+                save_state(self.services.state_path, self.state)
+            except OSError as exc:
+                self.log.warning(f"UI state not saved: {exc}")
+
+    async def action_quit(self) -> None:
+        self.save_state()
+        self.exit()
+
+    # -- themes
+    def theme_names(self) -> list[str]:
+        return sorted(n for n in self.available_themes if n.startswith("lap-")) + sorted(
+            n for n in self.available_themes if not n.startswith("lap-"))
+
+    def choose_theme(self, name: str) -> None:
+        if name not in self.available_themes:
+            self.notify(f"no theme {name!r}; try :theme and tab", severity="error")
+            return
+        self.theme = name
+        self.note("theme", name)
+        self.note("theme_config", self.settings["theme"])
+
+    # -- commands
+    def action_command_line(self) -> None:
+        from lap_tui.tui.widgets.command_line import CommandLine
+
+        hint = "  ".join(":" + c.name for c in commands.unique())
+        self.push_screen(CommandLine(commands.completions(self), hint), self._run_command_line)
+
+    async def _run_command_line(self, line: str | None) -> None:
+        if not line or not line.strip(":").strip():
+            return
+        await self.run_command(line)
+
+    async def run_command(self, line: str) -> None:
+        cmd, arg, typed = commands.parse(line)
+        if cmd is None:
+            self.notify(f"unknown command :{typed} — try :help or tab", severity="error")
+            return
+        if cmd.mutates and self.read_only:
+            self.notify("read-only mode: nothing is changed", severity="warning")
+            return
+        result = cmd.run(self, arg)
+        if inspect.isawaitable(result):
+            await result
+
+    def action_help(self) -> None:
+        from lap_tui.tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.screen.active_bindings))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for c in commands.unique():
+            if c.name in ("theme", "help"):
+                continue
+            yield SystemCommand(c.help.split(":")[0] if ":" in c.help else c.name.title(), c.help,
+                                lambda c=c: self.call_later(self.run_command, c.name))
+        for name in self.theme_names():
+            yield SystemCommand(f"Theme: {name}", "Switch the colour theme", lambda n=name: self.choose_theme(n))
+        yield SystemCommand("Keys", "List the active keys and their ids", self.action_help)
+        provider = getattr(screen, "palette_commands", None)
+        if provider is not None:
+            yield from provider()
+
+    def refuse_if_read_only(self) -> bool:
+        if self.read_only:
+            self.notify("read-only mode: nothing is changed", severity="warning")
+        return self.read_only
+
+    def clean(self, text: str) -> str:
+        return self.sanitiser.clean(text)
+
+    async def on_unmount(self) -> None:
+        for obj in (self.engine, self.sandboxes):
+            close = getattr(obj, "aclose", None) or getattr(obj, "close", None)
+            if close is not None and obj is not self.store:
+                try:
+                    r = close()
+                    if inspect.isawaitable(r):
+                        await r
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass
+        if self.store is not None:
+            await self.store.close()

@@ -1,0 +1,192 @@
+"""Create or edit an agent; every field is checked as it is typed, with the reason inline."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.suggester import SuggestFromList
+from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
+
+from lap_tui.domain.agent import HARNESSES, SANDBOX_BACKENDS, SCOPES, Agent, SandboxSettings
+from lap_tui.domain.errors import InvalidInput, LapError
+from lap_tui.domain.ids import new_id
+from lap_tui.domain.names import label_problem
+from lap_tui.tui import keymap
+from lap_tui.tui.screens.base import LapScreen
+
+
+def _sandbox_problem(**field: Any) -> str | None:
+    try:
+        SandboxSettings(**field).validate()
+    except InvalidInput as exc:
+        return str(exc)
+    return None
+
+
+def _env_names(value: str) -> tuple[str, ...]:
+    return tuple(n for n in (p.strip() for p in value.replace(",", " ").split()) if n)
+
+
+def _idle_problem(value: str) -> str | None:
+    if not value.strip().isdigit():
+        return "idle suspend must be whole seconds (0 never suspends)"
+    return None
+
+
+CHECKS: dict[str, Callable[[str], str | None]] = {
+    "name": lambda v: label_problem("agent", v),
+    "team": lambda v: label_problem("team", v),
+    "model": lambda v: None if v.strip() else "model is empty: pick one from the gateway or type its id",
+    "image": lambda v: None,
+    "cpu": lambda v: _sandbox_problem(cpu=v.strip()),
+    "memory": lambda v: _sandbox_problem(memory=v.strip()),
+    "idle": _idle_problem,
+    "env": lambda v: _sandbox_problem(env=_env_names(v)),
+}
+
+
+class AgentForm(LapScreen):
+    TITLE = "New agent"
+    BINDINGS = keymap.bindings("form.save", "form.cancel")
+    DEFAULT_CSS = """
+    AgentForm VerticalScroll { padding: 0 1; }
+    AgentForm .row { height: auto; margin-top: 1; }
+    AgentForm .row > Label { width: 14; padding-top: 0; }
+    AgentForm .row > Input, AgentForm .row > Select { width: 1fr; }
+    AgentForm .err { color: $error; padding-left: 14; height: auto; display: none; }
+    AgentForm .err.-shown { display: block; }
+    AgentForm .hint { color: $text-muted; padding-left: 14; height: auto; }
+    AgentForm TextArea { height: 4; width: 1fr; }
+    AgentForm .section { margin-top: 1; text-style: bold; color: $secondary; }
+    """
+
+    def __init__(self, agent: Agent | None) -> None:
+        super().__init__()
+        self.agent = agent
+        self.TITLE = f"Edit agent {agent.name}" if agent else "New agent"
+
+    def compose_body(self) -> ComposeResult:
+        a = self.agent
+        sb = a.sandbox if a else SandboxSettings()
+        team = a.team if a else self.lap.settings["team"]
+        with VerticalScroll():
+            yield from self._row("name", "Name", Input(a.name if a else "", placeholder="e.g. code-reviewer",
+                                                      compact=True, id="f-name"))
+            yield from self._row("team", "Team", Input(team, compact=True, id="f-team"))
+            yield from self._row("model", "Model", Input(a.model if a else "", placeholder="model id", compact=True,
+                                                        id="f-model"))
+            yield Static("", classes="hint", id="model-hint")
+            yield from self._row("harness", "Harness", Select([(h, h) for h in HARNESSES], value=a.harness if a else
+                                                               "builtin", allow_blank=False, compact=True,
+                                                               id="f-harness"))
+            with Horizontal(classes="row"):
+                yield Label("System prompt")
+                yield TextArea(a.system_prompt if a else "", compact=True, id="f-prompt", tab_behavior="focus")
+            yield Static("Sandbox", classes="section")
+            yield from self._row("backend", "Backend", Select([(b, b) for b in SANDBOX_BACKENDS], value=sb.backend,
+                                                               allow_blank=False, compact=True, id="f-backend"))
+            yield from self._row("scope", "Scope", Select([(s, s) for s in SCOPES], value=sb.scope,
+                                                           allow_blank=False, compact=True, id="f-scope"))
+            yield from self._row("image", "Image", Input(sb.image, placeholder="default for the harness",
+                                                        compact=True, id="f-image"))
+            yield from self._row("cpu", "CPU", Input(sb.cpu, compact=True, id="f-cpu"))
+            yield from self._row("memory", "Memory", Input(sb.memory, compact=True, id="f-memory"))
+            yield from self._row("idle", "Idle suspend", Input(str(sb.idle_suspend_seconds), compact=True,
+                                                              id="f-idle"))
+            yield from self._row("env", "Env names", Input(" ".join(sb.env), placeholder="e.g. GITHUB_TOKEN (values "
+                                                          "come from CONTAINER_ENV_*)", compact=True, id="f-env"))
+            with Horizontal(classes="row"):
+                yield Label("Network")
+                yield Checkbox("allow network access", sb.network, compact=True, id="f-network")
+            yield Static("ctrl+s saves · esc cancels", classes="hint")
+
+    def _row(self, key: str, label: str, widget) -> ComposeResult:
+        with Horizontal(classes="row"):
+            yield Label(label)
+            yield widget
+        yield Static("", classes="err", id=f"err-{key}")
+
+    def on_mount(self) -> None:
+        self.query_one("#title").set(title=self.TITLE)
+        self.query_one("#f-name", Input).focus()
+        self._models_hint()
+        for key in CHECKS:
+            self._check(key, show=bool(self.agent))
+
+    def _models_hint(self) -> None:
+        models = self.lap.models
+        hint = self.query_one("#model-hint", Static)
+        if models:
+            self.query_one("#f-model", Input).suggester = SuggestFromList(models, case_sensitive=False)
+            shown = ", ".join(models[:4]) + (" …" if len(models) > 4 else "")
+            hint.update(f"{len(models)} models from the gateway (→ completes): {shown}")
+        else:
+            state, detail = self.lap.health.get("gateway", ("", ""))
+            hint.update("gateway unreachable: type the model id" if state == "down" else
+                        "no gateway model list: type the model id")
+
+    def _value(self, key: str) -> str:
+        return self.query_one(f"#f-{key}", Input).value
+
+    def _check(self, key: str, *, show: bool = True) -> str | None:
+        problem = CHECKS[key](self._value(key))
+        err = self.query_one(f"#err-{key}", Static)
+        err.update(problem or "")
+        err.set_class(bool(problem) and show, "-shown")
+        return problem
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        key = (event.input.id or "").removeprefix("f-")
+        if key in CHECKS:
+            self._check(key)
+
+    def build(self) -> Agent | None:
+        problems = [k for k in CHECKS if self._check(k)]
+        if problems:
+            self.query_one(f"#f-{problems[0]}", Input).focus()
+            return None
+        sandbox = SandboxSettings(
+            backend=str(self.query_one("#f-backend", Select).value), image=self._value("image").strip(),
+            cpu=self._value("cpu").strip(), memory=self._value("memory").strip(),
+            network=self.query_one("#f-network", Checkbox).value, scope=str(self.query_one("#f-scope", Select).value),
+            idle_suspend_seconds=int(self._value("idle").strip()), env=_env_names(self._value("env")))
+        fields = dict(name=self._value("name").strip(), team=self._value("team").strip(),
+                      model=self._value("model").strip(), harness=str(self.query_one("#f-harness", Select).value),
+                      system_prompt=self.query_one("#f-prompt", TextArea).text, sandbox=sandbox)
+        if self.agent is not None:
+            return self.agent.with_changes(**fields)
+        return Agent(id=new_id(), **fields)
+
+    def action_save(self) -> None:
+        if self.lap.refuse_if_read_only():
+            return
+        agent = self.build()
+        if agent is not None:
+            self._save(agent)
+
+    @work(group="agent-save", exclusive=True)
+    async def _save(self, agent: Agent) -> None:
+        store = self.lap.store
+        try:
+            agent.validate()
+            saved = await (store.update_agent(agent) if self.agent else store.create_agent(agent))
+        except LapError as exc:
+            err = self.query_one("#err-name", Static)
+            err.update(str(exc).splitlines()[0])
+            err.add_class("-shown")
+            self.notify(str(exc), severity="error")
+            return
+        self.lap.note("agent_id", saved.id)
+        await self.lap.refresh_agents()
+        self.notify(f"{'saved' if self.agent else 'created'} agent {saved.name}")
+        self.dismiss_form()
+
+    def dismiss_form(self) -> None:
+        self.app.pop_screen()
+
+    def action_cancel(self) -> None:
+        self.dismiss_form()

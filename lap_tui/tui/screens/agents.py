@@ -1,0 +1,147 @@
+"""Agents: a filterable table; new, edit, delete (asks first); enter opens their sessions."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.widgets import DataTable
+
+from lap_tui.domain.agent import Agent
+from lap_tui.domain.errors import LapError
+from lap_tui.tui import keymap
+from lap_tui.tui.formatting import age
+from lap_tui.tui.screens.base import LapScreen
+from lap_tui.tui.widgets.filter_bar import FilterBar
+from lap_tui.tui.widgets.table import LapTable
+
+COLUMNS = ("NAME", "TEAM", "MODEL", "HARNESS", "SANDBOX", "AGE")
+
+
+class AgentsScreen(LapScreen):
+    TITLE = "Agents"
+    VIEW = "agents"
+    BINDINGS = keymap.bindings("agents.open", "agents.new", "agents.edit", "agents.delete", "table.filter")
+    MUTATING = frozenset({"new", "edit", "delete"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._agents: list[Agent] = []
+        self._filter = ""
+        self._loaded = False
+
+    def compose_body(self) -> ComposeResult:
+        yield FilterBar()
+        table = LapTable(id="agents")
+        table.add_columns(*COLUMNS)
+        yield table
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).focus()
+        if self.lap.store is None:
+            self.query_one("#title").set(detail="opening the store…")
+
+    def show_agents(self, agents: list[Agent]) -> None:
+        self._agents = agents
+        self._loaded = True
+        self._fill()
+
+    def _fill(self) -> None:
+        table = self.query_one(DataTable)
+        keep = self.selected_id() or self.lap.state.agent_id
+        table.clear()
+        now = self.lap.services.clock()
+        f = self._filter.lower()
+        for a in self._agents:
+            if f and f not in f"{a.name} {a.team} {a.model} {a.harness}".lower():
+                continue
+            table.add_row(a.name, a.team, a.model, a.harness, a.sandbox.backend, age(a.created_at, now), key=a.id)
+        if not self._agents:
+            hint = "no agents yet — press n to create one" if not self.lap.read_only else "no agents yet"
+            self.query_one("#title").set(detail=hint)
+        else:
+            self.query_one("#title").set(detail=f"{table.row_count} of {len(self._agents)}" if f else
+                                         f"{len(self._agents)} agents")
+        if keep is not None and keep in table.rows:
+            table.move_cursor(row=table.get_row_index(keep), animate=False)
+
+    def selected_id(self) -> str | None:
+        return self.query_one(LapTable).selected_key()
+
+    def selected(self) -> Agent | None:
+        id_ = self.selected_id()
+        return self.lap.agents_cache.get(id_) if id_ else None
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value:
+            self.lap.note("agent_id", event.row_key.value)
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    @on(FilterBar.Changed)
+    def _filtered(self, event: FilterBar.Changed) -> None:
+        self._filter = event.text
+        self._fill()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    def action_open(self) -> None:
+        agent = self.selected()
+        if agent is not None:
+            self.lap.note("agent_id", agent.id)
+            self.lap.note("sessions_all", False)
+            self.lap.go("sessions", agent.id)
+
+    def action_new(self) -> None:
+        from lap_tui.tui.screens.agent_form import AgentForm
+
+        self.app.push_screen(AgentForm(None))
+
+    def action_edit(self) -> None:
+        from lap_tui.tui.screens.agent_form import AgentForm
+
+        agent = self.selected()
+        if agent is not None:
+            self.app.push_screen(AgentForm(agent))
+
+    def action_delete(self) -> None:
+        agent = self.selected()
+        if agent is not None:
+            self._confirm_delete(agent)
+
+    @work(group="agents-delete", exclusive=True)
+    async def _confirm_delete(self, agent: Agent) -> None:
+        from lap_tui.tui.screens.confirm import ConfirmScreen
+
+        store = self.lap.store
+        n = await store.count_sessions(agent.id)
+        boxes = [s for s in await store.list_sandboxes() if s.agent_id == agent.id]
+        detail = (f"This deletes {n} session{'s' if n != 1 else ''} and their journals."
+                  + (f" Its {len(boxes)} sandbox record(s) stay until deleted in Sandboxes." if boxes else "")
+                  + " This cannot be undone.")
+        if not await self.app.push_screen_wait(ConfirmScreen(f"Delete agent {agent.name} (team {agent.team})?",
+                                                            detail)):
+            return
+        try:
+            gone = await store.delete_agent(agent.id)
+        except LapError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"deleted agent {agent.name} and {gone} session(s)")
+        await self.lap.refresh_agents()
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        if not self.lap.read_only:
+            yield SystemCommand("Agents: New agent", "Create an agent", self.action_new)
+        agent = self.selected()
+        if agent is not None:
+            yield SystemCommand(f"Agents: Open {agent.name}", "Its sessions", self.action_open)
+            if not self.lap.read_only:
+                yield SystemCommand(f"Agents: Edit {agent.name}", "Change the agent", self.action_edit)
+                yield SystemCommand(f"Agents: Delete {agent.name}", "Delete it with its sessions",
+                                    self.action_delete)

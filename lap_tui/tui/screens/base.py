@@ -1,0 +1,49 @@
+"""What every full screen shares: title bar, status bar, footer, read-only gating."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Iterable
+
+from textual.app import ComposeResult, SystemCommand
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from lap_tui.tui.widgets.status_bar import StatusBar
+from lap_tui.tui.widgets.title_bar import TitleBar
+
+if TYPE_CHECKING:
+    from lap_tui.tui.app import LapApp
+
+
+class LapScreen(Screen):
+    TITLE: ClassVar[str] = ""
+    VIEW: ClassVar[str] = ""  # what UiState.screen records
+    MUTATING: ClassVar[frozenset[str]] = frozenset()  # actions hidden in --read-only mode
+
+    @property
+    def lap(self) -> "LapApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar(self.TITLE, id="title")
+        yield from self.compose_body()
+        yield StatusBar()
+        yield Footer(compact=True)
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_screen_resume(self) -> None:
+        if self.VIEW:
+            self.lap.note("screen", self.VIEW)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.MUTATING and self.lap.read_only:
+            return False
+        return True
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        return ()
+
+    def action_back(self) -> None:
+        self.lap.action_back()

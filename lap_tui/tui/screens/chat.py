@@ -1,0 +1,274 @@
+"""One session's chat: history from the journal, live events and text from the engine, a draft box.
+
+The view renders only from the journal (Store.last_events, then EngineApi.watch) plus LiveText,
+so a reopened terminal, a second terminal on the same session, and the driving terminal all
+show the same thing. Only the engine's lease holder runs a turn; this screen just asks.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.widgets import TextArea
+
+from lap_tui.domain.errors import LapError
+from lap_tui.domain.journal import EventKind, JournalEvent
+from lap_tui.engine.api import LiveText
+from lap_tui.tui import keymap
+from lap_tui.tui.chat_model import ChatModel
+from lap_tui.tui.formatting import cost, short_id, tokens
+from lap_tui.tui.screens.base import LapScreen
+from lap_tui.tui.widgets.chat_log import ChatLog
+
+PAGE_TURNS = 8  # turns mounted at first and per older page
+FETCH = 400  # events read per query while gathering a page
+MAX_FETCH = 20_000  # a single giant turn: stop gathering after this many events
+
+
+def page_start(events: list[JournalEvent], turns: int) -> int | None:
+    """Index where the last `turns` turns begin; None when `events` hold fewer turns."""
+    firsts: dict[str, int] = {}
+    for i, ev in enumerate(events):
+        if ev.turn_id and ev.turn_id not in firsts:
+            firsts[ev.turn_id] = i
+    starts = sorted(firsts.values())
+    if len(starts) <= turns:
+        return None
+    return starts[-turns]
+
+
+class ChatScreen(LapScreen):
+    TITLE = "Chat"
+    VIEW = "chat"
+    BINDINGS = keymap.bindings("chat.send", "chat.cancel", "chat.retry", "chat.focus_log")
+    MUTATING = frozenset({"send", "cancel_turn", "retry"})
+    DEFAULT_CSS = """
+    ChatScreen #draft { height: auto; max-height: 8; min-height: 3; border: tall $primary 40%; }
+    ChatScreen #draft:focus { border: tall $primary; }
+    """
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__()
+        self.session_id = session_id
+        self.model = ChatModel()
+        self._oldest_seq: int | None = None
+        self._pages = 0
+        self._agent_name = ""
+        self._restoring = True
+
+    def compose_body(self) -> ComposeResult:
+        keys = {k: self.app.get_key_display(b) for k, b in self._key_bindings().items()}
+        yield ChatLog(self.lap.sanitiser, keys, id="log")
+        area = TextArea(id="draft", soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
+                        placeholder=f"Message — {keys['chat.send']} sends, {keys['chat.focus_log']} moves to the "
+                                    "messages", compact=True)
+        if self.lap.services.deterministic:
+            area.cursor_blink = False
+        if self.lap.read_only:
+            area.read_only = True
+        yield area
+
+    def _key_bindings(self):
+        from textual.binding import Binding
+
+        out = {}
+        for id_ in ("chat.send", "chat.cancel", "chat.retry", "chat.focus_log"):
+            k = keymap.KEYS[id_]
+            key = self.lap.settings.keys.get(id_, k.key).split(",")[0].strip()
+            out[id_] = Binding(key, k.action)
+        return out
+
+    def on_mount(self) -> None:
+        draft = self.lap.state.drafts.get(self.session_id, "")
+        area = self.query_one("#draft", TextArea)
+        if draft:
+            area.load_text(draft)
+            area.move_cursor(area.document.end)
+        area.focus()
+        self._load()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.lap.note("session_id", self.session_id)
+
+    # -- loading and following
+    async def _gather(self, before_seq: int | None) -> tuple[list[JournalEvent], bool]:
+        """The last PAGE_TURNS whole turns before `before_seq`, and whether older events exist."""
+        store = self.lap.store
+        events: list[JournalEvent] = []
+        while True:
+            page = await store.last_events(self.session_id, FETCH, before_seq=before_seq)
+            events = page + events
+            exhausted = len(page) < FETCH
+            start = page_start(events, PAGE_TURNS)
+            if start is not None:
+                return events[start:], True
+            if exhausted or len(events) >= MAX_FETCH or not page:
+                return events, not exhausted
+            before_seq = page[0].seq
+
+    @work(group="chat-follow", exclusive=True)
+    async def _load(self) -> None:
+        store = self.lap.store
+        try:
+            session = await store.get_session(self.session_id)
+        except LapError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self._agent_name = session.agent_name
+        self._title(session)
+        engine = self.lap.engine
+        if session.status.value in ("queued", "running", "interrupted") and not self.lap.read_only \
+                and hasattr(engine, "start"):
+            engine.start(self.session_id)  # reattach: drive it here unless a live process holds its lease
+        events, more = await self._gather(None)
+        self._oldest_seq = events[0].seq if events else None
+        for ev in events:
+            self.model.apply(ev)
+        log = self.query_one(ChatLog)
+        log.has_older = more
+        await log.show(self.model.blocks)
+        self._restore_scroll(log)
+        after = events[-1].seq if events else 0
+        if not events:
+            after = await store.last_seq(self.session_id)
+        async for item in self.lap.engine.watch(self.session_id, after_seq=after):
+            if isinstance(item, LiveText):
+                if item.session_id == self.session_id:
+                    await log.apply(self.model.apply_live(item.turn_id, item.text))
+                continue
+            await log.apply(self.model.apply(item))
+            if item.kind in (EventKind.TURN_COMPLETED, EventKind.TURN_FAILED, EventKind.TURN_CANCELLED,
+                             EventKind.TURN_STARTED, EventKind.MODEL_MESSAGE):
+                self._refresh_title()
+
+    def _restore_scroll(self, log: ChatLog) -> None:
+        st = self.lap.state
+        if st.session_id == self.session_id and self._restoring and not st.chat_follow:
+            from_end = st.chat_scroll_from_end
+
+            def go() -> None:
+                log.scroll_to(y=max(0, log.max_scroll_y - from_end), animate=False)
+
+            log.call_after_refresh(go)
+        self._restoring = False
+
+    @work(group="chat-title", exclusive=True)
+    async def _refresh_title(self) -> None:
+        try:
+            self._title(await self.lap.store.get_session(self.session_id))
+        except LapError:
+            pass
+
+    def _title(self, s) -> None:
+        name = self.lap.clean(s.title) if s.title else short_id(s.id)
+        self.query_one("#title").set(
+            title=f"Chat · {s.agent_name} · {name}",
+            detail=f"{s.status.value} · {tokens(s.prompt_tokens + s.completion_tokens)} tokens · {cost(s.cost_usd)}")
+
+    @on(ChatLog.NeedOlder)
+    def _older(self) -> None:
+        self._load_older()
+
+    @work(group="chat-older", exclusive=True)
+    async def _load_older(self) -> None:
+        log = self.query_one(ChatLog)
+        if self._oldest_seq is None:
+            log.loading_older = False
+            return
+        events, more = await self._gather(self._oldest_seq)
+        if events:
+            self._oldest_seq = events[0].seq
+        self._pages += 1
+        older = ChatModel(prefix=f"p{self._pages}-")
+        for ev in events:
+            older.apply(ev)
+        await log.prepend(older.blocks, more)
+
+    # -- state
+    @on(TextArea.Changed, "#draft")
+    def _draft_changed(self, event: TextArea.Changed) -> None:
+        self.lap.state.set_draft(self.session_id, event.text_area.text)
+        self.lap._state_dirty = True
+
+    def capture_state(self) -> None:
+        if self.lap.screen is not self:
+            return
+        log = self.query_one(ChatLog)
+        st = self.lap.state
+        st.session_id = self.session_id
+        st.chat_follow = log.following
+        st.chat_scroll_from_end = 0.0 if log.following else float(log.max_scroll_y - log.scroll_y)
+        st.set_draft(self.session_id, self.query_one("#draft", TextArea).text)
+
+    # -- actions
+    def action_focus_log(self) -> None:
+        log = self.query_one(ChatLog)
+        if log.has_focus:
+            self.query_one("#draft", TextArea).focus()
+        else:
+            log.focus()
+
+    def action_focus_input(self) -> None:
+        self.query_one("#draft", TextArea).focus()
+
+    def action_send(self) -> None:
+        if self.lap.refuse_if_read_only():
+            return
+        area = self.query_one("#draft", TextArea)
+        text = area.text.strip()
+        if not text:
+            return
+        if self.model.active_turn() is not None:
+            self.notify("a turn is still running: it is queued after it", severity="information")
+        self._send(text)
+
+    @work(group="chat-send")
+    async def _send(self, text: str) -> None:
+        area = self.query_one("#draft", TextArea)
+        try:
+            await self.lap.engine.send(self.session_id, text)
+        except LapError as exc:
+            self.notify(f"not sent: {exc}", severity="error", timeout=10)
+            return
+        if area.text.strip() == text:
+            area.clear()
+        self.lap.state.set_draft(self.session_id, area.text)
+        self.lap._state_dirty = True
+        self.query_one(ChatLog).scroll_end(animate=False)
+
+    def action_cancel_turn(self) -> None:
+        turn = self.model.active_turn()
+        if turn is None:
+            self.notify("no turn is running")
+            return
+        self._engine_call("cancel", turn.turn_id)
+
+    def action_retry(self) -> None:
+        turn = self.model.last_failed_turn()
+        if turn is None:
+            self.notify("the last turn did not fail: nothing to retry")
+            return
+        self._engine_call("retry", turn.turn_id)
+
+    @work(group="chat-engine")
+    async def _engine_call(self, what: str, turn_id: str) -> None:
+        try:
+            await getattr(self.lap.engine, what)(turn_id)
+        except LapError as exc:
+            self.notify(f"{what}: {exc}", severity="error")
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        if not self.lap.read_only:
+            if self.model.active_turn() is not None:
+                yield SystemCommand("Chat: Cancel turn", "Stop the running turn", self.action_cancel_turn)
+            if self.model.last_failed_turn() is not None:
+                yield SystemCommand("Chat: Retry failed turn", "Run it again from its last checkpoint",
+                                    self.action_retry)
+        log = self.query_one(ChatLog)
+        yield SystemCommand("Chat: Copy message", "Copy the selected (or last) message (OSC 52)",
+                            log.action_copy_message)
+        yield SystemCommand("Chat: Copy code block", "Copy the last code block of the selected message",
+                            log.action_copy_code)

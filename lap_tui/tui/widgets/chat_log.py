@@ -1,0 +1,219 @@
+"""The chat's scrolling log: mounts blocks as widgets, streams text at the frame rate, follows the tail.
+
+Text chunks only queue on their message; a timer flushes at most ~20 times a second (less while
+one block grows huge), so rendering cost follows the frame rate, not the chunk count. The log is
+anchored to its bottom and lets go as soon as the user scrolls up (Textual's anchor()).
+Only the newest turns are mounted; older pages mount when the user reaches the top.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widget import Widget
+
+from lap_tui.tui import keymap
+from lap_tui.tui.chat_model import Block, Change
+from lap_tui.tui.safety import Sanitiser
+from lap_tui.tui.widgets.chat_messages import AssistantMessage, ToolCallBlock, TurnStatus, UserMessage
+
+_CODE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
+TICK = 1 / 30
+
+
+class ChatLog(VerticalScroll, can_focus=True):
+    BINDINGS = keymap.bindings("chat.up", "chat.down", "chat.copy", "chat.copy_code", "chat.toggle", "chat.input")
+    DEFAULT_CSS = """
+    ChatLog { height: 1fr; padding: 0 1 1 0; scrollbar-size-vertical: 1; }
+    ChatLog > .-selected { background: $primary 20%; }
+    ChatLog > #older { color: $text-muted; text-align: center; width: 100%; }
+    """
+
+    class NeedOlder(Message):
+        pass
+
+    def __init__(self, sanitiser: Sanitiser, keys: dict[str, str], **kw) -> None:
+        super().__init__(**kw)
+        self._s = sanitiser
+        self._keys = keys
+        self._widgets: dict[str, Widget] = {}
+        self._streaming: set[AssistantMessage] = set()
+        self._selected: Widget | None = None
+        self.has_older = False
+        self.loading_older = False
+
+    def on_mount(self) -> None:
+        self.anchor()
+        self.set_interval(TICK, self._flush_due)
+
+    def _make(self, block: Block) -> Widget:
+        if block.kind == "user":
+            w: Widget = UserMessage(block, self._s)
+        elif block.kind == "assistant":
+            w = AssistantMessage(block, self._s)
+            if block.streaming:
+                self._streaming.add(w)  # type: ignore[arg-type]
+        elif block.kind == "tool":
+            w = ToolCallBlock(block, self._s)
+        else:
+            w = TurnStatus(block, self._s, self._keys)
+        self._widgets[block.key] = w
+        return w
+
+    def _turn_widget(self, block: Block) -> Widget | None:
+        if block.kind == "turn":
+            return None
+        return self._widgets.get(f"turn:{block.turn_id}")
+
+    async def show(self, blocks: list[Block]) -> None:
+        """The first page: mounted in one go, turn status lines last within each turn."""
+        await self.mount_all(self._ordered(blocks))
+        self.scroll_end(animate=False, immediate=True)
+
+    async def prepend(self, blocks: list[Block], has_older: bool) -> None:
+        """An older page above what is shown, keeping the view where it was."""
+        first = next((c for c in self.children if c.id != "older"), None)
+        before_h = self.virtual_size.height
+        widgets = self._ordered(blocks)
+        if widgets:
+            await self.mount_all(widgets, before=first) if first else await self.mount_all(widgets)
+        self.has_older = has_older
+        self.loading_older = False
+
+        def keep_place() -> None:
+            self.scroll_to(y=self.scroll_y + (self.virtual_size.height - before_h), animate=False)
+
+        self.call_after_refresh(keep_place)
+
+    def _ordered(self, blocks: list[Block]) -> list[Widget]:
+        out: list[Widget] = []
+        turn_pos: dict[str | None, int] = {}
+        for b in blocks:
+            w = self._make(b)
+            if b.kind == "turn":
+                turn_pos[b.turn_id] = len(out)
+                out.append(w)
+            elif b.turn_id in turn_pos:
+                # keep the turn's status line after its content
+                idx = turn_pos[b.turn_id]
+                status = out.pop(idx)
+                out.append(w)
+                out.append(status)
+                turn_pos = {t: (p - 1 if p > idx else p) for t, p in turn_pos.items()}
+                turn_pos[b.turn_id] = len(out) - 1
+            else:
+                out.append(w)
+        return out
+
+    async def apply(self, changes: list[Change]) -> None:
+        for ch in changes:
+            b = ch.block
+            w = self._widgets.get(b.key)
+            if ch.op == "add":
+                if w is None:
+                    w = self._make(b)
+                    before = self._turn_widget(b)
+                    await self.mount(w, before=before) if before is not None else await self.mount(w)
+            elif w is None:
+                continue
+            elif ch.op == "append" and isinstance(w, AssistantMessage):
+                w.append(ch.text)
+                self._streaming.add(w)
+            elif ch.op == "replace" and isinstance(w, AssistantMessage):
+                self._streaming.discard(w)
+                await w.replace()
+            elif ch.op == "update":
+                if isinstance(w, AssistantMessage):
+                    if not b.streaming:
+                        self._streaming.discard(w)
+                        await w.finish()
+                elif hasattr(w, "refresh_block"):
+                    w.refresh_block()
+
+    async def _flush_due(self) -> None:
+        now = time.monotonic()
+        for w in list(self._streaming):
+            if w.dirty and now >= w.next_flush:
+                await w.flush()
+
+    # -- scrolling and the older page
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new <= 0 and old > 0 and self.has_older and not self.loading_older:
+            self.loading_older = True
+            self.post_message(self.NeedOlder())
+
+    def action_scroll_up(self) -> None:
+        if self.scroll_y <= 0 and self.has_older and not self.loading_older:
+            self.loading_older = True
+            self.post_message(self.NeedOlder())
+        super().action_scroll_up()
+
+    @property
+    def following(self) -> bool:
+        return self.scroll_y >= self.max_scroll_y - 1
+
+    # -- selecting, copying, expanding
+    def _messages(self) -> list[Widget]:
+        return [c for c in self.children if c.has_class("message") and c.display]
+
+    def on_focus(self) -> None:
+        if self._selected is None or self._selected not in self.children:
+            msgs = self._messages()
+            if msgs:
+                self._select(msgs[-1])
+
+    def on_blur(self) -> None:
+        if self._selected is not None:
+            self._selected.remove_class("-selected")
+            self._selected = None
+
+    def _select(self, w: Widget) -> None:
+        if self._selected is not None:
+            self._selected.remove_class("-selected")
+        self._selected = w
+        w.add_class("-selected")
+        self.scroll_to_widget(w, animate=False, top=w.outer_size.height > self.size.height)
+
+    def action_select(self, step: int) -> None:
+        msgs = self._messages()
+        if not msgs:
+            return
+        if self._selected in msgs:
+            i = max(0, min(len(msgs) - 1, msgs.index(self._selected) + step))
+            if step < 0 and msgs.index(self._selected) == 0 and self.has_older and not self.loading_older:
+                self.loading_older = True
+                self.post_message(self.NeedOlder())
+        else:
+            i = len(msgs) - 1
+        self._select(msgs[i])
+
+    def selected_text(self) -> str | None:
+        w = self._selected or (self._messages() or [None])[-1]
+        return w.copy_text() if w is not None and hasattr(w, "copy_text") else None
+
+    def action_copy_message(self) -> None:
+        text = self.selected_text()
+        if text:
+            self.app.copy_to_clipboard(text)
+            self.notify(f"copied {len(text)} characters (OSC 52)")
+
+    def action_copy_code(self) -> None:
+        text = self.selected_text() or ""
+        blocks = _CODE.findall(text)
+        if not blocks:
+            self.notify("no code block in this message", severity="warning")
+            return
+        self.app.copy_to_clipboard(blocks[-1])
+        self.notify(f"copied the code block ({len(blocks[-1])} characters)" +
+                    (f"; {len(blocks)} in the message, the last one" if len(blocks) > 1 else ""))
+
+    def action_toggle(self) -> None:
+        if isinstance(self._selected, ToolCallBlock):
+            self._selected.collapsed = not self._selected.collapsed
+
+    def action_focus_input(self) -> None:
+        self.screen.action_focus_input()

@@ -1,0 +1,29 @@
+"""One line: health of the store, gateway and sandbox backend, and the mode."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
+    """
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "health", self._show, init=True)
+
+    def _show(self, health: dict[str, tuple[str, str]]) -> None:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        for i, name in enumerate(("store", "gateway", "sandboxes")):
+            state, detail = health.get(name, ("…", ""))
+            mark, style = {"ok": ("●", "green"), "down": ("✗", "red"), "off": ("○", "dim")}.get(state, ("…", "dim"))
+            if i:
+                t.append("  ")
+            t.append(f"{mark} ", style=style)
+            t.append(name + (f" {detail}" if detail else ""))
+        if getattr(self.app, "read_only", False):
+            t.append("  READ-ONLY", style="bold reverse")
+        t.append("   : command  ? keys", style="dim")
+        self.update(t)

@@ -1,0 +1,181 @@
+"""Turns end to end: scripted gateway (real HTTP) -> engine -> builtin tools in a bwrap sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from lap_tui.domain.journal import TurnStatus
+from lap_tui.domain.secrets import MASK
+from lap_tui.engine.api import LiveText
+from tests.conftest import make_session
+from tests.engine.conftest import MASTER_KEY, SANDBOX_SECRET
+from tests.support.scripted_gateway import error, stream, tool_call
+
+
+async def run(engine, session_id: str, text: str):
+    turn_id = await engine.send(session_id, text)
+    await engine.start(session_id)
+    return await engine.store.get_turn(turn_id)
+
+
+def kinds(events, turn_id=None):
+    """Event kinds in order, without the timing-dependent model.delta checkpoints."""
+    return [e.kind for e in events if (turn_id is None or e.turn_id == turn_id) and e.kind != "model.delta"]
+
+
+def bash(id_: str, command: str):
+    return tool_call(id_, "bash", json.dumps({"command": command}), fragment_size=7)
+
+
+async def test_turn_with_tool_calls(engine, store, gw):
+    s = await make_session(store)
+    gw.push(stream(["Let me ", "look."], tool_calls=[bash("c1", "echo hello > f.txt; cat f.txt"),
+                                                     tool_call("c2", "read_file", '{"path": "f.txt"}')],
+                   usage={"prompt_tokens": 10, "completion_tokens": 5}, cost=0.001),
+            stream(["It says ", "hello."], usage={"prompt_tokens": 30, "completion_tokens": 4}, cost=0.002))
+    turn = await run(engine, s.id, "what is in f.txt?")
+    assert turn.status is TurnStatus.COMPLETED, turn.error
+    events = await store.read_events(s.id)
+    assert kinds(events) == ["turn.queued", "user.message", "turn.started", "model.requested", "model.message",
+                             "tool.started", "tool.finished", "tool.started", "tool.finished", "model.requested",
+                             "model.message", "turn.completed"]
+    finished = [e.data for e in events if e.kind == "tool.finished"]
+    assert finished[0]["output"].strip() == "hello" and finished[0]["exit_code"] == 0
+    assert finished[1]["output"] == "hello\n"
+    # The second model call saw both tool results, once each, after the assistant's tool calls.
+    msgs = gw.chat_requests[1].body["messages"]
+    assert [m["role"] for m in msgs] == ["user", "assistant", "tool", "tool"]
+    assert [m["tool_call_id"] for m in msgs if m["role"] == "tool"] == ["c1", "c2"]
+    assert gw.chat_requests[0].body["tools"][0]["function"]["name"] == "bash"
+    assert (turn.prompt_tokens, turn.completion_tokens) == (40, 9) and abs(turn.cost_usd - 0.003) < 1e-9
+    session = await store.get_session(s.id)
+    assert session.prompt_tokens == 40 and session.status.value == "idle" and session.sandbox_ref
+
+
+async def test_second_turn_sees_the_first(engine, store, gw):
+    s = await make_session(store)
+    gw.push(stream(["one"]), stream(["two"]))
+    await run(engine, s.id, "first")
+    await run(engine, s.id, "second")
+    msgs = gw.chat_requests[1].body["messages"]
+    assert [(m["role"], m["content"]) for m in msgs] == [("user", "first"), ("assistant", "one"),
+                                                         ("user", "second")]
+
+
+async def test_secrets_stay_out_of_the_journal_and_the_gateway_key_out_of_the_sandbox(engine, store, gw):
+    s = await make_session(store)
+    gw.push(stream([], tool_calls=[bash("c1", "env")]), stream(["done"]))
+    turn = await run(engine, s.id, "show env")
+    assert turn.status is TurnStatus.COMPLETED
+    events = await store.read_events(s.id)
+    out = next(e.data["output"] for e in events if e.kind == "tool.finished")
+    assert f"GH_TOKEN={MASK}" in out  # it reached the sandbox, prefix stripped, and was masked
+    dump = json.dumps([e.to_dict() for e in events])
+    assert SANDBOX_SECRET not in dump and MASTER_KEY not in dump
+    assert MASTER_KEY not in out and "LITELLM" not in out
+    assert SANDBOX_SECRET not in json.dumps(gw.chat_requests[1].body)
+
+
+async def test_streamed_text_reaches_watchers_live(engine, store, gw):
+    s = await make_session(store)
+    gw.push(stream([f"w{i} " for i in range(30)], delay=0.01))
+    got: list[str] = []
+    seen_kinds: list[str] = []
+
+    async def watch():
+        async for item in engine.watch(s.id):
+            if isinstance(item, LiveText):
+                got.append(item.text)
+            else:
+                seen_kinds.append(item.kind)
+                if item.kind == "turn.completed":
+                    return
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.05)
+    await run(engine, s.id, "stream please")
+    await asyncio.wait_for(watcher, 10)
+    assert "".join(got) == "".join(f"w{i} " for i in range(30))
+    assert "model.delta" not in seen_kinds  # the same text already came live
+    deltas = [e.data["text"] for e in await store.read_events(s.id) if e.kind == "model.delta"]
+    assert deltas and "".join(deltas) == "".join(got)[: len("".join(deltas))]  # checkpoints, in order
+
+
+async def test_gateway_failure_fails_the_turn_and_retry_continues(engine, store, gw, tmp_path):
+    s = await make_session(store)
+    gw.push(stream([], tool_calls=[bash("c1", "echo ran >> effects.log")]),
+            error(401))
+    turn = await run(engine, s.id, "do it")
+    assert turn.status is TurnStatus.FAILED and "rejected the key" in turn.error
+    assert (await store.get_session(s.id)).status.value == "failed"
+    gw.push(stream([], tool_calls=[bash("c2", "cat effects.log")]), stream(["all good"]))
+    await engine.retry(turn.id)
+    await engine.start(s.id)
+    turn = await store.get_turn(turn.id)
+    assert turn.status is TurnStatus.COMPLETED, turn.error
+    events = await store.read_events(s.id, turn_id=turn.id)
+    ks = kinds(events)
+    assert ks.count("turn.failed") == 1 and "turn.resumed" in ks
+    outputs = {e.data["tool_call_id"]: e.data["output"] for e in events if e.kind == "tool.finished"}
+    assert outputs == {"c1": "", "c2": "ran\n"}  # the completed tool call did not run again
+
+
+async def test_stream_broken_mid_way_is_retried(engine, store, gw):
+    s = await make_session(store)
+    gw.push(stream(["par", "tial ", "text"], drop_after=2), stream(["whole answer"]))
+    turn = await run(engine, s.id, "hi")
+    assert turn.status is TurnStatus.COMPLETED
+    events = await store.read_events(s.id)
+    assert kinds(events).count("model.requested") == 2
+    assert [e.data["text"] for e in events if e.kind == "model.message"] == ["whole answer"]
+
+
+async def test_cancel_kills_a_running_tool(engine, store, gw):
+    s = await make_session(store)
+    gw.push(stream([], tool_calls=[bash("c1", "sleep 30; echo never >> effects.log")]))
+    turn_id = await engine.send(s.id, "sleep")
+    for _ in range(200):
+        if "tool.started" in kinds(await store.read_events(s.id)):
+            break
+        await asyncio.sleep(0.05)
+    await engine.cancel(turn_id)
+    await asyncio.wait_for(engine.start(s.id), 10)
+    turn = await store.get_turn(turn_id)
+    assert turn.status is TurnStatus.CANCELLED
+    events = await store.read_events(s.id)
+    assert kinds(events)[-2:] == ["tool.interrupted", "turn.cancelled"]
+    assert (await store.get_session(s.id)).status.value == "idle"
+
+
+async def test_cancel_a_turn_nobody_drives(engine, store, gw):
+    s = await make_session(store)
+    turn_id = await engine.queue(s.id, "later")
+    await engine.cancel(turn_id)
+    assert (await store.get_turn(turn_id)).status is TurnStatus.CANCELLED
+    assert kinds(await store.read_events(s.id))[-1] == "turn.cancelled"
+
+
+async def test_step_limit_fails_the_turn(store, settings, gw):
+    from lap_tui.engine.engine import EngineOptions
+    from lap_tui.engine.services import build_engine
+
+    engine = build_engine(settings, store, options=EngineOptions(max_steps=2))
+    try:
+        s = await make_session(store)
+        gw.push(*[stream([], tool_calls=[bash(f"c{i}", "true")]) for i in range(3)])
+        turn = await run(engine, s.id, "loop forever")
+        assert turn.status is TurnStatus.FAILED and "step limit" in turn.error
+    finally:
+        await engine.close()
+
+
+async def test_empty_message_is_refused(engine, store):
+    import pytest
+
+    from lap_tui.domain.errors import InvalidInput
+
+    s = await make_session(store)
+    with pytest.raises(InvalidInput):
+        await engine.send(s.id, "   ")
+    assert await store.read_events(s.id) == []
