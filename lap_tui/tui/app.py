@@ -96,7 +96,7 @@ class LapApp(App):
         await self._restore()
         # Everything below may import heavy libraries: after the first useful paint.
         self.run_worker(self._open_sandboxes(), name="sandboxes", group="services")
-        self.run_worker(self._watch_health(), name="health", group="services")
+        self.run_worker(self._health_loop(), name="health", group="services")
 
     async def _open_engine(self) -> None:
         from lap_tui.tui.observer import JournalObserver
@@ -129,7 +129,7 @@ class LapApp(App):
             if hasattr(screen, "backend_ready"):
                 screen.backend_ready()
 
-    async def _watch_health(self) -> None:
+    async def _health_loop(self) -> None:
         while True:
             await self._check_gateway()
             try:
