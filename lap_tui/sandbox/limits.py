@@ -109,10 +109,12 @@ class Cgroups:
         assert self._bases is not None
         for ctrl, base in self._bases.items():
             d = base / sandbox_id
-            d.mkdir(exist_ok=True)
             key = f"{ctrl}:{sandbox_id}:{limits}"
-            if key in self._ready:
-                continue
+            try:
+                d.mkdir()
+            except FileExistsError:
+                if key in self._ready:
+                    continue
             if ctrl == "memory":
                 _write(d / "memory.limit_in_bytes", str(limits.memory_bytes))
                 _write(d / "memory.memsw.limit_in_bytes", str(limits.memory_bytes), missing_ok=True)

@@ -234,6 +234,7 @@ class LocalBackend(SandboxBackend):
         for sid in list(self._states):
             for r in list(self._states[sid].running):
                 r.kill("cancelled")
+            await self._reap(sid)
 
     # --- commands ----------------------------------------------------------------------
     async def exec(self, sandbox_id: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lap_tui.sandbox.local import LocalBackend
-from tests.sandbox.conftest import live_processes
+from tests.sandbox.conftest import forget_cgroups, live_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,6 +86,7 @@ async def test_fork_bomb_is_contained(require_bwrap, sb_store, sb_settings, sb_e
         await asyncio.sleep(0.05)
     assert backend._cgroups.pids(sid) == set()
     await backend.close()
+    forget_cgroups(backend)
 
 
 @pytest.mark.parametrize("limits", ["auto", "rlimit"])
@@ -94,6 +95,14 @@ async def test_memory_hog_is_contained(require_bwrap, sb_store, sb_settings, sb_
     from tests.sandbox.conftest import Maker
 
     sid = await Maker(sb_store, backend).sandbox(memory="128Mi")
+    try:
+        await _hog(backend, sid)
+    finally:
+        await backend.close()
+        forget_cgroups(backend)
+
+
+async def _hog(backend, sid):
     hog = "s = b'x' * (1024 * 2**20); print(len(s))"
     r = await backend.exec(sid, ["python3", "-c", hog], timeout=60)
     assert r.exit_code != 0 and not r.timed_out
