@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 from pathlib import Path
 from typing import Any, Iterable
@@ -21,12 +22,13 @@ from lap_tui.tui.state import UiState, load_state, save_state
 from lap_tui.tui.themes import DEFAULT, load_themes
 
 HEALTH_EVERY = 10.0  # seconds between store/gateway checks
+GATEWAY_TIMEOUT = 5.0  # a gateway that retries for long is "down" here; the form says so
 
 
 class LapApp(App):
     TITLE = "lap-tui"
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))
-    BINDINGS = keymap.bindings("app.quit", "app.command_line", "app.help", "app.palette",
+    BINDINGS = keymap.bindings("app.quit", "app.back", "app.command_line", "app.help", "app.palette",
                                "app.agents", "app.sessions", "app.sandboxes")
 
     health: var[dict[str, tuple[str, str]]] = var(dict, always_update=True)
@@ -41,6 +43,8 @@ class LapApp(App):
         if state is None:
             state = load_state(services.state_path) if services.state_path else UiState()
         self.state = state
+        # What to reopen, kept apart: screens update `state` as soon as they show.
+        self.initial = copy.deepcopy(state)
         self._state_dirty = False
         self.store: Store | None = None
         self.engine: Any = None
@@ -146,7 +150,7 @@ class LapApp(App):
             self.health = {**self.health, "gateway": ("off", "not configured")}
             return
         try:
-            self.models = sorted(await self.services.list_models())
+            self.models = sorted(await asyncio.wait_for(self.services.list_models(), GATEWAY_TIMEOUT))
             self.health = {**self.health, "gateway": ("ok", f"{len(self.models)} models")}
         except Exception as exc:  # noqa: BLE001
             self.health = {**self.health, "gateway": ("down", type(exc).__name__)}
@@ -162,14 +166,13 @@ class LapApp(App):
         return agents
 
     async def _restore(self) -> None:
-        st = self.state
+        st = self.initial
         if self.start_session:
             try:
                 s = await self.store.get_session(self.start_session)
             except LapError as exc:
                 self.notify(str(exc), severity="error")
                 return
-            st.agent_id = s.agent_id
             await self.open_chat(s.id, s.agent_id)
             return
         view = self.start_view or st.screen
@@ -178,7 +181,8 @@ class LapApp(App):
                 s = await self.store.get_session(st.session_id)
                 await self.open_chat(s.id, s.agent_id)
             elif view == "sessions":
-                self.go("sessions", None if st.sessions_all else None)
+                self.state.agent_id, self.state.sessions_all = st.agent_id, st.sessions_all
+                self.go("sessions")
             elif view in ("sandboxes", "sandbox_detail"):
                 self.go("sandboxes")
                 if view == "sandbox_detail" and st.sandbox_id and not self.start_view:

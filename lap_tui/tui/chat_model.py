@@ -48,6 +48,7 @@ class Change:
     op: str  # add | update | append | replace
     block: Block
     text: str = ""  # for append: the new raw text
+    end: int = 0  # for append: len(block.text) once appended (a widget built later already has it)
 
 
 @dataclass
@@ -56,6 +57,8 @@ class ChatModel:
     _by_key: dict[str, Block] = field(default_factory=dict)
     _open: dict[str, Block] = field(default_factory=dict)  # turn id -> streaming assistant block
     _n: int = 0
+    _early: dict[str, str] = field(default_factory=dict)  # live text ahead of its turn's user message
+    _users: set[str] = field(default_factory=set)
     prefix: str = ""  # keeps keys unique when an older page is folded separately
 
     # -- queries
@@ -115,10 +118,15 @@ class ChatModel:
         if pos > shown:
             new = text[len(text) - (pos - shown):]
             b.text += new
-            out.append(Change("append", b, new))
+            out.append(Change("append", b, new, len(b.text)))
 
     def apply_live(self, turn_id: str, text: str) -> list[Change]:
         out: list[Change] = []
+        if turn_id not in self._users:
+            # The journal has not shown this turn's message yet: hold the text so the reply
+            # does not appear above the question.
+            self._early[turn_id] = self._early.get(turn_id, "") + text
+            return out
         b = self._open.get(turn_id) or self._open_step(turn_id, 0, out, claimed=False)
         self._extend(b, "live_pos", text, out)
         return out
@@ -138,6 +146,10 @@ class ChatModel:
             self._turn_block(tid, ev.seq, out)
             self._add(Block(key=self._new_key("user"), kind="user", turn_id=tid, text=str(d.get("text", "")),
                             seq=ev.seq), out)
+            self._users.add(tid or "")
+            early = self._early.pop(tid or "", "")
+            if early:
+                out += self.apply_live(tid or "", early)
         elif k in (EventKind.TURN_STARTED, EventKind.TURN_RESUMED):
             t = self._turn_block(tid, ev.seq, out)
             self._set_status(t, "running" if k == EventKind.TURN_STARTED else "resumed", out)

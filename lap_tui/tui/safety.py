@@ -20,6 +20,9 @@ _SEQUENCE = re.compile(
 )
 # Left-over controls (not \t or \n), DEL, C1, and bidi overrides that can reorder text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CSI = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]")
+_OSC = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+_STRING = re.compile(r"\x1b[PX^_][^\x1b]*\x1b\\")
 MAX_SEQUENCE = 256  # an unfinished sequence longer than this is shown, not waited for
 
 
@@ -70,11 +73,23 @@ class Sanitiser:
                     break
         tail_start = max(0, len(text) - MAX_SEQUENCE)
         esc = max(text.rfind("\x1b", tail_start), text.rfind("\x9b", tail_start))
-        if esc != -1 and not _SEQUENCE.match(text, esc):
+        if esc != -1 and not _complete(text, esc):
             hold = max(hold, len(text) - esc)
         if text.endswith("\r"):
             hold = max(hold, 1)
         return hold
+
+
+def _complete(text: str, i: int) -> bool:
+    """Is the escape sequence starting at `i` whole (so cleaning it now is safe)?"""
+    rest = text[i:i + 2]
+    if rest.startswith("\x9b") or rest == "\x1b[":
+        return bool(_CSI.match(text, i))
+    if rest == "\x1b]":
+        return bool(_OSC.match(text, i))
+    if rest[1:] in ("P", "X", "^", "_"):
+        return bool(_STRING.match(text, i))
+    return len(rest) == 2 and bool(_SEQUENCE.match(text, i))
 
 
 class SafeStream:

@@ -30,6 +30,7 @@ class AgentsScreen(LapScreen):
         self._agents: list[Agent] = []
         self._filter = ""
         self._loaded = False
+        self._filled = False
 
     def compose_body(self) -> ComposeResult:
         yield FilterBar()
@@ -49,7 +50,8 @@ class AgentsScreen(LapScreen):
 
     def _fill(self) -> None:
         table = self.query_one(DataTable)
-        keep = self.selected_id() or self.lap.state.agent_id
+        keep = self.selected_id() if self._filled else self.lap.initial.agent_id
+        self._filled = True
         table.clear()
         now = self.lap.services.clock()
         f = self._filter.lower()

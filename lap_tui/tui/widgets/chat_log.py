@@ -120,7 +120,7 @@ class ChatLog(VerticalScroll, can_focus=True):
             elif w is None:
                 continue
             elif ch.op == "append" and isinstance(w, AssistantMessage):
-                w.append(ch.text)
+                w.append(ch.text, ch.end)
                 self._streaming.add(w)
             elif ch.op == "replace" and isinstance(w, AssistantMessage):
                 self._streaming.discard(w)

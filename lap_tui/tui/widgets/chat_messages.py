@@ -52,6 +52,7 @@ class AssistantMessage(Vertical):
         self._pending: list[str] = []
         self._stream = None
         self._initial = self._safe.feed(block.text) if block.streaming else sanitiser.clean(block.text)
+        self._upto = len(block.text)  # raw characters of the block this widget already has
         self.next_flush = 0.0
         self.set_class(not block.text and not block.streaming, "-empty")
 
@@ -66,8 +67,11 @@ class AssistantMessage(Vertical):
     def dirty(self) -> bool:
         return bool(self._pending)
 
-    def append(self, raw: str) -> None:
-        self._pending.append(raw)
+    def append(self, raw: str, end: int) -> None:
+        if end <= self._upto:
+            return  # built after this text arrived: it is already in
+        self._pending.append(raw[len(raw) - (end - self._upto):] if end - len(raw) < self._upto else raw)
+        self._upto = end
         self.remove_class("-empty")
 
     async def flush(self, final: bool = False) -> None:
@@ -97,6 +101,7 @@ class AssistantMessage(Vertical):
             await self._stream.stop()
             self._stream = None
         self._safe = self._sanitiser.stream()
+        self._upto = len(self.block.text)
         await self.query_one(Markdown).update(self._sanitiser.clean(self.block.text))
         self.query_one(".note", Static).update(self._note())
         self.set_class(not self.block.text, "-empty")
@@ -130,10 +135,10 @@ class ToolCallBlock(Collapsible):
         self._s = sanitiser
         self._args = Static("", classes="args")
         self._output = Static("", classes="output")
-        super().__init__(self._args, self._output, title=self._title(), collapsed=True, classes="message")
+        super().__init__(self._args, self._output, title=self._make_title(), collapsed=True, classes="message")
         self._fill()
 
-    def _title(self) -> str:
+    def _make_title(self) -> str:
         b = self.block
         mark = {"requested": "·", "running": "◐", "finished": "✓" if (b.exit_code or 0) == 0 else "✗",
                 "interrupted": "!"}.get(b.state, "·")
@@ -163,7 +168,7 @@ class ToolCallBlock(Collapsible):
         self._output.update(Text(out + ("\n" if out and notes else "") + " ".join(notes)))
 
     def refresh_block(self) -> None:
-        self.title = self._title()
+        self.title = self._make_title()
         self._fill()
 
     def copy_text(self) -> str:

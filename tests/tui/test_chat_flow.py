@@ -1,0 +1,159 @@
+"""The chat end to end with the real engine, a real SQLite store, the scripted gateway over real
+HTTP and real (bubblewrap) sandboxes: create an agent, start a session, send, watch the streamed
+reply with its tool call, quit, reopen into the same view; cancel; a failed turn and its retry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from textual.widgets import Input, Markdown, TextArea
+
+from lap_tui.domain.secrets import MASK
+from lap_tui.tui.app import LapApp
+from lap_tui.tui.screens.agent_form import AgentForm
+from lap_tui.tui.screens.chat import ChatScreen
+from lap_tui.tui.screens.sessions import SessionsScreen
+from lap_tui.tui.widgets.chat_messages import AssistantMessage, ToolCallBlock, TurnStatus
+from tests.support.scripted_gateway import ScriptedGateway, error, stream, tool_call
+from tests.tui.conftest import make_services, tui_environ, wait_for
+
+SECRET = "ghp-team-secret-123"
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="the engine's sandboxes need bubblewrap")
+
+
+@pytest.fixture
+def gw():
+    with ScriptedGateway(models=["gpt-test", "gpt-other"]) as g:
+        yield g
+
+
+def services_for(tmp_path, gw, **kw):
+    from lap_tui.engine.engine import EngineOptions
+    from lap_tui.engine.services import build_engine
+
+    env = tui_environ(tmp_path, LITELLM_API_BASE=gw.base_url, LITELLM_API_KEY="sk-master-key",
+                      CONTAINER_ENV_GH_TOKEN=SECRET)
+    services = make_services(tmp_path, environ=env, models=["gpt-test", "gpt-other"], **kw)
+    services.make_engine = lambda store: build_engine(services.settings, store,
+                                                      options=EngineOptions(lease_ttl=5.0))
+    return services
+
+
+def turn_status(app, status: str) -> bool:
+    screen = app.screen
+    return isinstance(screen, ChatScreen) and any(
+        b.kind == "turn" and b.status == status for b in screen.model.blocks)
+
+
+async def open_new_chat(app, pilot) -> ChatScreen:
+    await wait_for(pilot, lambda: app.store is not None and app.engine is not None, what="store and engine")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen), what="sessions")
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+    return app.screen
+
+
+async def create_agent(app, pilot, name="helper") -> None:
+    await wait_for(pilot, lambda: app.store is not None, what="store")
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(app.screen, AgentForm), what="form")
+    form = app.screen
+    await pilot.press(*"Bad Name")
+    err = form.query_one("#err-name")
+    assert err.has_class("-shown") and "may not contain" in str(err.render())
+    form.query_one("#f-name", Input).value = name
+    await pilot.pause()
+    assert not err.has_class("-shown")
+    form.query_one("#f-model", Input).focus()
+    await pilot.press("ctrl+s")  # model still empty: refused, and said why
+    assert isinstance(app.screen, AgentForm) and form.query_one("#err-model").has_class("-shown")
+    await pilot.press(*"gpt-test")
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: not isinstance(app.screen, AgentForm), what="form closed")
+    assert [a.name for a in app.agents_cache.values()] == [name]
+
+
+async def test_create_send_stream_tool_call_quit_and_reopen(tmp_path, gw):
+    bash = json.dumps({"command": "echo hello; echo $GH_TOKEN"})
+    gw.push(stream(["Let me ", "look."], tool_calls=[tool_call("c1", "bash", bash)],
+                   usage={"prompt_tokens": 100, "completion_tokens": 10}, cost=0.001),
+            stream(["All ", "**good**", ".\n\n```sh\necho ok\n```\n"],
+                   usage={"prompt_tokens": 200, "completion_tokens": 20}, cost=0.002))
+    services = services_for(tmp_path, gw, save_state=True)
+    app = LapApp(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await create_agent(app, pilot)
+        chat = await open_new_chat(app, pilot)
+        await pilot.press(*"what is here?")
+        await pilot.press("ctrl+j")
+        await wait_for(pilot, lambda: turn_status(app, "completed"), timeout=30, what="turn completed")
+        await pilot.pause(0.2)
+        kinds = [b.kind for b in chat.model.blocks]
+        assert kinds == ["turn", "user", "assistant", "tool", "assistant"]
+        tool = chat.query_one(ToolCallBlock)
+        assert "exit 0" in tool.title and "echo hello" in tool.title
+        out = str(tool._output.render())
+        assert "hello" in out and SECRET not in out and MASK in out  # the sandbox saw it, the screen did not
+        replies = list(chat.query(AssistantMessage))
+        assert replies[-1].query_one(Markdown).source.startswith("All **good**.")
+        status = str(chat.query_one(TurnStatus).render())
+        assert "done" in status and "300 in / 30 out" in status and "$0.0030" in status
+        # The turn's status line stays below its content.
+        log_children = list(chat.query_one("#log").children)
+        assert isinstance(log_children[-1], TurnStatus)
+        assert chat.query_one("#draft", TextArea).text == ""
+        await pilot.press(*"an unsent draft")
+        session_id = chat.session_id
+        await pilot.press("ctrl+q")
+    assert app.state.screen == "chat" and app.state.session_id == session_id
+    saved = (tmp_path / "state" / "lap-tui" / "ui-state.json").read_text()
+    assert session_id in saved and "an unsent draft" in saved, saved
+
+    app2 = LapApp(services_for(tmp_path, gw, save_state=True))
+    async with app2.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app2.screen, ChatScreen), what=f"chat reopened {app2.state} {app2._notifications}")
+        chat2 = app2.screen
+        assert chat2.session_id == session_id
+        assert chat2.query_one("#draft", TextArea).text == "an unsent draft"
+        await wait_for(pilot, lambda: len(chat2.model.blocks) == 5, what="history")
+        # esc goes back to the agent's sessions, then to the agents.
+        await pilot.press("escape")
+        assert isinstance(app2.screen, SessionsScreen)
+
+
+async def test_cancel_a_running_turn(tmp_path, gw):
+    gw.push(stream([f"word{i} " for i in range(200)], delay=0.05))
+    app = LapApp(services_for(tmp_path, gw))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await create_agent(app, pilot)
+        chat = await open_new_chat(app, pilot)
+        await pilot.press(*"talk a lot")
+        await pilot.press("ctrl+j")
+        await wait_for(pilot, lambda: any(b.kind == "assistant" and "word3" in b.text for b in chat.model.blocks),
+                       what="streaming")
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: turn_status(app, "cancelled"), what="cancelled")
+        reply = [b for b in chat.model.blocks if b.kind == "assistant"][0]
+        assert not reply.streaming and "word199" not in reply.text
+
+
+async def test_failed_turn_shows_its_reason_and_retries(tmp_path, gw):
+    gw.push(error(400, "the prompt is too long"))
+    app = LapApp(services_for(tmp_path, gw))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await create_agent(app, pilot)
+        chat = await open_new_chat(app, pilot)
+        await pilot.press(*"hello")
+        await pilot.press("ctrl+j")
+        await wait_for(pilot, lambda: turn_status(app, "failed"), timeout=30, what="failed")
+        status = str(chat.query_one(TurnStatus).render())
+        assert "failed" in status and "too long" in status and "ctrl+r" in status
+        gw.push(stream(["recovered"]))
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: turn_status(app, "completed"), timeout=30, what="retried")
+        assert "recovered" in [b.text for b in chat.model.blocks if b.kind == "assistant"][-1]
+        assert "failed" not in str(chat.query_one(TurnStatus).render())
