@@ -84,7 +84,15 @@ def seed(services: Services, fn: Callable[[Any], Any]) -> Any:
             return await fn(store)
         finally:
             await store.close()
-    return asyncio.run(go())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(go())
+    # Inside an async test: a loop of its own, in a thread.
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 AGENT_ID = "a0000000000000000000000000000001"

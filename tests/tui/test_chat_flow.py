@@ -151,7 +151,7 @@ async def test_failed_turn_shows_its_reason_and_retries(tmp_path, gw):
         await pilot.press("ctrl+j")
         await wait_for(pilot, lambda: turn_status(app, "failed"), timeout=30, what="failed")
         status = str(chat.query_one(TurnStatus).render())
-        assert "failed" in status and "too long" in status and "ctrl+r" in status
+        assert "failed" in status and "too long" in status and "^r retries" in status
         gw.push(stream(["recovered"]))
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: turn_status(app, "completed"), timeout=30, what="retried")

@@ -84,8 +84,8 @@ class AgentsScreen(LapScreen):
     def _selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
 
-    @on(FilterBar.Changed)
-    def _filtered(self, event: FilterBar.Changed) -> None:
+    @on(FilterBar.Updated)
+    def _filtered(self, event: FilterBar.Updated) -> None:
         self._filter = event.text
         self._fill()
 

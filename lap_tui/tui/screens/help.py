@@ -39,7 +39,8 @@ class HelpScreen(ModalScreen[None]):
                 continue
             seen.add((b.id or "", key))
             rows.append((self.app.get_key_display(b), b.description + ("" if ab.enabled else " (off)"), b.id or ""))
-        for row in sorted(rows, key=lambda r: r[2]):
+        self.key_rows = sorted(rows, key=lambda r: r[2])
+        for row in self.key_rows:
             keys.add_row(*row)
         cmds = Table(box=None, expand=True, pad_edge=False, title="Commands (type : then a name; tab completes)",
                      title_justify="left", title_style="bold")

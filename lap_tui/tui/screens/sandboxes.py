@@ -157,8 +157,8 @@ class SandboxesScreen(LapScreen):
                 if table.get_cell(key, "age") != value:
                     table.update_cell(key, "age", value)
 
-    @on(FilterBar.Changed)
-    def _filtered(self, event: FilterBar.Changed) -> None:
+    @on(FilterBar.Updated)
+    def _filtered(self, event: FilterBar.Updated) -> None:
         self._filter = event.text
         table = self.query_one(DataTable)
         table.clear()

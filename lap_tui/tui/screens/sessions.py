@@ -107,8 +107,8 @@ class SessionsScreen(LapScreen):
     def _selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
 
-    @on(FilterBar.Changed)
-    def _filtered(self, event: FilterBar.Changed) -> None:
+    @on(FilterBar.Updated)
+    def _filtered(self, event: FilterBar.Updated) -> None:
         self._filter = event.text
         self._show(list(self._sessions.values()))
 

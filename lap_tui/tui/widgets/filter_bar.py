@@ -13,7 +13,7 @@ class FilterBar(Input):
     FilterBar.-shown { display: block; }
     """
 
-    class Changed(Message):
+    class Updated(Message):
         def __init__(self, text: str) -> None:
             super().__init__()
             self.text = text
@@ -37,7 +37,7 @@ class FilterBar(Input):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.post_message(self.Changed(event.value))
+        self.post_message(self.Updated(event.value))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
