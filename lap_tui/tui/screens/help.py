@@ -26,7 +26,7 @@ class HelpScreen(ModalScreen[None]):
         self._active = active
 
     def compose(self) -> ComposeResult:
-        keys = Table(box=None, expand=True, pad_edge=False, title="Keys (remap by id in [keys] of config.toml)",
+        keys = Table(box=None, expand=True, pad_edge=False, title=Text("Keys (remap by id in [keys] of config.toml)"),
                      title_justify="left", title_style="bold")
         keys.add_column("key", style="bold", no_wrap=True)
         keys.add_column("does")
@@ -39,7 +39,7 @@ class HelpScreen(ModalScreen[None]):
                 continue
             seen.add((b.id or "", key))
             rows.append((self.app.get_key_display(b), b.description + ("" if ab.enabled else " (off)"), b.id or ""))
-        self.key_rows = sorted(rows, key=lambda r: r[2])
+        self.key_rows = sorted(rows, key=lambda r: (r[2] == "", r[2]))  # ours (with ids) first
         for row in self.key_rows:
             keys.add_row(*row)
         cmds = Table(box=None, expand=True, pad_edge=False, title="Commands (type : then a name; tab completes)",

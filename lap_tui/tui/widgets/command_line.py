@@ -14,7 +14,7 @@ from textual.widgets import Input, Static
 
 class CommandLine(ModalScreen[str | None]):
     DEFAULT_CSS = """
-    CommandLine { align: left bottom; background: transparent; }
+    CommandLine { align: left bottom; background: $background 0%; }
     CommandLine > #cmd-hint { dock: bottom; height: 1; width: 100%; background: $panel; color: $text-muted;
                               padding: 0 1; margin-bottom: 1; }
     CommandLine > Input { dock: bottom; width: 100%; height: 1; border: none; padding: 0 0;

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""End to end in tmux: the real `lap-tui` binary at 80x24 against the scripted gateway.
+
+Creates an agent with the CLI, opens the app, starts a session, sends a message with ctrl+j,
+reads the streamed reply off the screen, quits, reopens and checks the same chat (and the
+unsent draft) came back, then opens `--view sandboxes`. Prints each step; exit 1 on failure.
+
+    .venv/bin/python tests/tui/e2e_tmux.py [--keep]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = str(ROOT / ".venv" / "bin" / "python")
+LAP = str(ROOT / ".venv" / "bin" / "lap-tui")
+
+
+class Tmux:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.sock = f"lap-e2e-{os.getpid()}"
+        self.env = env
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.sock, *args], capture_output=True, text=True, check=True).stdout
+
+    def start(self, command: str) -> None:
+        self.n = getattr(self, "n", 0) + 1
+        self.sock = f"lap-e2e-{os.getpid()}-{self.n}"  # a fresh server: the last one may still be exiting
+        envs = " ".join(f"{k}={v}" for k, v in self.env.items())
+        self.run("new-session", "-d", "-x", "80", "-y", "24", f"env {envs} {command}; sleep 60")
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p")
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.run("send-keys", *(["-l"] if literal else []), *keys)
+
+    def wait(self, pattern: str, timeout: float = 20.0) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            text = self.screen()
+            if re.search(pattern, text, re.M):
+                return text
+            time.sleep(0.05)
+        raise AssertionError(f"never saw {pattern!r}; the screen was:\n{self.screen()}")
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True)
+
+
+def step(msg: str) -> None:
+    print(f"-- {msg}", flush=True)
+
+
+def main() -> int:
+    if shutil.which("tmux") is None:
+        print("tmux is not installed", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="lap-e2e-"))
+    gw = subprocess.Popen([PY, "-m", "tests.support.scripted_gateway", "--port", "0", "--scenario", "echo",
+                           "--models", "gpt-test"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    url = gw.stdout.readline().split()[-1]
+    env = {"XDG_DATA_HOME": str(tmp / "data"), "XDG_CONFIG_HOME": str(tmp / "config"),
+           "XDG_STATE_HOME": str(tmp / "state"), "LITELLM_API_BASE": url, "LITELLM_API_KEY": "sk-e2e",
+           "TERM": "xterm-256color", "PATH": os.environ["PATH"]}
+    tmux = Tmux(env)
+    try:
+        subprocess.run([LAP, "agents", "create", "e2e-bot", "--model", "gpt-test"], env=env, check=True,
+                       capture_output=True)
+        step("start lap-tui: the agents list shows")
+        tmux.start(LAP)
+        tmux.wait(r"e2e-bot\s+default\s+gpt-test")
+        tmux.wait(r"● store sqlite")
+        step("enter: sessions; n: a new session and its chat")
+        tmux.keys("Enter")
+        tmux.wait(r"Sessions of e2e-bot")
+        tmux.keys("n")
+        tmux.wait(r"Chat · e2e-bot")
+        step("type, ctrl+j: the reply streams in")
+        tmux.keys("hello from tmux", literal=True)
+        tmux.wait("hello from tmux")
+        tmux.keys("C-j")
+        tmux.wait(r"echo: hello from tmux")
+        tmux.wait(r"✓ done")
+        step("an unsent draft, then ctrl+q")
+        tmux.keys("not sent yet", literal=True)
+        tmux.wait("not sent yet")
+        time.sleep(0.3)
+        tmux.keys("C-q")
+        tmux.wait(r"^\s*$", timeout=5)
+        tmux.kill()
+        step("reopen: the same chat with its history and the draft")
+        tmux.start(LAP)
+        screen = tmux.wait(r"Chat · e2e-bot")
+        tmux.wait(r"echo: hello from tmux")
+        tmux.wait("not sent yet")
+        step("ctrl+l leaves the draft; : command line → :sandboxes, then ? for the keys")
+        tmux.keys("C-l")
+        tmux.wait(r"c Copy")  # focus has moved (a person types slower than tmux)
+        tmux.keys(":")
+        tmux.wait(r":agents  :help")
+        tmux.keys("sandboxes", literal=True)
+        tmux.keys("Enter")
+        tmux.wait(r"NAME\s+BACKEND\s+TEAM")
+        tmux.keys("?")
+        tmux.wait(r"sandboxes\.suspend")
+        tmux.keys("Escape")
+        tmux.keys("C-q")
+        tmux.kill()
+        step("--view sandboxes opens straight there")
+        tmux.start(f"{LAP} --view sandboxes")
+        tmux.wait(r"› Sandboxes")
+        tmux.keys("C-q")
+        print("e2e ok")
+        return 0
+    except AssertionError as exc:
+        print(f"e2e FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        tmux.kill()
+        gw.terminate()
+        if "--keep" not in sys.argv:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
