@@ -51,14 +51,20 @@ class LapApp(App):
         self.sandboxes: Any = None  # the backend, once built (None: store records only)
         self.models: list[str] | None = None
         self.agents_cache: dict[str, Agent] = {}
+        self.agents_loaded = False
         self.sanitiser = Sanitiser(self.settings.redactor)
         self.store_ready = asyncio.Event()
+        self._mounted = asyncio.Event()
         if services.deterministic:
             self.animation_level = "none"
         # set_reactive: assigning a reactive before the app runs would wait for a loop that is not there
         self.set_reactive(LapApp.health, {"store": ("…", "opening"), "gateway": ("…", ""), "sandboxes": ("…", "")})
 
     # -- start-up
+    def on_load(self) -> None:
+        # The store opens while the first screen is built: first useful paint = max(both).
+        self.run_worker(self._start(), name="start", group="start")
+
     def on_mount(self) -> None:
         themes, problems = load_themes(self.settings.config_file.parent / "themes"
                                        if self.settings.config_file else self.settings.data_dir / "themes")
@@ -73,7 +79,7 @@ class LapApp(App):
         from lap_tui.tui.screens.agents import AgentsScreen
 
         self.push_screen(AgentsScreen())
-        self.run_worker(self._start(), name="start", group="start")
+        self._mounted.set()
         if self.services.state_path and not self.services.deterministic:
             self.set_interval(1.0, self._save_if_dirty)
 
@@ -96,6 +102,7 @@ class LapApp(App):
         self.health = {**self.health, "store": ("ok", self.store.kind)}
         await self.refresh_agents()
         self.store_ready.set()
+        await self._mounted.wait()
         await self._open_engine()
         await self._restore()
         # Everything below may import heavy libraries: after the first useful paint.
@@ -158,6 +165,7 @@ class LapApp(App):
     async def refresh_agents(self) -> list[Agent]:
         agents = await self.store.list_agents()
         self.agents_cache = {a.id: a for a in agents}
+        self.agents_loaded = True  # set with the cache, so a screen mounting now sees both
         from lap_tui.tui.screens.agents import AgentsScreen
 
         for screen in self.screen_stack:

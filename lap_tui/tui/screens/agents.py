@@ -40,7 +40,9 @@ class AgentsScreen(LapScreen):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
-        if self.lap.store is None:
+        if self.lap.agents_loaded:
+            self.show_agents(list(self.lap.agents_cache.values()))
+        else:
             self.query_one("#title").set(detail="opening the store…")
 
     def show_agents(self, agents: list[Agent]) -> None:
