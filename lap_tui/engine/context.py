@@ -20,8 +20,9 @@ def turn_order(events: Iterable[JournalEvent]) -> list[str]:
     return list(seen)
 
 
-def build_messages(system_prompt: str, events: list[JournalEvent], current_turn: str) -> list[dict[str, Any]]:
-    """OpenAI chat messages for the next model call of `current_turn`.
+def build_messages(system_prompt: str, events: list[JournalEvent], current_turn: str | None) -> list[dict[str, Any]]:
+    """OpenAI chat messages for the next model call of `current_turn` (None: every turn, all
+    finished, e.g. the history before a turn, built once per turn by the engine).
 
     Earlier turns come first, in journal order; turns queued after the current one are left
     out. Every assistant tool call gets exactly one tool result: its output, or a note that

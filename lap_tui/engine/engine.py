@@ -22,7 +22,7 @@ from lap_tui.domain.lease import LeaseLost
 from lap_tui.domain.replay import TurnState, rebuild_turn
 from lap_tui.domain.session import SessionStatus
 from lap_tui.engine.api import LiveText
-from lap_tui.engine.context import build_messages
+from lap_tui.engine.context import build_messages, turn_messages
 from lap_tui.engine.holder import holder_is_dead, new_holder
 from lap_tui.harness.builtin import IDEMPOTENT, TOOL_SPECS, BuiltinTools
 from lap_tui.sandbox.base import SandboxBackend
@@ -282,6 +282,9 @@ class Engine:
     async def _loop(self, turn: Turn, agent: Any, session: Any, others: list[JournalEvent],
                     mine: list[JournalEvent]) -> None:
         tools: BuiltinTools | None = None
+        # The history before this turn does not change while it runs: build it once.
+        first = mine[0].seq if mine else 2**62
+        history = build_messages(agent.system_prompt, [e for e in others if e.seq < first], None)
         while True:
             state = rebuild_turn(turn.id, mine)
             todo = [tc for tc in state.tool_calls.values()
@@ -302,8 +305,7 @@ class Engine:
                 return
             if len(state.steps) >= self.options.max_steps:
                 raise _TurnFailed(f"the step limit ({self.options.max_steps} model calls) was reached")
-            prior = [e for e in others if e.seq < mine[0].seq] if mine else others
-            messages = build_messages(agent.system_prompt, prior + mine, turn.id)
+            messages = history + turn_messages(state, current=True)
             mine.append(await self._model_step(turn, agent.model, messages))
 
     async def _tools(self, agent: Any, session: Any, turn: Turn) -> BuiltinTools:

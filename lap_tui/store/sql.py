@@ -340,7 +340,7 @@ class SqlStore(Store):
             rows = await db.fetch(
                 "UPDATE turns SET status = COALESCE(?, status), error = COALESCE(?, error), updated_at = ?,"
                 " prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?,"
-                " cost_usd = cost_usd + ? WHERE id = ? RETURNING session_id",
+                f" cost_usd = cost_usd + ? WHERE id = ? RETURNING {_TURN_COLS}",
                 status.value if status else None, error, now, add_prompt_tokens, add_completion_tokens,
                 float(add_cost_usd), turn_id)
             if not rows:
@@ -349,8 +349,8 @@ class SqlStore(Store):
                 await db.execute(
                     "UPDATE sessions SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?,"
                     " cost_usd = cost_usd + ? WHERE id = ?",
-                    add_prompt_tokens, add_completion_tokens, float(add_cost_usd), rows[0][0])
-        return await self.get_turn(turn_id)
+                    add_prompt_tokens, add_completion_tokens, float(add_cost_usd), rows[0][1])
+        return _turn(rows[0])
 
     # --- journal -----------------------------------------------------------------------
     async def append(self, session_id: str, kind: str, data: dict[str, Any] | None = None, *,

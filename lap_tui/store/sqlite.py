@@ -142,21 +142,41 @@ class SqliteStore(SqlStore):
 
     async def _append(self, session_id: str, turn_id: str | None, kind: str, at: str, data: str,
                       holder: str | None) -> int | None:
-        guard = ""
-        args: list[Any] = [at, session_id]
-        if holder is not None:
-            guard = " AND EXISTS (SELECT 1 FROM leases WHERE session_id = ? AND holder = ?)"
-            args += [session_id, holder]
-        async with self._write() as db:
-            rows = await db.fetch(
-                f"UPDATE sessions SET last_seq = last_seq + 1, updated_at = ? WHERE id = ?{guard} RETURNING last_seq",
-                *args)
-            if not rows:
-                return None
-            seq = rows[0][0]
-            await db.execute("INSERT INTO events (session_id, seq, turn_id, kind, at, data) VALUES (?, ?, ?, ?, ?, ?)",
-                             session_id, seq, turn_id, kind, at, data)
-        return int(seq)
+        if self._writer is None:
+            raise StoreError("the store is closed")
+        async with self._wlock:
+            # The whole transaction in one hop to the connection's thread (aiosqlite's
+            # `_execute`): four hops cost more than the SQL itself on the hot path.
+            try:
+                seq = await self._writer._execute(_append_tx, self._writer._conn, session_id, turn_id, kind, at,
+                                                  data, holder)
+            except sqlite3.OperationalError as exc:
+                raise self._explain(exc) from None
+        return seq
 
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+
+
+def _append_tx(conn: sqlite3.Connection, session_id: str, turn_id: str | None, kind: str, at: str, data: str,
+               holder: str | None) -> int | None:
+    """Runs in the connection's thread: bump the session's counter and insert, atomically."""
+    guard, args = "", [at, session_id]
+    if holder is not None:
+        guard = " AND EXISTS (SELECT 1 FROM leases WHERE session_id = ? AND holder = ?)"
+        args += [session_id, holder]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute(f"UPDATE sessions SET last_seq = last_seq + 1, updated_at = ? WHERE id = ?{guard}"
+                           " RETURNING last_seq", args).fetchone()
+        if row is None:
+            conn.execute("ROLLBACK")
+            return None
+        conn.execute("INSERT INTO events (session_id, seq, turn_id, kind, at, data) VALUES (?, ?, ?, ?, ?, ?)",
+                     (session_id, row[0], turn_id, kind, at, data))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return int(row[0])

@@ -32,6 +32,7 @@ Response types ("type", default "stream"):
                 usage_cost: float        put "cost" into the usage chunk (LiteLLM's streaming cost)
                 cost: float              x-litellm-response-cost response header
                 delay: s between events; first_delay: s before the response headers
+                stamps: N               N more chunks "[<unix time when sent>]" (latency benchmarks)
                 drop_after: N            close the connection after N content events (mid-stream drop)
                 stall_after: N, stall_s  go silent for stall_s after N content events, then continue
                 done: bool               send data: [DONE] (default true)
@@ -417,6 +418,9 @@ def _stream_events(r: dict[str, Any], req: Any) -> Iterator[tuple[str, Any]]:
     chunks = [str(c) for c in r.get("chunks", [])]
     for c in chunks:
         yield "content", _chunk_obj(model, {"content": c})
+    for _ in range(int(r.get("stamps", 0))):  # "[<send time>]" chunks, for latency benchmarks
+        chunks.append("")
+        yield "content", _chunk_obj(model, {"content": f"[{time.time():.6f}]"})
     calls = r.get("tool_calls") or []
     seqs: list[list[dict[str, Any]]] = []
     for i, call in enumerate(calls):
