@@ -35,7 +35,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     registered: set[str] = set()
     for name, module in COMMANDS.items():
-        if module in registered or (only is not None and name != only):
+        if module in registered or (only is not None and name != only):  # only="" registers none
             continue
         try:
             mod = importlib.import_module(f"lap_tui.cli.{module}")
@@ -50,9 +50,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # Build only the subcommand asked for: start-up stays fast as commands grow.
-    only = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(only if only in COMMANDS else None)
+    # Build only the subcommand asked for: start-up stays fast as commands grow. Bare
+    # `lap-tui` (the app) registers none, so its first paint pays for no subcommand module.
+    words = [a for a in argv if not a.startswith("-")]
+    wants_help = any(a in ("-h", "--help") for a in argv)
+    only = words[0] if words and words[0] in COMMANDS else None
+    if only is None and not wants_help and not (words and words[0] not in VIEWS):
+        only = ""  # the app: no subcommands to register
+    parser = build_parser(only)
     args = parser.parse_args(argv)
     try:
         if args.command is None:

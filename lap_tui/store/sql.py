@@ -126,6 +126,14 @@ class SqlStore(Store):
 
     # --- schema ------------------------------------------------------------------------
     async def migrate(self) -> MigrationReport:
+        # The common case, a current schema, needs no write lock: one read and done.
+        try:
+            async with self._read() as db:
+                current = await self._version(db)
+        except Exception:
+            current = 0  # no lap_schema table yet (a real failure shows again under the lock)
+        if current == LATEST:
+            return MigrationReport(before=current, after=current, applied=())
         async with self._migration_lock() as db:
             await db.execute(SCHEMA_TABLE)
             before = await self._version(db)
