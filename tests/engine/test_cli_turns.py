@@ -1,0 +1,62 @@
+"""Turns from scripts: `lap-tui send` and `lap-tui worker --once`, real processes, no terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tests.conftest import run_cli
+from tests.engine.test_turns import bash
+from tests.support.scripted_gateway import error, stream
+
+
+def cli(env, *args):
+    r = run_cli(*args, env=env)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def setup_session(env) -> str:
+    cli(env, "agents", "create", "bot", "--model", "gpt-test")
+    return cli(env, "sessions", "new", "bot").strip()
+
+
+async def test_send_then_worker_once(engine_env, gw, tmp_path):
+    env = {**os.environ, **engine_env}
+    sid = setup_session(env)
+    turn_id = cli(env, "send", sid, "make a file").strip()
+    assert [json.loads(x)["kind"] for x in cli(env, "journal", sid, "--json").splitlines()] == \
+        ["turn.queued", "user.message"]
+    gw.push(stream(["writing"], tool_calls=[bash("c1", "echo made > made.txt && cat made.txt")],
+                   usage={"prompt_tokens": 7, "completion_tokens": 3}),
+            stream(["Done: made.txt exists."], usage={"prompt_tokens": 9, "completion_tokens": 4}))
+    r = run_cli("worker", "--once", "--poll", "0.05", env=env)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(x) for x in cli(env, "journal", sid, "--json").splitlines()]
+    assert events[-1]["kind"] == "turn.completed" and events[-1]["turn_id"] == turn_id
+    tool = next(e for e in events if e["kind"] == "tool.finished")
+    assert tool["data"]["output"] == "made\n"
+    shown = json.loads(cli(env, "sessions", "show", sid, "--json"))
+    assert (shown["prompt_tokens"], shown["completion_tokens"], shown["status"]) == (16, 7, "idle")
+    # Nothing left to do: a second worker run exits at once.
+    assert run_cli("worker", "--once", env=env).returncode == 0
+
+
+async def test_send_wait_prints_the_reply(engine_env, gw):
+    env = {**os.environ, **engine_env}
+    sid = setup_session(env)
+    gw.push(stream([], tool_calls=[bash("c1", "pwd")]), stream(["You are in ", "/workspace."]))
+    out = json.loads(cli(env, "send", sid, "where am I?", "--wait", "--json"))
+    assert out["status"] == "completed" and out["reply"] == "You are in /workspace."
+
+
+async def test_send_wait_reports_a_failed_turn(engine_env, gw):
+    env = {**os.environ, **engine_env}
+    sid = setup_session(env)
+    gw.push(error(401))
+    r = run_cli("send", sid, "hi", "--wait", env=env)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1].startswith("lap-tui: the turn failed: the gateway rejected the key")
+    assert "Traceback" not in r.stderr
+    shown = json.loads(cli(env, "sessions", "show", sid, "--json"))
+    assert shown["status"] == "failed"
