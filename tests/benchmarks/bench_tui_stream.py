@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""What the app spends to render a long streamed reply: the shared stream_bench.py against the
+scripted gateway subprocess, for 5,000 and 20,000 small chunks, as one paragraph and with a
+paragraph break every 100 words. Prints one table (medians of --runs).
+
+Each case: a data dir with one agent and one session (a fresh copy per run, so history never
+grows between runs), `lap-tui --session ID` in a private tmux at 120x40, type, ctrl+j, poll
+until the done word shows. Key probes are typed into the draft while the reply streams.
+
+    .venv/bin/python tests/benchmarks/bench_tui_stream.py [--runs 3] [--cases 5000:0,20000:0,5000:100,20000:100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT.parent / "shared" / "bench"
+PY = str(ROOT / ".venv" / "bin" / "python")
+LAP = str(ROOT / ".venv" / "bin" / "lap-tui")
+DONE = "BIG-DONE"
+
+
+def seed_home(home: Path) -> str:
+    """An agent and an empty session in HOME-relative XDG dirs (what stream_bench copies per run)."""
+    env = {"XDG_DATA_HOME": str(home / ".local" / "share"), "XDG_CONFIG_HOME": str(home / ".config"),
+           "XDG_STATE_HOME": str(home / ".local" / "state")}
+    from lap_tui.config import load_settings
+    from lap_tui.domain.agent import Agent
+    from lap_tui.domain.ids import new_id
+    from lap_tui.domain.session import Session
+    from lap_tui.store import open_store
+
+    settings = load_settings(env, cwd=home)
+
+    async def go() -> str:
+        store = await open_store(settings.database_url)
+        try:
+            agent = await store.create_agent(Agent(id=new_id(), name="stream-bench", team="default", model="gpt-test"))
+            session = await store.create_session(Session(id=new_id(), agent_id=agent.id, title="bench"))
+            return session.id
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def start_gateway(words: int, every: int) -> tuple[subprocess.Popen, str]:
+    gw = subprocess.Popen([PY, "-m", "tests.support.scripted_gateway", "--port", "0", "--scenario", "words",
+                           "--words", str(words), "--paragraph-every", str(every), "--done-word", DONE,
+                           "--models", "gpt-test"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    line = gw.stdout.readline()
+    if not line.startswith("READY"):
+        gw.kill()
+        raise SystemExit(f"gateway did not start: {line!r}")
+    return gw, line.split()[-1]
+
+
+def run_case(words: int, every: int, runs: int, probe_at: float, tmp: Path, sid: str, home: Path,
+             size: str) -> dict:
+    gw, url = start_gateway(words, every)
+    out = tmp / f"stream-{words}-{every}.json"
+    try:
+        cmd = [sys.executable, str(BENCH / "stream_bench.py"), "--name", f"lap-tui-{words}-{every}",
+               "--runs", str(runs), "--ready", "Message —", "--type", "go", "--send", "C-j",
+               "--done", DONE, "--first", r"word0 ", "--timeout", "300", "--size", size,
+               "--home-template", str(home), "--workdir", str(tmp),
+               "--env", f"LITELLM_API_BASE={url}", "--env", "LITELLM_API_KEY=sk-bench",
+               "--env", f"PATH={os.environ['PATH']}", "--env", "TERM=xterm-256color",
+               "--key-probe-at", str(probe_at), "--key-probe-every", "0.5", "--key-probes", "6",
+               "--json", str(out), "--", LAP, "--session", sid]
+        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL if not os.environ.get("BENCH_VERBOSE") else None)
+        if not out.exists():
+            return {"name": f"{words}/{every}", "n_ok": 0}
+        data = json.loads(out.read_text())
+        summary = data["summary"]
+        idle = sorted(r["rss_before_mb"] for r in data["runs"] if r.get("ok") and "rss_before_mb" in r)
+        if idle:
+            summary["rss_before_mb"] = idle[len(idle) // 2]
+        return summary
+    finally:
+        gw.terminate()
+        gw.wait(5)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--cases", default="5000:0,20000:0,5000:100,20000:100",
+                    help="WORDS:PARAGRAPH_EVERY, comma-separated (0 = one paragraph)")
+    ap.add_argument("--probe-at", type=float, default=None,
+                    help="seconds after send for the first key probe (default: ~60%% of a 5,000-chunk reply)")
+    ap.add_argument("--size", default="120x40")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="lap-stream-"))
+    home = tmp / "home"
+    sid = seed_home(home)
+    rows = []
+    try:
+        for case in args.cases.split(","):
+            words, every = (int(x) for x in case.split(":"))
+            probe_at = args.probe_at if args.probe_at is not None else (0.5 if words <= 5000 else 1.5)
+            s = run_case(words, every, args.runs, probe_at, tmp, sid, home, args.size)
+            rows.append((words, every, s))
+            print(f"done {words}/{every}: {json.dumps(s)}", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    print(f"lap-tui streaming ({args.runs} runs each, medians; CPU = the app's utime+stime from send to the "
+          "done word)")
+    print("| chunks | paragraphs | ok | wall s | app CPU s | peak RSS MB | RSS idle MB | max gap ms "
+          "| key lat ms (median / max) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for words, every, s in rows:
+        def f(k: str, scale: float = 1.0, nd: int = 2) -> str:
+            v = s.get(k)
+            return "—" if v is None else f"{v * scale:.{nd}f}"
+        lat = (f"{s['key_lat_ms_median']:.0f} / {s['key_lat_ms_max']:.0f}" if "key_lat_ms_median" in s else "—")
+        print(f"| {words:,} | {'one' if not every else f'break every {every}'} | {s.get('n_ok', 0)}/{s.get('n', 0)} "
+              f"| {f('wall_s')} | {f('cpu_s')} | {f('peak_rss_mb', nd=1)} | {f('rss_before_mb', nd=1)} "
+              f"| {f('max_gap_s', 1000, 0)} | {lat} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
