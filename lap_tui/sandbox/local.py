@@ -528,16 +528,26 @@ async def _pump(stream: asyncio.StreamReader | None, name: str, buf: CappedBuffe
                 on_output: OutputCallback | None) -> None:
     if stream is None:
         return
-    first = True
-    while chunk := await stream.read(1 << 16):
-        buf.add(chunk)
-        if first and name == "stderr" and chunk.startswith(_BWRAP_START_ERRORS):
-            continue  # the program never started: exec raises a clear error instead
-        first = False
-        if on_output is not None:
+    # bwrap writes "bwrap: " and its message in separate writes, so hold back the start of
+    # stderr until its first line is complete before deciding whether it is bwrap's.
+    head: bytes | None = b"" if name == "stderr" else None
+    while True:
+        chunk = await stream.read(1 << 16)
+        if chunk:
+            buf.add(chunk)
+        if head is not None:
+            head += chunk
+            if chunk and b"\n" not in head and len(head) < 512:
+                continue
+            chunk, head = head, None
+            if chunk.startswith(_BWRAP_START_ERRORS):
+                chunk = b""  # the program never started: exec raises a clear error instead
+        if chunk and on_output is not None:
             r = on_output(name, chunk)
             if inspect.isawaitable(r):
                 await r
+        if not chunk and head is None and stream.at_eof():
+            return
 
 
 async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
