@@ -60,3 +60,31 @@ async def test_send_wait_reports_a_failed_turn(engine_env, gw):
     assert "Traceback" not in r.stderr
     shown = json.loads(cli(env, "sessions", "show", sid, "--json"))
     assert shown["status"] == "failed"
+
+
+async def test_two_workers_never_run_the_same_turn(engine_env, gw):
+    import subprocess
+    import sys
+
+    env = {**os.environ, **engine_env}
+    cli(env, "agents", "create", "bot", "--model", "gpt-test")
+    sessions = [cli(env, "sessions", "new", "bot").strip() for _ in range(6)]
+    for sid in sessions:
+        for n in range(2):
+            cli(env, "send", sid, f"message {n}")
+    gw.default = {"type": "echo", "delay": 0.01}
+    workers = [subprocess.Popen([sys.executable, "-m", "lap_tui", "worker", "--once", "--poll", "0.05"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    driven = 0
+    for w in workers:
+        _, err = w.communicate(timeout=120)
+        assert w.returncode == 0, err
+        driven += int(err.rsplit("drove ", 1)[1].split()[0])
+    assert driven == len(sessions)  # each session driven by exactly one of the two
+    for sid in sessions:
+        events = [json.loads(x) for x in cli(env, "journal", sid, "--json").splitlines()]
+        for turn_id in {e["turn_id"] for e in events}:
+            kinds = [e["kind"] for e in events if e["turn_id"] == turn_id]
+            assert kinds.count("turn.started") == 1 and kinds.count("model.requested") == 1, kinds
+            assert kinds[-1] == "turn.completed", kinds
+    assert len(gw.chat_requests) == 12  # each turn's model call was made exactly once
