@@ -179,3 +179,25 @@ async def test_empty_message_is_refused(engine, store):
     with pytest.raises(InvalidInput):
         await engine.send(s.id, "   ")
     assert await store.read_events(s.id) == []
+
+
+async def test_sandbox_command_killed_mid_way_is_reported(engine, store, gw):
+    import subprocess
+
+    s = await make_session(store)
+    gw.push(stream([], tool_calls=[bash("c1", "sleep 31.25")]), stream(["it was killed"]))
+    turn_id = await engine.send(s.id, "sleep")
+    for _ in range(200):
+        if "tool.started" in kinds(await store.read_events(s.id)):
+            break
+        await asyncio.sleep(0.05)
+    for _ in range(100):  # the command may take a moment to appear
+        if subprocess.run(["pkill", "-KILL", "-f", "sleep 31.25"]).returncode == 0:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.wait_for(engine.start(s.id), 30)
+    turn = await store.get_turn(turn_id)
+    assert turn.status is TurnStatus.COMPLETED
+    finished = next(e.data for e in await store.read_events(s.id) if e.kind == "tool.finished")
+    assert finished["exit_code"] == 128 + 9
+    assert "[exit code 137]" in gw.chat_requests[1].body["messages"][-1]["content"]
