@@ -48,6 +48,26 @@ class _Db:
         return int(tail) if tail.isdigit() else 0
 
 
+class _Retrying:
+    """A read that fails because the server restarted under a pooled connection is tried
+    once more on a fresh connection (reads are idempotent; writes never are retried)."""
+
+    def __init__(self, conn: asyncpg.Connection, pool: asyncpg.Pool | None) -> None:
+        self._conn, self._pool = conn, pool
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        try:
+            return await self._conn.fetch(query, *args)
+        except _CONNECTION_ERRORS:
+            if self._pool is None:
+                raise
+            async with self._pool.acquire() as fresh:
+                return await fresh.fetch(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return await self._conn.execute(query, *args)
+
+
 class PostgresStore(SqlStore):
     kind = "postgres"
 
@@ -103,7 +123,7 @@ class PostgresStore(SqlStore):
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[_Db]:
         async with self._conn() as conn:
-            yield _Db(conn)
+            yield _Db(_Retrying(conn, self._pool))
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[_Db]:

@@ -55,9 +55,13 @@ class PgServer:
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"),
-                  "-w", "-t", "60", "start")
+        self._opts = opts
+        self._pg_start()
         return self
+
+    def _pg_start(self) -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", self._opts, "-l", str(self.dir / "log"),
+                  "-w", "-t", "60", "start")
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://lap@127.0.0.1:{self.port}/{db}"
@@ -75,7 +79,7 @@ class PgServer:
 
     def restart(self) -> None:
         self.stop()
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "start")
+        self._pg_start()
 
     def destroy(self) -> None:
         self.stop("immediate")
