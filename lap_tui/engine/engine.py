@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
 
 from lap_tui.config import Settings
+from lap_tui.domain.clock import iso_from_epoch
 from lap_tui.domain.errors import InvalidInput, LapError
 from lap_tui.domain.ids import new_id
 from lap_tui.domain.journal import EventKind, JournalEvent, ToolCallState, Turn, TurnStatus, advance_turn
@@ -170,8 +171,13 @@ class Engine:
             self._watchers[session_id].discard(queue)
 
     # --- driving -------------------------------------------------------------------------
-    async def unfinished_sessions(self, limit: int = 100) -> list[str]:
+    async def unfinished_sessions(self, limit: int = 100, *, idle_for: float = 0.0) -> list[str]:
+        """Sessions with unfinished turns; with `idle_for`, only those whose turn has not
+        changed for that many seconds (nobody seems to be driving it)."""
         turns = await self.store.find_turns(UNFINISHED, limit=limit)
+        if idle_for > 0:
+            cutoff = iso_from_epoch(time.time() - idle_for)
+            turns = [t for t in turns if t.updated_at < cutoff]
         return list(dict.fromkeys(t.session_id for t in turns))
 
     async def drive_session(self, session_id: str) -> bool:

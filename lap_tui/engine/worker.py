@@ -13,10 +13,12 @@ IDLE_CHECK_EVERY = 30.0  # seconds between checks for sandboxes to suspend
 
 
 async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float = 0.5,
-                     max_sessions: int = 8) -> int:
+                     max_sessions: int = 8, standby: float = 0.0) -> int:
     """Drive every session with unfinished turns. `once`: until none is left that this
     process can take (sessions another live process drives are left to it), then return.
-    Returns how many sessions it drove."""
+    `standby` (seconds): take only turns left alone that long — how the TUI runs turns
+    when no worker does, without racing a worker that is there. Returns how many sessions
+    it drove."""
     driven = 0
     running: dict[str, asyncio.Task[bool]] = {}
     refused: set[str] = set()
@@ -33,7 +35,7 @@ async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float
                         driven += 1
                     if once:  # drained, refused (another driver), or stuck: not again this run
                         refused.add(sid)
-            pending = [s for s in await engine.unfinished_sessions() if s not in running]
+            pending = [s for s in await engine.unfinished_sessions(idle_for=standby) if s not in running]
             if once:
                 todo = [s for s in pending if s not in refused]
                 if not todo and not running:

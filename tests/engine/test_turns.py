@@ -201,3 +201,15 @@ async def test_sandbox_command_killed_mid_way_is_reported(engine, store, gw):
     finished = next(e.data for e in await store.read_events(s.id) if e.kind == "tool.finished")
     assert finished["exit_code"] == 128 + 9
     assert "[exit code 137]" in gw.chat_requests[1].body["messages"][-1]["content"]
+
+
+async def test_standby_worker_leaves_fresh_turns_to_others(engine, store, gw):
+    from lap_tui.engine.worker import run_worker
+
+    s = await make_session(store)
+    turn_id = await engine.queue(s.id, "hello")
+    assert await run_worker(engine, once=True, standby=60.0, poll_interval=0.01) == 0
+    assert (await store.get_turn(turn_id)).status is TurnStatus.QUEUED
+    gw.push(stream(["hi"]))
+    assert await run_worker(engine, once=True, poll_interval=0.01) == 1
+    assert (await store.get_turn(turn_id)).status is TurnStatus.COMPLETED
