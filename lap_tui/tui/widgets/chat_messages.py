@@ -1,17 +1,20 @@
 """The pieces of a chat: user and assistant messages, tool calls, a turn's status line.
 
 All text passes through the app's Sanitiser (control sequences neutralised, secrets masked).
-Assistant text streams into Textual's MarkdownStream; the ChatLog decides when to flush.
+Assistant text streams as plain text pieces and becomes Markdown when its step ends; the ChatLog
+decides when to flush (at the frame rate, never per chunk).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 
 from lap_tui.tui.chat_model import Block
@@ -19,8 +22,7 @@ from lap_tui.tui.formatting import cost, tokens
 from lap_tui.tui.safety import Sanitiser
 
 MAX_TOOL_OUTPUT = 8000  # characters shown; the journal keeps what the engine kept
-BASE_FLUSH = 1 / 20  # at most 20 appends a second ...
-FLUSH_PER_CHAR = 1 / 400_000  # ... and fewer while one block grows huge (its re-parse grows)
+BASE_FLUSH = 1 / 15  # at most 15 tail updates a second
 
 
 class UserMessage(Static):
@@ -36,7 +38,67 @@ class UserMessage(Static):
         return self.block.text
 
 
+_FENCE = re.compile(r"^ {0,3}(```|~~~)", re.M)
+_MD_INLINE = re.compile(r"[*_`\\\[\]<>&|#]|^\s*([-+>]|\d+[.)])\s", re.M)
+PIECE = 2_000  # the open tail is sealed into a frozen piece once it is this long ...
+MAX_TAIL = 6_000  # ... and cut mid-paragraph (at a wrapped line's end) once it is this long
+PLAIN_BIG = 16_000  # a finished paragraph this long without Markdown syntax stays plain text
+
+
+def fence_open(text: str) -> bool:
+    """Whether `text` ends inside a fenced code block."""
+    return len(_FENCE.findall(text)) % 2 == 1
+
+
+def seal_point(tail: str, in_fence: bool) -> int:
+    """Where to cut the open tail: after its last blank line outside a code fence (0: nowhere).
+    `in_fence`: whether the text before `tail` ends inside a fence."""
+    pos = len(tail)
+    while pos > 0:
+        pos = tail.rfind("\n\n", 0, pos)
+        if pos < 0:
+            return 0
+        if not (in_fence ^ fence_open(tail[:pos])):
+            return pos + 2
+    return 0
+
+
+def plain_enough(text: str) -> bool:
+    """A paragraph that Markdown would show exactly as typed (no inline or block syntax)."""
+    return _MD_INLINE.search(text) is None
+
+
+_BREAKS = re.compile(r"\n\n|^ {0,3}(```|~~~)", re.M)
+
+
+def segments(text: str, size: int = PIECE) -> list[str]:
+    """`text` cut at blank lines outside code fences into runs of at least `size` characters."""
+    out: list[str] = []
+    start, in_fence = 0, False
+    for m in _BREAKS.finditer(text):
+        if m.group(1):
+            in_fence = not in_fence
+        elif not in_fence and m.end() - start >= size:
+            out.append(text[start:m.end()])
+            start = m.end()
+    if start < len(text) or not out:
+        out.append(text[start:])
+    return out
+
+
+class _Piece(Static):
+    """Plain text shown while a reply streams (and for huge plain paragraphs afterwards)."""
+
+    DEFAULT_CSS = "_Piece { height: auto; } _Piece.gap { margin-bottom: 1; }"
+
+
 class AssistantMessage(Vertical):
+    """An assistant step. History renders as Markdown. While text streams, the frame-rate tick
+    appends it as plain text: finished pieces are frozen leaf widgets (their height is computed
+    once), only the open tail (at most MAX_TAIL characters) is re-wrapped per flush. When the
+    step ends, the text becomes Markdown one segment per refresh, so no single frame does it all.
+    """
+
     DEFAULT_CSS = """
     AssistantMessage { height: auto; border-left: thick $secondary; padding: 0 1; margin: 1 0 0 0; }
     AssistantMessage.-empty { display: none; }
@@ -50,15 +112,27 @@ class AssistantMessage(Vertical):
         self._sanitiser = sanitiser
         self._safe = sanitiser.stream()
         self._pending: list[str] = []
-        self._stream = None
+        self._streamed = block.streaming  # text arrives as plain pieces, Markdown at the end
         self._initial = self._safe.feed(block.text) if block.streaming else sanitiser.clean(block.text)
+        self._sealed: list[str] = []  # frozen plain pieces (cleaned text), in order
+        self._tail = ""  # the open piece (cleaned text)
+        self._in_fence = False  # whether the sealed text ends inside a code fence
         self._upto = len(block.text)  # raw characters of the block this widget already has
+        self._generation = 0  # bumps when a finalisation is superseded
         self.next_flush = 0.0
         self.set_class(not block.text and not block.streaming, "-empty")
 
     def compose(self) -> ComposeResult:
-        yield Markdown(self._initial)
+        if self._streamed:
+            yield _Piece(classes="tail")
+        else:
+            yield Markdown(self._initial)
         yield Static(self._note(), classes="note")
+
+    def on_mount(self) -> None:
+        if self._streamed and self._initial:
+            self._add_text(self._initial)
+            self._show_tail()
 
     def _note(self) -> str:
         return "(interrupted)" if self.block.interrupted else ""
@@ -74,37 +148,141 @@ class AssistantMessage(Vertical):
         self._upto = end
         self.remove_class("-empty")
 
+    # -- streaming as plain pieces
+    def _tail_widget(self) -> Static | None:
+        try:
+            return self.query_one(".tail", _Piece)
+        except Exception:  # noqa: BLE001 - finalised
+            return None
+
+    def _seal(self, cut: int) -> None:
+        piece, self._tail = self._tail[:cut], self._tail[cut:]
+        self._sealed.append(piece)
+        self._in_fence = self._in_fence ^ fence_open(piece)
+        tail = self._tail_widget()
+        if tail is not None:
+            gap = " gap" if piece.endswith("\n\n") else ""
+            self.mount(_Piece(Text(piece.rstrip("\n")), classes="piece" + gap), before=tail)
+
+    def _wrap_cut(self) -> int:
+        """A cut at the end of a wrapped line, so the frozen piece and the rest wrap as one text."""
+        width = self.content_region.width or self.size.width
+        limit = len(self._tail) - PIECE
+        nl = self._tail.rfind("\n", 0, limit)
+        if width <= 0:
+            sp = self._tail.rfind(" ", 0, limit)
+            return max(nl, sp) + 1 if max(nl, sp) > 0 else limit
+        start = nl + 1 if nl >= 0 else 0
+        from textual._wrap import compute_wrap_offsets
+
+        offsets = [o for o in compute_wrap_offsets(self._tail[start:limit + PIECE // 2], width, 8)
+                   if start + o <= limit]
+        return start + offsets[-1] if offsets else (nl + 1 if nl > 0 else limit)
+
+    def _add_text(self, text: str) -> None:
+        self._tail += text
+        while len(self._tail) >= PIECE:
+            cut = seal_point(self._tail, self._in_fence)
+            if cut <= 0 and len(self._tail) >= MAX_TAIL:
+                cut = self._wrap_cut()
+            if cut <= 0:
+                break
+            self._seal(cut)
+
+    def _show_tail(self) -> None:
+        tail = self._tail_widget()
+        if tail is not None:
+            tail.update(Text(self._tail.rstrip("\n")))
+
     async def flush(self, final: bool = False) -> None:
         text = self._safe.feed("".join(self._pending)) if self._pending else ""
         self._pending.clear()
         if final:
             text += self._safe.flush()
         if text:
-            if self._stream is None:
-                self._stream = Markdown.get_stream(self.query_one(Markdown))
-            await self._stream.write(text)
-        tail = len(self.block.text) - self.block.text.rfind("\n\n")
-        self.next_flush = time.monotonic() + BASE_FLUSH + tail * FLUSH_PER_CHAR
+            self._add_text(text)
+            self._show_tail()
+        self.next_flush = time.monotonic() + BASE_FLUSH
 
+    # -- finalising
     async def finish(self) -> None:
         await self.flush(final=True)
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
+        if self._streamed:
+            self._finalise_pieces()
         self.query_one(".note", Static).update(self._note())
         self.set_class(not self.block.text, "-empty")
 
     async def replace(self) -> None:
         """The final text differs from what streamed (or nothing streamed): render it once, whole."""
         self._pending.clear()
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
         self._safe = self._sanitiser.stream()
         self._upto = len(self.block.text)
-        await self.query_one(Markdown).update(self._sanitiser.clean(self.block.text))
-        self.query_one(".note", Static).update(self._note())
+        text = self._sanitiser.clean(self.block.text)
+        self._streamed = False
+        self._sealed, self._tail = [], ""
+        note = self.query_one(".note", Static)
+        old = [c for c in self.children if c is not note]
+        segs = segments(text)
+        new = [_Piece(Text(seg.rstrip("\n")), classes="piece" + (" gap" if seg.endswith("\n\n") else ""))
+               for seg in segs]
+        await self.mount_all(new, before=note)
+        await self.remove_children(old)
+        self._convert([([w], seg) for w, seg in zip(new, segs)])
+        note.update(self._note())
         self.set_class(not self.block.text, "-empty")
+
+    def _finalise_pieces(self) -> None:
+        """The streamed pieces become Markdown: runs of pieces that end at a blank line outside a
+        code fence form one segment each (a piece cut mid-paragraph joins the next)."""
+        if self._tail:
+            self._sealed.append(self._tail)
+            tail = self._tail_widget()
+            if tail is not None:
+                tail.update(Text(self._tail.rstrip("\n")))
+                tail.remove_class("tail").add_class("piece")
+            self._tail = ""
+        elif (tail := self._tail_widget()) is not None:
+            tail.remove()
+        self._streamed = False
+        pieces = [c for c in self.children if isinstance(c, _Piece) and c.has_class("piece")]
+        groups: list[tuple[list[Widget], str]] = []
+        ws: list[Widget] = []
+        texts: list[str] = []
+        in_fence = False
+        for w, text in zip(pieces, self._sealed):
+            ws.append(w)
+            texts.append(text)
+            in_fence ^= fence_open(text)
+            if text.endswith("\n\n") and not in_fence:
+                groups.append((ws, "".join(texts)))
+                ws, texts = [], []
+        if ws:
+            groups.append((ws, "".join(texts)))
+        self._sealed = []
+        self._convert(groups)
+
+    def _convert(self, groups: list[tuple[list[Widget], str]]) -> None:
+        """Each group of plain pieces becomes one Markdown widget, one group per refresh, so no
+        single frame does it all. A huge paragraph without Markdown syntax stays plain text."""
+        self._generation += 1
+        gen = self._generation
+
+        def step() -> None:
+            if gen != self._generation or not self.is_attached:
+                return
+            while groups:
+                ws, text = groups.pop(0)
+                if len(text) >= PLAIN_BIG and plain_enough(text):
+                    continue  # Markdown would show it as it is: keep the plain pieces
+                self.mount(Markdown(text), before=ws[0])
+                for w in ws:
+                    w.remove()
+                break
+            if groups:
+                self.call_after_refresh(step)
+
+        if groups:
+            self.call_after_refresh(step)
 
     def copy_text(self) -> str:
         return self._sanitiser.clean(self.block.text)
