@@ -103,11 +103,19 @@ class LapApp(App):
         await self.refresh_agents()
         self.store_ready.set()
         await self._mounted.wait()
+        await self._painted()  # the agents list reaches the terminal before any heavy import
         await self._open_engine()
         await self._restore()
         # Everything below may import heavy libraries: after the first useful paint.
         self.run_worker(self._open_sandboxes(), name="sandboxes", group="services")
         self.run_worker(self._health_loop(), name="health", group="services")
+
+    async def _painted(self) -> None:
+        """Wait until the screen as it is now has been drawn (the engine's imports hold the loop)."""
+        done = asyncio.Event()
+        self.call_after_refresh(done.set)
+        await done.wait()
+        await asyncio.sleep(0.02)  # let the driver write the frame out
 
     async def _open_engine(self) -> None:
         from lap_tui.tui.observer import JournalObserver
