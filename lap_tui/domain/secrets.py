@@ -21,3 +21,8 @@ class Redactor:
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values masked, longest first (read-only: a stream needs them to hold back a split one)."""
+        return tuple(self._secrets)
