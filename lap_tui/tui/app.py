@@ -19,7 +19,7 @@ from lap_tui.tui import commands, keymap
 from lap_tui.tui.safety import Sanitiser
 from lap_tui.tui.services import Services
 from lap_tui.tui.state import UiState, load_state, save_state
-from lap_tui.tui.themes import DEFAULT, load_themes
+from lap_tui.tui.themes import DEFAULT, load_themes, user_theme_dirs
 
 HEALTH_EVERY = 10.0  # seconds between store/gateway checks
 GATEWAY_TIMEOUT = 5.0  # a gateway that retries for long is "down" here; the form says so
@@ -66,8 +66,7 @@ class LapApp(App):
         self.run_worker(self._start(), name="start", group="start")
 
     def on_mount(self) -> None:
-        themes, problems = load_themes(self.settings.config_file.parent / "themes"
-                                       if self.settings.config_file else self.settings.data_dir / "themes")
+        themes, problems = load_themes(*user_theme_dirs(self.settings.config_file))
         for t in themes:
             self.register_theme(t)
         self.theme = self._start_theme()

@@ -23,10 +23,8 @@ def build_services(settings: Settings):
         return await _open(settings.database_url)
 
     async def make_engine(store: Store) -> Any:
-        try:
-            from lap_tui.engine.services import build_engine
-        except ImportError:
-            return None  # an engine-less build: the chat watches but cannot send
+        from lap_tui.engine.services import build_engine
+
         return build_engine(settings, store)
 
     def make_sandboxes(store: Store) -> Any:

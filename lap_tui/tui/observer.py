@@ -1,4 +1,5 @@
-"""A watch-only stand-in used when no engine is available: follows the journal, sends nothing."""
+"""A watch-only stand-in used when the engine could not be built (the error is shown): follows the
+journal, sends nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ class EngineUnavailable(LapError):
 
 
 class JournalObserver:
-    def __init__(self, store: Store, reason: str = "the engine is not available in this build") -> None:
+    def __init__(self, store: Store, reason: str = "the engine could not be started (see the error shown at start)") -> None:
         self.store = store
         self.reason = reason
 

@@ -46,8 +46,8 @@ def neutralise(text: str) -> str:
 
 
 def secrets_of(redactor: Callable[[str], str]) -> list[str]:
-    # Redactor keeps its values private; streaming needs them to hold back a split secret.
-    return list(getattr(redactor, "_secrets", ()))
+    # Streaming needs the values to hold back a secret split across chunks.
+    return list(getattr(redactor, "secrets", ()))
 
 
 class Sanitiser:

@@ -1,7 +1,10 @@
 """Themes from the top-level themes/ folder (TOML files of Textual Theme fields).
 
-The user's own themes in CONFIG_DIR/themes/ are loaded after the bundled ones, so a file
-with the same name replaces a bundled theme. A broken file is skipped with a message.
+The built-in themes ship from the repository's top-level `themes/` folder (found from an
+editable install, which is how the README sets lap-tui up). The user's own themes in
+`$XDG_CONFIG_HOME/lap-tui/themes/` (and beside a config file named by LAP_CONFIG_FILE) are
+loaded after them, so a file with the same name replaces a built-in theme. A broken file is
+skipped with a message.
 """
 
 from __future__ import annotations
@@ -15,6 +18,16 @@ BUNDLED = Path(__file__).resolve().parents[2] / "themes"
 DEFAULT = "lap-dark"
 _FIELDS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground", "background",
            "surface", "panel", "boost", "dark", "luminosity_spread", "text_alpha", "variables")
+
+
+def user_theme_dirs(config_file: Path | None) -> list[Path]:
+    """Where the user's themes live: the config dir's themes/, and beside LAP_CONFIG_FILE."""
+    from lap_tui.config import config_dir
+
+    dirs = [config_dir() / "themes"]
+    if config_file is not None and config_file.parent / "themes" not in dirs:
+        dirs.append(config_file.parent / "themes")
+    return dirs
 
 
 def load_themes(*dirs: Path) -> tuple[list[Theme], list[str]]:

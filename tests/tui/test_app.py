@@ -132,7 +132,7 @@ async def test_read_only_changes_nothing(services_factory):
         assert app.screen.query_one("#draft", TextArea).read_only
         await pilot.press("ctrl+r")  # retry is hidden and refused
         assert app.screen.model.last_failed_turn() is not None
-        await pilot.press("escape", "escape")
+        await pilot.press("escape", "escape", "escape")  # leave the draft, the chat, the sessions
         await pilot.press("n", "d")
         assert isinstance(app.screen, AgentsScreen) and len(app.agents_cache) == 2
         assert "READ-ONLY" in str(app.screen.query_one("StatusBar").render())

@@ -99,6 +99,8 @@ async def test_create_send_stream_tool_call_quit_and_reopen(tmp_path, gw):
         out = str(tool._output.render())
         assert "hello" in out and SECRET not in out and MASK in out  # the sandbox saw it, the screen did not
         replies = list(chat.query(AssistantMessage))
+        # The streamed plain pieces become Markdown a segment per refresh once the step ends.
+        await wait_for(pilot, lambda: bool(replies[-1].query(Markdown)), what="the reply as Markdown")
         assert replies[-1].query_one(Markdown).source.startswith("All **good**.")
         status = str(chat.query_one(TurnStatus).render())
         assert "done" in status and "300 in / 30 out" in status and "$0.0030" in status
@@ -120,7 +122,9 @@ async def test_create_send_stream_tool_call_quit_and_reopen(tmp_path, gw):
         assert chat2.session_id == session_id
         assert chat2.query_one("#draft", TextArea).text == "an unsent draft"
         await wait_for(pilot, lambda: len(chat2.model.blocks) == 5, what="history")
-        # esc goes back to the agent's sessions, then to the agents.
+        # esc leaves the draft, then goes back to the agent's sessions, then to the agents.
+        await pilot.press("escape")
+        assert isinstance(app2.screen, ChatScreen) and not chat2.query_one("#draft", TextArea).has_focus
         await pilot.press("escape")
         assert isinstance(app2.screen, SessionsScreen)
 

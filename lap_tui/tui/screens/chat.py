@@ -42,7 +42,8 @@ def page_start(events: list[JournalEvent], turns: int) -> int | None:
 class ChatScreen(LapScreen):
     TITLE = "Chat"
     VIEW = "chat"
-    BINDINGS = keymap.bindings("chat.send", "chat.cancel", "chat.retry", "chat.focus_log")
+    # esc in the draft leaves it (to the messages), so `:` and `?` work; esc again goes back.
+    BINDINGS = keymap.bindings("chat.send", "chat.cancel", "chat.retry", "chat.focus_log", "app.back")
     MUTATING = frozenset({"send", "cancel_turn", "retry"})
     DEFAULT_CSS = """
     ChatScreen #draft { height: auto; max-height: 8; min-height: 3; border: tall $primary 40%; }
@@ -204,15 +205,21 @@ class ChatScreen(LapScreen):
         st.set_draft(self.session_id, self.query_one("#draft", TextArea).text)
 
     # -- actions
+    # Focus moves with Screen.set_focus, at once: Widget.focus() defers it with call_later, so a
+    # key typed right after ctrl+l (already queued) would still reach the draft.
     def action_focus_log(self) -> None:
         log = self.query_one(ChatLog)
-        if log.has_focus:
-            self.query_one("#draft", TextArea).focus()
-        else:
-            log.focus()
+        self.set_focus(self.query_one("#draft", TextArea) if log.has_focus else log)
 
     def action_focus_input(self) -> None:
-        self.query_one("#draft", TextArea).focus()
+        self.set_focus(self.query_one("#draft", TextArea))
+
+    def action_back(self) -> None:
+        draft = self.query_one("#draft", TextArea)
+        if draft.has_focus:
+            self.set_focus(self.query_one(ChatLog))
+        else:
+            self.lap.action_back()
 
     def action_send(self) -> None:
         if self.lap.refuse_if_read_only():

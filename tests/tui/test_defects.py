@@ -1,0 +1,174 @@
+"""Pilot tests of fixed UI defects: overlays that keep the screen visible, esc out of the chat
+draft, focus moving at once with ctrl+l, user themes from the config dir, the engine stub gone,
+the Redactor's public secrets; and the streamed reply's plain pieces becoming Markdown."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from textual import events
+from textual.widgets import Markdown, TextArea
+
+from lap_tui.domain.secrets import MASK, Redactor
+from lap_tui.tui.app import LapApp
+from lap_tui.tui.chat_model import Block
+from lap_tui.tui.safety import Sanitiser
+from lap_tui.tui.screens.agents import AgentsScreen
+from lap_tui.tui.screens.chat import ChatScreen
+from lap_tui.tui.screens.help import HelpScreen
+from lap_tui.tui.widgets.chat_log import ChatLog
+from lap_tui.tui.widgets.chat_messages import PIECE, AssistantMessage, _Piece, seal_point, segments
+from lap_tui.tui.widgets.command_line import CommandLine
+from tests.tui.conftest import SESSION_ID, seed, seed_basic, seed_chat, wait_for
+
+
+async def started(app, pilot):
+    await wait_for(pilot, lambda: app.store is not None and app.agents_cache and app.engine is not None,
+                   what="start-up")
+
+
+def visible_text(app) -> str:
+    return app.export_screenshot()
+
+
+async def test_command_line_and_help_overlay_the_screen(services_factory):
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        await pilot.pause(0.1)
+        await pilot.press("colon")
+        assert isinstance(app.screen, CommandLine)
+        assert any(isinstance(s, AgentsScreen) for s in app._background_screens)
+        assert "code-reviewer" in visible_text(app)  # the list stays visible behind the prompt
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert any(isinstance(s, AgentsScreen) for s in app._background_screens)
+        assert "Agents" in visible_text(app).split("Keys (remap")[0].replace("&#160;", " ")
+
+
+async def open_chat(services_factory):
+    services = services_factory()
+    seed(services, seed_chat)
+    return LapApp(services, session=SESSION_ID)
+
+
+async def test_esc_leaves_the_draft_so_colon_and_question_mark_work(services_factory):
+    app = await open_chat(services_factory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        chat = app.screen
+        draft = chat.query_one("#draft", TextArea)
+        await wait_for(pilot, lambda: draft.has_focus, what="draft focused")
+        await pilot.press("colon")
+        assert draft.text == ":" and app.screen is chat  # in the draft, : is text
+        await pilot.press("backspace", "escape")
+        assert app.screen is chat and not draft.has_focus and chat.query_one(ChatLog).has_focus
+        await pilot.press("colon")
+        assert isinstance(app.screen, CommandLine)
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert app.screen is chat and draft.text == ""
+        await pilot.press("i")
+        assert draft.has_focus
+
+
+async def test_ctrl_l_then_a_key_at_once_never_reaches_the_draft(services_factory):
+    app = await open_chat(services_factory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        chat = app.screen
+        draft = chat.query_one("#draft", TextArea)
+        await wait_for(pilot, lambda: draft.has_focus, what="draft focused")
+        # Both keys queued before either is handled: what a fast typist (or tmux) sends.
+        app.post_message(events.Key("ctrl+l", None))
+        app.post_message(events.Key("x", "x"))
+        await pilot.pause(0.2)
+        assert draft.text == "" and chat.query_one(ChatLog).has_focus
+        app.post_message(events.Key("ctrl+l", None))
+        app.post_message(events.Key("z", "z"))
+        await pilot.pause(0.2)
+        assert draft.has_focus and draft.text == "z"
+
+
+async def test_user_themes_load_from_the_config_dir(services_factory, tmp_path, monkeypatch):
+    cfg = tmp_path / "xdg-config"
+    (cfg / "lap-tui" / "themes").mkdir(parents=True)
+    (cfg / "lap-tui" / "themes" / "my-green.toml").write_text('primary = "#00aa00"\ndark = true\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(cfg))
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        assert "my-green" in app.available_themes and "lap-dark" in app.available_themes
+        app.choose_theme("my-green")
+        assert app.theme == "my-green"
+
+
+def test_the_engine_is_always_built(tmp_path, monkeypatch):
+    """No engine-less stub: a broken engine import is an error the app shows, not a silent None."""
+    import asyncio
+
+    from lap_tui.config import load_settings
+    from lap_tui.tui.launch import build_services
+    from tests.tui.conftest import tui_environ
+
+    services = build_services(load_settings(tui_environ(tmp_path), cwd=tmp_path))
+    monkeypatch.setitem(sys.modules, "lap_tui.engine.services", None)  # import fails
+    with pytest.raises(ImportError):
+        asyncio.run(services.make_engine(None))
+
+
+def test_redactor_secrets_are_public_and_read_only():
+    r = Redactor(["short-secret", "a-much-longer-secret", "x"])
+    assert r.secrets == ("a-much-longer-secret", "short-secret")
+    with pytest.raises(AttributeError):
+        r.secrets = ()  # type: ignore[misc]
+    s = Sanitiser(r).stream()
+    assert MASK in s.feed("key: short-se") + s.feed("cret done") + s.flush()
+
+
+def test_pieces_cut_at_blank_lines_outside_code_fences():
+    assert seal_point("a\n\nb", False) == 3
+    assert seal_point("a\n\n```\ncode\n\nmore", False) == 3  # the later blank line is inside a fence
+    assert seal_point("code\n\nstill code", True) == 0
+    assert seal_point("end of code\n```\n\nafter", True) == len("end of code\n```\n\n")
+    text = "".join(f"para {i} " + "w " * 300 + "\n\n" for i in range(10))
+    segs = segments(text)
+    assert "".join(segs) == text and len(segs) > 1 and all(len(s) >= PIECE for s in segs[:-1])
+    fenced = "```\n" + "x\n\n" * 2000 + "```\n\nafter"
+    assert segments(fenced) == [fenced[:-len("after")], "after"]  # never cut inside the fence
+
+
+async def test_a_streamed_reply_is_plain_pieces_then_markdown(services_factory):
+    """Only a bounded tail is re-rendered while text streams; the step's end renders Markdown."""
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
+        w = AssistantMessage(block, app.sanitiser)
+        await app.screen.mount(w)
+        words = "".join(f"**w{i}** " + ("\n\n" if i % 100 == 99 else "") for i in range(3000))
+        for i in range(0, len(words), 50):
+            chunk = words[i:i + 50]
+            block.text += chunk
+            w.append(chunk, len(block.text))
+            if i % 5000 == 0:
+                await w.flush()
+        await w.flush()
+        pieces = list(w.query(_Piece))
+        assert len(pieces) > 3 and not w.query(Markdown)
+        assert len(w._tail) < PIECE * 3  # what each flush re-renders stays small
+        block.streaming = False
+        await w.finish()
+        await wait_for(pilot, lambda: not w.query(_Piece), what="all pieces converted")
+        sources = "".join(m.source for m in w.query(Markdown))
+        assert sources == words
