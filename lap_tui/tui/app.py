@@ -54,6 +54,7 @@ class LapApp(App):
         self.agents_loaded = False
         self.sanitiser = Sanitiser(self.settings.redactor)
         self.store_ready = asyncio.Event()
+        self.engine_ready = asyncio.Event()  # set once `engine` is the engine (or the watch-only stand-in)
         self._mounted = asyncio.Event()
         if services.deterministic:
             self.animation_level = "none"
@@ -102,9 +103,9 @@ class LapApp(App):
         await self.refresh_agents()
         self.store_ready.set()
         await self._mounted.wait()
-        await self._painted()  # the agents list reaches the terminal before any heavy import
+        await self._restore()  # a chat shows its history from the store; the engine joins later
+        await self._painted()  # the first screen reaches the terminal before any heavy import
         await self._open_engine()
-        await self._restore()
         # Everything below may import heavy libraries: after the first useful paint.
         self.run_worker(self._open_sandboxes(), name="sandboxes", group="services")
         self.run_worker(self._health_loop(), name="health", group="services")
@@ -128,6 +129,7 @@ class LapApp(App):
             except Exception as exc:  # noqa: BLE001 - shown, and the UI stays usable
                 self.notify(f"engine: {exc}", severity="error", timeout=15)
         self.engine = engine or JournalObserver(self.store)
+        self.engine_ready.set()
 
     async def _open_sandboxes(self) -> None:
         if self.services.make_sandboxes is None:
@@ -188,13 +190,13 @@ class LapApp(App):
             except LapError as exc:
                 self.notify(str(exc), severity="error")
                 return
-            await self.open_chat(s.id, s.agent_id)
+            await self.open_chat(s.id, s.agent_id, with_list=False)
             return
         view = self.start_view or st.screen
         try:
             if view == "chat" and st.session_id:
                 s = await self.store.get_session(st.session_id)
-                await self.open_chat(s.id, s.agent_id)
+                await self.open_chat(s.id, s.agent_id, with_list=False)
             elif view == "sessions":
                 self.state.agent_id, self.state.sessions_all = st.agent_id, st.sessions_all
                 self.go("sessions")
@@ -231,14 +233,18 @@ class LapApp(App):
             self.notify(f"unknown view {view!r}", severity="error")
         self.note("screen", view if view in ("sessions", "sandboxes") else "agents")
 
-    async def open_chat(self, session_id: str, agent_id: str | None) -> None:
+    async def open_chat(self, session_id: str, agent_id: str | None, *, with_list: bool = True) -> None:
+        """The chat over its agent's sessions list; without the list (start-up: the chat shows
+        sooner), esc builds the list when leaving the chat."""
         from lap_tui.tui.screens.chat import ChatScreen
-        from lap_tui.tui.screens.sessions import SessionsScreen
 
         self._to_base()
         if agent_id:
             self.state.agent_id = agent_id
-        self.push_screen(SessionsScreen(None if self.state.sessions_all else agent_id))
+        if with_list:
+            from lap_tui.tui.screens.sessions import SessionsScreen
+
+            self.push_screen(SessionsScreen(None if self.state.sessions_all else agent_id))
         self.push_screen(ChatScreen(session_id))
 
     def open_sandbox(self, sandbox_id: str) -> None:

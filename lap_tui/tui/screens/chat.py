@@ -39,6 +39,26 @@ def page_start(events: list[JournalEvent], turns: int) -> int | None:
     return starts[-turns]
 
 
+def fill_start(events: list[JournalEvent], width: int, lines: int) -> int:
+    """Index of the first event of the newest whole turns whose text roughly fills `lines` rows
+    at `width` columns (at least one turn); 0 when all of `events` is needed."""
+    height = 0
+    turn = None
+    for i in range(len(events) - 1, -1, -1):
+        ev = events[i]
+        if ev.turn_id != turn:
+            if height >= lines and turn is not None:
+                return i + 1
+            turn = ev.turn_id
+            height += 2  # the turn's status line and a margin
+        text = (ev.data or {}).get("text") if ev.kind in (EventKind.USER_MESSAGE, EventKind.MODEL_MESSAGE) else None
+        if text:
+            height += 1 + sum(len(line) // width + 1 for line in str(text).split("\n"))
+        elif ev.kind in (EventKind.TOOL_STARTED, EventKind.MODEL_MESSAGE):
+            height += 1
+    return 0
+
+
 class ChatScreen(LapScreen):
     TITLE = "Chat"
     VIEW = "chat"
@@ -55,6 +75,8 @@ class ChatScreen(LapScreen):
         self.session_id = session_id
         self.model = ChatModel()
         self._oldest_seq: int | None = None
+        self._held: list[JournalEvent] = []  # read but not mounted: the next older page
+        self._held_more = False
         self._pages = 0
         self._agent_name = ""
         self._restoring = True
@@ -120,11 +142,12 @@ class ChatScreen(LapScreen):
             return
         self._agent_name = session.agent_name
         self._title(session)
-        engine = self.lap.engine
-        if session.status.value in ("queued", "running", "interrupted") and not self.lap.read_only \
-                and hasattr(engine, "start"):
-            engine.start(self.session_id)  # reattach: drive it here unless a live process holds its lease
         events, more = await self._gather(None)
+        # Mount only the newest turns that fill the screen (and a little more); the rest of the
+        # page is held for the first scroll up, without another read.
+        cut = fill_start(events, max(20, self.app.size.width - 6), self.app.size.height + 10)
+        if cut:
+            self._held, self._held_more, events, more = events[:cut], more, events[cut:], True
         self._oldest_seq = events[0].seq if events else None
         for ev in events:
             self.model.apply(ev)
@@ -135,7 +158,12 @@ class ChatScreen(LapScreen):
         after = events[-1].seq if events else 0
         if not events:
             after = await store.last_seq(self.session_id)
-        async for item in self.lap.engine.watch(self.session_id, after_seq=after):
+        await self.lap.engine_ready.wait()  # the history shows first; the engine may still be loading
+        engine = self.lap.engine
+        if session.status.value in ("queued", "running", "interrupted") and not self.lap.read_only \
+                and hasattr(engine, "start"):
+            engine.start(self.session_id)  # reattach: drive it here unless a live process holds its lease
+        async for item in engine.watch(self.session_id, after_seq=after):
             if isinstance(item, LiveText):
                 if item.session_id == self.session_id:
                     await log.apply(self.model.apply_live(item.turn_id, item.text))
@@ -176,10 +204,13 @@ class ChatScreen(LapScreen):
     @work(group="chat-older", exclusive=True)
     async def _load_older(self) -> None:
         log = self.query_one(ChatLog)
-        if self._oldest_seq is None:
+        if self._held:
+            events, more, self._held = self._held, self._held_more, []
+        elif self._oldest_seq is None:
             log.loading_older = False
             return
-        events, more = await self._gather(self._oldest_seq)
+        else:
+            events, more = await self._gather(self._oldest_seq)
         if events:
             self._oldest_seq = events[0].seq
         self._pages += 1
@@ -218,6 +249,8 @@ class ChatScreen(LapScreen):
         draft = self.query_one("#draft", TextArea)
         if draft.has_focus:
             self.set_focus(self.query_one(ChatLog))
+        elif len(self.app.screen_stack) == 3 and getattr(self.app.screen_stack[1], "VIEW", "") == "agents":
+            self.lap.go("sessions")  # opened at start-up straight into the chat: its list now
         else:
             self.lap.action_back()
 
@@ -235,6 +268,7 @@ class ChatScreen(LapScreen):
     @work(group="chat-send")
     async def _send(self, text: str) -> None:
         area = self.query_one("#draft", TextArea)
+        await self.lap.engine_ready.wait()
         try:
             await self.lap.engine.send(self.session_id, text)
         except LapError as exc:
@@ -262,6 +296,7 @@ class ChatScreen(LapScreen):
 
     @work(group="chat-engine")
     async def _engine_call(self, what: str, turn_id: str) -> None:
+        await self.lap.engine_ready.wait()
         try:
             await getattr(self.lap.engine, what)(turn_id)
         except LapError as exc:

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Opening a session with 10,000 messages: time from enter (in the sessions list) until its last
+message is on screen, and `lap-tui --session ID` from exec to the last message. The store is
+seeded directly (5,000 turns of a user message and a reply, as the engine journals them).
+Measured with the shared tui_ttfp.py in a private tmux; prints the figures (medians).
+
+    .venv/bin/python tests/benchmarks/bench_tui_session.py [--runs 5] [--messages 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT.parent / "shared" / "bench"
+LAP = str(ROOT / ".venv" / "bin" / "lap-tui")
+
+
+def seed(env: dict[str, str], messages: int) -> str:
+    from lap_tui.config import load_settings
+    from lap_tui.domain.agent import Agent
+    from lap_tui.domain.ids import new_id
+    from lap_tui.domain.session import Session
+    from lap_tui.store import open_store
+
+    settings = load_settings(env, cwd=ROOT)
+
+    async def go() -> str:
+        store = await open_store(settings.database_url)
+        try:
+            agent = await store.create_agent(Agent(id=new_id(), name="big-history", team="default", model="m"))
+            s = await store.create_session(Session(id=new_id(), agent_id=agent.id, title="ten-thousand"))
+            for i in range(messages // 2):
+                t = new_id()
+                await store.append(s.id, "turn.queued", {}, turn_id=t)
+                await store.append(s.id, "user.message", {"text": f"question {2 * i}"}, turn_id=t)
+                await store.append(s.id, "model.message", {
+                    "text": f"Answer {2 * i + 1}: some **Markdown** text.\n\n- a point\n- another point",
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 20}, "cost_usd": 0.0001}, turn_id=t)
+                await store.append(s.id, "turn.completed", {}, turn_id=t)
+            await store.append(s.id, "turn.queued", {}, turn_id="f" * 32)
+            await store.append(s.id, "user.message", {"text": "THE-LAST-QUESTION"}, turn_id="f" * 32)
+            await store.append(s.id, "model.message", {"text": "THE-LAST-ANSWER"}, turn_id="f" * 32)
+            await store.append(s.id, "turn.completed", {}, turn_id="f" * 32)
+            return s.id
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--messages", type=int, default=10_000)
+    ap.add_argument("--size", default="120x40")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="lap-session-"))
+    env = {"XDG_DATA_HOME": str(tmp / "data"), "XDG_CONFIG_HOME": str(tmp / "config"),
+           "XDG_STATE_HOME": str(tmp / "state"), "LITELLM_API_BASE": "http://127.0.0.1:9"}
+    t0 = time.perf_counter()
+    sid = seed(env, args.messages)
+    print(f"seeded {args.messages + 2:,} messages in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    suite = [
+        # From the sessions list: enter opens the chat; timed until the last answer shows.
+        {"name": "open-from-list", "command": [LAP, "--view", "sessions"], "marker": "ten-thousand",
+         "after_keys": "Enter", "after_marker": "THE-LAST-ANSWER", "after_delay": 0.5, "env": env,
+         "quit_keys": "C-q"},
+        # Straight into the chat: exec to the last answer.
+        {"name": "--session", "command": [LAP, "--session", sid], "marker": "THE-LAST-ANSWER", "env": env,
+         "quit_keys": "C-q"},
+        {"name": "agents-list", "command": [LAP], "marker": r"big-history\s+default", "env": env,
+         "quit_keys": "C-q"},
+    ]
+    for i, entry in enumerate(suite):  # each its own UI state: a reopened chat must not leak across
+        entry["env"] = {**entry["env"], "XDG_STATE_HOME": str(tmp / f"state-{i}")}
+    suite_file = tmp / "suite.json"
+    suite_file.write_text(json.dumps(suite))
+    proc = subprocess.run([sys.executable, str(BENCH / "tui_ttfp.py"), "--suite", str(suite_file), "--runs",
+                           str(args.runs), "--size", args.size, "--json", "-q"], stdout=subprocess.PIPE, text=True)
+    apps = json.loads(proc.stdout)["apps"]
+    print(f"\nA session with {args.messages + 2:,} messages, {args.size}, {args.runs} runs (medians, ms):")
+    print("| measure | median | min | max | failures |")
+    print("|---|---|---|---|---|")
+    for a in apps:
+        st = a.get("after_ms") or a["ttfp_ms"] or {}
+        what = {"open-from-list": "enter in the sessions list → last message on screen",
+                "--session": "`lap-tui --session ID` exec → last message on screen",
+                "agents-list": "`lap-tui` exec → agents list (same data dir, for reference)"}[a["name"]]
+        print(f"| {what} | {st.get('median', float('nan')):.0f} | {st.get('min', float('nan')):.0f} "
+              f"| {st.get('max', float('nan')):.0f} | {a['failures']} |")
+    mounted = subprocess.run([sys.executable, "-c", MOUNT_CHECK, sid], env={**os.environ, **env},
+                             capture_output=True, text=True)
+    print(mounted.stdout.strip() or mounted.stderr.strip()[-500:])
+    return proc.returncode
+
+
+# Counts what the chat mounts for the session (headless Pilot run of the real app).
+MOUNT_CHECK = r"""
+import asyncio, sys
+from lap_tui.tui.launch import build_services
+from lap_tui.config import load_settings
+from lap_tui.tui.app import LapApp
+from lap_tui.tui.screens.chat import ChatScreen
+from lap_tui.tui.widgets.chat_log import ChatLog
+
+async def main():
+    services = build_services(load_settings())
+    services.state_path = None
+    app = LapApp(services, session=sys.argv[1])
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(200):
+            if isinstance(app.screen, ChatScreen) and app.screen.model.blocks:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.5)
+        log = app.screen.query_one(ChatLog)
+        msgs = [c for c in log.children if c.has_class("message")]
+        print(f"mounted in the chat: {len(msgs)} messages ({len(list(log.query('*')))} widgets in the log)")
+        app.exit()
+
+asyncio.run(main())
+"""
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
