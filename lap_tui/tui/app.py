@@ -104,6 +104,12 @@ class LapApp(App):
         self.store_ready.set()
         await self._mounted.wait()
         await self._restore()  # a chat shows its history from the store; the engine joins later
+        shown = getattr(self.screen, "shown", None)  # a restored chat: its history first
+        if shown is not None:
+            try:
+                await asyncio.wait_for(shown.wait(), 3.0)
+            except asyncio.TimeoutError:
+                pass
         await self._painted()  # the first screen reaches the terminal before any heavy import
         await self._open_engine()
         # Everything below may import heavy libraries: after the first useful paint.

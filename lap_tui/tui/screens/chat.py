@@ -7,6 +7,7 @@ show the same thing. Only the engine's lease holder runs a turn; this screen jus
 
 from __future__ import annotations
 
+import asyncio
 from typing import Iterable
 
 from textual import on, work
@@ -75,6 +76,7 @@ class ChatScreen(LapScreen):
         self.session_id = session_id
         self.model = ChatModel()
         self._oldest_seq: int | None = None
+        self.shown = asyncio.Event()  # the history is mounted (start-up waits for it before heavy work)
         self._held: list[JournalEvent] = []  # read but not mounted: the next older page
         self._held_more = False
         self._pages = 0
@@ -139,6 +141,7 @@ class ChatScreen(LapScreen):
             session = await store.get_session(self.session_id)
         except LapError as exc:
             self.notify(str(exc), severity="error")
+            self.shown.set()
             return
         self._agent_name = session.agent_name
         self._title(session)
@@ -154,6 +157,7 @@ class ChatScreen(LapScreen):
         log = self.query_one(ChatLog)
         log.has_older = more
         await log.show(self.model.blocks)
+        self.shown.set()
         self._restore_scroll(log)
         after = events[-1].seq if events else 0
         if not events:
