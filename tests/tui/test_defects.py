@@ -172,3 +172,31 @@ async def test_a_streamed_reply_is_plain_pieces_then_markdown(services_factory):
         await wait_for(pilot, lambda: not w.query(_Piece), what="all pieces converted")
         sources = "".join(m.source for m in w.query(Markdown))
         assert sources == words
+
+
+async def test_sandbox_filter_narrows_by_removing_rows_and_widens_in_order(services_factory):
+    from lap_tui.tui.screens.sandboxes import SandboxesScreen
+    from lap_tui.tui.widgets.table import LapTable
+    from tests.tui.conftest import FakeSandboxBackend, seed_sandboxes
+
+    services = services_factory(sandboxes=FakeSandboxBackend())
+
+    async def many(store):
+        await seed_sandboxes(store, n=40)
+
+    seed(services, many)
+    app = LapApp(services, view="sandboxes")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen)
+                       and app.screen.query_one(LapTable).row_count == 40, what="sandboxes")
+        table = app.screen.query_one(LapTable)
+        order = [k.value for k in table.rows]
+        await pilot.press("slash", *"suspend")
+        await wait_for(pilot, lambda: table.row_count == 10, what="narrowed")
+        assert all(table.get_cell(k, "phase") == "Suspended" for k in (r.value for r in table.rows))
+        await pilot.press(*"ed")
+        await pilot.pause(0.2)
+        assert table.row_count == 10
+        await pilot.press("escape")  # clears: every row again, in the original order
+        await wait_for(pilot, lambda: table.row_count == 40, what="widened")
+        assert [k.value for k in table.rows] == order

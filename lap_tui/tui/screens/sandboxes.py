@@ -25,6 +25,8 @@ COLUMNS = (("NAME", "name"), ("BACKEND", "backend"), ("TEAM", "team"), ("AGENT",
 APPLY_EVERY = 0.2  # seconds: how often collected changes reach the table
 AGE_EVERY = 5.0
 POLL_EVERY = 1.0  # without a backend: re-read the store's records
+REFILTER_AFTER = 0.06  # seconds after the last filter key before the table refilters
+MAX_REMOVALS = 300  # more rows to hide than this: one rebuild is cheaper than removing each
 
 
 def as_row(item: Any) -> dict[str, Any] | None:
@@ -54,6 +56,8 @@ class SandboxesScreen(LapScreen):
         self.rows: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, dict[str, Any] | None] = {}
         self._filter = ""
+        self._search: dict[str, str] = {}  # row id -> its cells as one lower-case string
+        self._refilter_timer: Any = None
 
     def compose_body(self) -> ComposeResult:
         yield FilterBar()
@@ -112,7 +116,12 @@ class SandboxesScreen(LapScreen):
 
     def _visible(self, r: dict[str, Any]) -> bool:
         f = self._filter.lower()
-        return not f or f in " ".join(str(c) for c in self._cells(r)).lower()
+        if not f:
+            return True
+        text = self._search.get(r["id"])
+        if text is None:
+            text = self._search[r["id"]] = " ".join(str(c) for c in self._cells(r)).lower()
+        return f in text
 
     def apply_pending(self) -> None:
         if not self._pending:
@@ -120,6 +129,7 @@ class SandboxesScreen(LapScreen):
         pending, self._pending = self._pending, {}
         table = self.query_one(DataTable)
         for key, row in pending.items():
+            self._search.pop(key, None)
             if row is None:
                 self.rows.pop(key, None)
                 if key in table.rows:
@@ -149,6 +159,7 @@ class SandboxesScreen(LapScreen):
         self.query_one("#title").set(detail=detail)
 
     def _refresh_ages(self) -> None:
+        self._search.clear()  # ages are part of what the filter matches
         table = self.query_one(DataTable)
         now = self.lap.services.clock()
         for key, r in self.rows.items():
@@ -159,12 +170,29 @@ class SandboxesScreen(LapScreen):
 
     @on(FilterBar.Updated)
     def _filtered(self, event: FilterBar.Updated) -> None:
+        # The typed key shows at once; the table follows a moment later (keys typed quickly
+        # refilter once), and typing more only removes rows: no rebuild of 1,000 rows per key.
         self._filter = event.text
+        if self._refilter_timer is not None:
+            self._refilter_timer.stop()
+        self._refilter_timer = self.set_timer(REFILTER_AFTER, self._refilter)
+
+    def _refilter(self) -> None:
+        self._refilter_timer = None
         table = self.query_one(DataTable)
-        table.clear()
-        for key, r in self.rows.items():
-            if self._visible(r):
-                table.add_row(*self._cells(r), key=key)
+        want = [k for k, r in self.rows.items() if self._visible(r)]
+        wanted = set(want)
+        present = [k.value for k in table.rows]
+        if len(present) == len(want) and wanted.issuperset(present):
+            pass  # the same rows
+        elif wanted.issubset(present) and len(present) - len(want) <= MAX_REMOVALS:
+            for k in present:
+                if k not in wanted:
+                    table.remove_row(k)
+        else:
+            table.clear()
+            for k in want:
+                table.add_row(*self._cells(self.rows[k]), key=k)
         self._title()
 
     def action_filter(self) -> None:
