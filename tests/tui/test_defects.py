@@ -140,10 +140,10 @@ def test_pieces_cut_at_blank_lines_outside_code_fences():
     assert seal_point("code\n\nstill code", True) == 0
     assert seal_point("end of code\n```\n\nafter", True) == len("end of code\n```\n\n")
     text = "".join(f"para {i} " + "w " * 300 + "\n\n" for i in range(10))
-    segs = segments(text)
-    assert "".join(segs) == text and len(segs) > 1 and all(len(s) >= PIECE for s in segs[:-1])
+    segs = segments(text, size=2000)
+    assert "".join(segs) == text and len(segs) > 1 and all(len(s) >= 2000 for s in segs[:-1])
     fenced = "```\n" + "x\n\n" * 2000 + "```\n\nafter"
-    assert segments(fenced) == [fenced[:-len("after")], "after"]  # never cut inside the fence
+    assert segments(fenced, size=2000) == [fenced[:-len("after")], "after"]  # never cut inside the fence
 
 
 async def test_a_streamed_reply_is_plain_pieces_then_markdown(services_factory):
@@ -156,12 +156,12 @@ async def test_a_streamed_reply_is_plain_pieces_then_markdown(services_factory):
         block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
         w = AssistantMessage(block, app.sanitiser)
         await app.screen.mount(w)
-        words = "".join(f"**w{i}** " + ("\n\n" if i % 100 == 99 else "") for i in range(3000))
+        words = "".join(f"**w{i}** " + ("\n\n" if i % 100 == 99 else "") for i in range(8000))
         for i in range(0, len(words), 50):
             chunk = words[i:i + 50]
             block.text += chunk
             w.append(chunk, len(block.text))
-            if i % 5000 == 0:
+            if i % 2000 == 0:
                 await w.flush()
         await w.flush()
         pieces = list(w.query(_Piece))

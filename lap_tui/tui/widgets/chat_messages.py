@@ -40,8 +40,9 @@ class UserMessage(Static):
 
 _FENCE = re.compile(r"^ {0,3}(```|~~~)", re.M)
 _MD_INLINE = re.compile(r"[*_`\\\[\]<>&|#]|^\s*([-+>]|\d+[.)])\s", re.M)
-PIECE = 2_000  # the open tail is sealed into a frozen piece once it is this long ...
-MAX_TAIL = 6_000  # ... and cut mid-paragraph (at a wrapped line's end) once it is this long
+PIECE = 8_000  # the open tail is sealed into a frozen piece once it is this long ...
+MAX_TAIL = 12_000  # ... and cut mid-paragraph (at a wrapped line's end) once it is this long
+KEEP = 2_000  # what a mid-paragraph cut leaves in the open tail
 PLAIN_BIG = 16_000  # a finished paragraph this long without Markdown syntax stays plain text
 
 
@@ -167,7 +168,7 @@ class AssistantMessage(Vertical):
     def _wrap_cut(self) -> int:
         """A cut at the end of a wrapped line, so the frozen piece and the rest wrap as one text."""
         width = self.content_region.width or self.size.width
-        limit = len(self._tail) - PIECE
+        limit = len(self._tail) - KEEP
         nl = self._tail.rfind("\n", 0, limit)
         if width <= 0:
             sp = self._tail.rfind(" ", 0, limit)
@@ -175,7 +176,7 @@ class AssistantMessage(Vertical):
         start = nl + 1 if nl >= 0 else 0
         from textual._wrap import compute_wrap_offsets
 
-        offsets = [o for o in compute_wrap_offsets(self._tail[start:limit + PIECE // 2], width, 8)
+        offsets = [o for o in compute_wrap_offsets(self._tail[start:limit + KEEP // 2], width, 8)
                    if start + o <= limit]
         return start + offsets[-1] if offsets else (nl + 1 if nl > 0 else limit)
 
