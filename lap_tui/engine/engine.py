@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Callable
 
 from lap_tui.config import Settings
 from lap_tui.domain.clock import iso_from_epoch
-from lap_tui.domain.errors import InvalidInput, LapError
+from lap_tui.domain.errors import InvalidInput, LapError, StoreError
 from lap_tui.domain.ids import new_id
 from lap_tui.domain.journal import EventKind, JournalEvent, ToolCallState, Turn, TurnStatus, advance_turn
 from lap_tui.domain.lease import LeaseLost
@@ -208,13 +208,19 @@ class Engine:
                     self._turn_tasks.pop(turn.id, None)
                 if task.cancelled() or isinstance(task.exception(), LeaseLost):
                     break
+                if isinstance(task.exception(), StoreError):
+                    log.warning("turn %s paused, the store failed: %s", turn.id, task.exception())
+                    break
                 if task.exception() is not None:
                     log.error("turn %s crashed: %r", turn.id, task.exception())
                     break
         finally:
             beat.cancel()
             if not lost.is_set():
-                await self.store.release_lease(session_id, self.holder)
+                try:
+                    await self.store.release_lease(session_id, self.holder)
+                except StoreError as exc:  # it expires by itself
+                    log.warning("could not release the lease of %s: %s", session_id, exc)
         return True
 
     async def _acquire(self, session_id: str) -> bool:
@@ -268,7 +274,9 @@ class Engine:
         except asyncio.CancelledError:
             # Re-read: an append interrupted by the cancel may have committed all the same.
             await asyncio.shield(self._journal_cancelled(turn, None, "cancelled by the user"))
-        except LeaseLost:
+        except (LeaseLost, StoreError):
+            # Not the turn's fault: it stays unfinished and resumes from its last checkpoint
+            # once the store answers again (the worker retries) or another driver takes over.
             raise
         except _TurnFailed as exc:
             await self._fail(turn, exc.reason)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from lap_tui.domain.errors import StoreError
 from lap_tui.engine.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float
     running: dict[str, asyncio.Task[bool]] = {}
     refused: set[str] = set()
     last_idle_check = 0.0
+    store_down = 0
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -35,7 +37,15 @@ async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float
                         driven += 1
                     if once:  # drained, refused (another driver), or stuck: not again this run
                         refused.add(sid)
-            pending = [s for s in await engine.unfinished_sessions(idle_for=standby) if s not in running]
+            try:
+                found = await engine.unfinished_sessions(idle_for=standby)
+                store_down = 0
+            except StoreError as exc:  # e.g. the database restarts: wait for it, then carry on
+                store_down += 1
+                log.warning("the store is unavailable (%s); retrying", exc)
+                await asyncio.sleep(min(poll_interval * 2 ** store_down, 10.0))
+                continue
+            pending = [s for s in found if s not in running]
             if once:
                 todo = [s for s in pending if s not in refused]
                 if not todo and not running:

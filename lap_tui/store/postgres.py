@@ -25,6 +25,8 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError, asyncio.TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.InterfaceError,
+    # asyncpg's word for a connection that broke mid-operation ("another operation is in progress")
+    asyncpg.exceptions.InternalClientError,
 )
 
 

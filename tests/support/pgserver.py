@@ -56,10 +56,11 @@ class PgServer:
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._opts = opts
-        self._pg_start()
+        self.start_again()
         return self
 
-    def _pg_start(self) -> None:
+    def start_again(self) -> None:
+        """Start the server (again, after `stop`) with the same options and port."""
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", self._opts, "-l", str(self.dir / "log"),
                   "-w", "-t", "60", "start")
 
@@ -79,7 +80,7 @@ class PgServer:
 
     def restart(self) -> None:
         self.stop()
-        self._pg_start()
+        self.start_again()
 
     def destroy(self) -> None:
         self.stop("immediate")

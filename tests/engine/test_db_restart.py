@@ -1,0 +1,65 @@
+"""The database restarts in the middle of a turn: the turn pauses, then resumes from its last
+checkpoint by itself; nothing journaled is lost and no tool call runs twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+
+import pytest
+
+from lap_tui.domain.journal import TurnStatus
+from lap_tui.engine.engine import EngineOptions
+from lap_tui.engine.services import build_engine
+from lap_tui.engine.worker import run_worker
+from lap_tui.store import open_store
+from tests.conftest import make_session
+from tests.store.test_pg_restart import own_pg  # noqa: F401 - fixture
+from tests.support.scripted_gateway import stream, tool_call
+
+
+async def test_turn_survives_a_postgres_restart(own_pg, settings, gw):  # noqa: F811
+    store = await open_store(own_pg.createdb("restart"))
+    engine = build_engine(settings, store, options=EngineOptions(lease_ttl=5.0))
+    worker = None
+    try:
+        s = await make_session(store)
+        gw.push(stream([], tool_calls=[tool_call("c1", "bash", json.dumps(
+                    {"command": "echo ran >> effects.log; sleep 1.5"}))]),
+                stream(["finished"]))
+        turn_id = await engine.queue(s.id, "go")
+        worker = asyncio.create_task(run_worker(engine, poll_interval=0.05))
+        for _ in range(400):
+            if any(e.kind == "tool.started" for e in await store.read_events(s.id)):
+                break
+            await asyncio.sleep(0.02)
+        # Down while the command runs and when it finishes: its result cannot be journaled.
+        await asyncio.to_thread(own_pg.stop)
+        await asyncio.sleep(2.5)
+        await asyncio.to_thread(own_pg.start_again)
+        for _ in range(600):
+            try:
+                if (await store.get_turn(turn_id)).status.finished:
+                    break
+            except Exception:
+                pass  # the server may still be coming back
+            await asyncio.sleep(0.05)
+        assert not worker.done(), worker.exception()  # the worker must ride out the outage
+        turn = await store.get_turn(turn_id)
+        assert turn.status is TurnStatus.COMPLETED, turn.error
+        events = await store.read_events(s.id)
+        kinds = [e.kind for e in events]
+        assert "turn.resumed" in kinds and "tool.interrupted" in kinds  # paused, then resumed
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        outcomes = Counter(e.data["tool_call_id"] for e in events if e.kind in ("tool.finished", "tool.interrupted"))
+        assert outcomes == Counter({"c1": 1})
+        session = await store.get_session(s.id)
+        log = (await engine.sandboxes.read_file(session.sandbox_ref, "effects.log")).decode().split()
+        assert log == ["ran"]
+    finally:
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        await engine.close()
+        await store.close()
