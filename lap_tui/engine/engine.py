@@ -107,6 +107,7 @@ class Engine:
         task = self._drivers.get(session_id)
         if task is None or task.done():
             task = asyncio.create_task(self.drive_session(session_id), name=f"drive {session_id[:8]}")
+            task.add_done_callback(_log_failure)
             self._drivers[session_id] = task
         return task
 
@@ -152,16 +153,21 @@ class Engine:
         self._watchers.setdefault(session_id, set()).add(queue)
 
         async def pump() -> None:
-            async for ev in self.store.follow(session_id, after_seq=after_seq,
-                                              poll_interval=self.options.follow_interval):
-                queue.put_nowait(ev)
+            seen = after_seq
+            while True:  # rides out store outages: follows on from the last event seen
+                try:
+                    async for ev in self.store.follow(session_id, after_seq=seen,
+                                                      poll_interval=self.options.follow_interval):
+                        seen = ev.seq
+                        queue.put_nowait(ev)
+                except StoreError as exc:
+                    log.warning("following session %s paused: %s", session_id, exc)
+                    await asyncio.sleep(1.0)
 
         pumper = asyncio.create_task(pump())
         try:
             while True:
                 item = await queue.get()
-                if isinstance(item, BaseException):
-                    raise item
                 if (isinstance(item, JournalEvent) and item.kind == EventKind.MODEL_DELTA
                         and item.turn_id in self._turn_tasks):
                     continue
@@ -258,6 +264,8 @@ class Engine:
         others = [e for e in events if e.turn_id != turn.id]
         state = rebuild_turn(turn.id, mine)
         try:
+            if state.user_message is None:
+                raise _TurnFailed("its message was never recorded (lap-tui stopped while queueing it); send it again")
             resumed = any(e.kind in (EventKind.TURN_STARTED, EventKind.MODEL_REQUESTED) for e in mine)
             if resumed:
                 mine += await self._settle_interrupted(turn, state)
@@ -408,6 +416,11 @@ class Engine:
                 if ev.kind == EventKind.CANCEL_REQUESTED and ev.turn_id == turn.id and task is not None:
                     task.cancel()
                     return
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("%s stopped: %s", task.get_name(), task.exception())
 
 
 class _TurnFailed(Exception):

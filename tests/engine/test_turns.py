@@ -213,3 +213,15 @@ async def test_standby_worker_leaves_fresh_turns_to_others(engine, store, gw):
     gw.push(stream(["hi"]))
     assert await run_worker(engine, once=True, poll_interval=0.01) == 1
     assert (await store.get_turn(turn_id)).status is TurnStatus.COMPLETED
+
+
+async def test_a_turn_whose_message_was_never_recorded_fails_clearly(engine, store):
+    from lap_tui.domain.ids import new_id
+    from lap_tui.domain.journal import Turn
+
+    s = await make_session(store)  # as if lap-tui died between creating the turn and its message
+    turn = await store.create_turn(Turn(id=new_id(), session_id=s.id))
+    await store.append(s.id, "turn.queued", {}, turn_id=turn.id)
+    await engine.start(s.id)
+    turn = await store.get_turn(turn.id)
+    assert turn.status is TurnStatus.FAILED and "never recorded" in turn.error
