@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import inspect
 from pathlib import Path
 from typing import Any, Iterable
@@ -112,6 +113,9 @@ class LapApp(App):
                 pass
         await self._painted()  # the first screen reaches the terminal before any heavy import
         await self._open_engine()
+        # What start-up built lives as long as the app: keep it out of the collector's full
+        # passes, which otherwise pause a streaming chat for tens of milliseconds.
+        gc.freeze()
         # Everything below may import heavy libraries: after the first useful paint.
         self.run_worker(self._open_sandboxes(), name="sandboxes", group="services")
         self.run_worker(self._health_loop(), name="health", group="services")

@@ -72,7 +72,7 @@ def run_case(words: int, every: int, runs: int, probe_at: float, tmp: Path, sid:
     try:
         cmd = [sys.executable, str(BENCH / "stream_bench.py"), "--name", f"lap-tui-{words}-{every}",
                "--runs", str(runs), "--ready", "Message —", "--type", "go", "--send", "C-j",
-               "--done", DONE, "--first", r"word0 ", "--timeout", "300", "--size", size,
+               "--done", DONE, "--first", r"word\d+ ", "--timeout", "300", "--size", size,
                "--home-template", str(home), "--workdir", str(tmp),
                "--env", f"LITELLM_API_BASE={url}", "--env", "LITELLM_API_KEY=sk-bench",
                "--env", f"PATH={os.environ['PATH']}", "--env", "TERM=xterm-256color",
