@@ -23,7 +23,8 @@ from lap_tui.tui.state import UiState, load_state, save_state
 from lap_tui.tui.themes import DEFAULT, load_themes, user_theme_dirs
 
 HEALTH_EVERY = 10.0  # seconds between store/gateway checks
-GATEWAY_TIMEOUT = 5.0  # a gateway that retries for long is "down" here; the form says so
+GATEWAY_TIMEOUT = 5.0
+PAINT_GRACE = 0.05  # seconds after the first screen's refreshes before heavy imports (engine)  # a gateway that retries for long is "down" here; the form says so
 
 
 class LapApp(App):
@@ -64,7 +65,14 @@ class LapApp(App):
 
     # -- start-up
     def on_load(self) -> None:
-        # The store opens while the first screen is built: first useful paint = max(both).
+        if self.services.store is not None and self.services.agents is not None:
+            # Opened before Textual loaded: the first frame shows the agents.
+            self.store = self.services.store
+            self.health = {**self.health, "store": ("ok", self.store.kind)}
+            self.agents_cache = {a.id: a for a in self.services.agents}
+            self.agents_loaded = True
+            self.store_ready.set()
+        # Otherwise the store opens while the first screen is built: first paint = max(both).
         self.run_worker(self._start(), name="start", group="start")
 
     def on_mount(self) -> None:
@@ -94,15 +102,16 @@ class LapApp(App):
         return wanted
 
     async def _start(self) -> None:
-        try:
-            self.store = await self.services.open_store()
-        except LapError as exc:
-            self.health = {**self.health, "store": ("down", str(exc).splitlines()[0][:60])}
-            self.notify(f"store: {exc}", severity="error", timeout=30)
-            return
-        self.health = {**self.health, "store": ("ok", self.store.kind)}
-        await self.refresh_agents()
-        self.store_ready.set()
+        if self.store is None:
+            try:
+                self.store = await self.services.open_store()
+            except LapError as exc:
+                self.health = {**self.health, "store": ("down", str(exc).splitlines()[0][:60])}
+                self.notify(f"store: {exc}", severity="error", timeout=30)
+                return
+            self.health = {**self.health, "store": ("ok", self.store.kind)}
+            await self.refresh_agents()
+            self.store_ready.set()
         await self._mounted.wait()
         await self._restore()  # a chat shows its history from the store; the engine joins later
         shown = getattr(self.screen, "shown", None)  # a restored chat: its history first
@@ -122,10 +131,13 @@ class LapApp(App):
 
     async def _painted(self) -> None:
         """Wait until the screen as it is now has been drawn (the engine's imports hold the loop)."""
-        done = asyncio.Event()
-        self.call_after_refresh(done.set)
-        await done.wait()
-        await asyncio.sleep(0.02)  # let the driver write the frame out
+        # A table shows its rows a refresh or two after they are added (column widths are
+        # measured on idle): wait for a few refreshes, then give the driver time to write.
+        for _ in range(3):
+            done = asyncio.Event()
+            self.call_after_refresh(done.set)
+            await done.wait()
+        await asyncio.sleep(PAINT_GRACE)
 
     async def _open_engine(self) -> None:
         from lap_tui.tui.observer import JournalObserver

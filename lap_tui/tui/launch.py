@@ -1,8 +1,9 @@
 """`lap-tui` with no subcommand: settings, services, the App. Kept light for a fast first paint.
 
-Only Textual and the config load before the first frame; the store opens in the app's first
-worker and the engine, gateway and sandbox backend (httpx, kubernetes, asyncpg) after the
-agents list is on screen.
+Only Textual and the config load before the first frame. The embedded (SQLite) store opens and
+the agents are read before Textual is imported, on the loop the app then runs on, so the first
+frame already holds the agents list; another store opens in the app's first worker. The engine,
+gateway and sandbox backend (httpx, kubernetes, asyncpg) load after the first screen is drawn.
 """
 
 from __future__ import annotations
@@ -46,11 +47,37 @@ def build_services(settings: Settings):
                     state_path=state_path(settings.state_dir))
 
 
-def launch(view: str | None = None, session: str | None = None, read_only: bool = False) -> int:
-    settings = load_settings()
-    from lap_tui.tui.app import LapApp
+async def _preopen(services: Any) -> None:
+    """Open the embedded store and read the agents before Textual loads: alone on the loop this
+    takes a few milliseconds, where inside the app's start-up every thread hop of aiosqlite
+    waits behind the first screen's composition. Failures are left to the app, which shows them."""
+    try:
+        store = await services.open_store()
+    except Exception:  # noqa: BLE001 - the app opens it again and shows the error
+        return
+    try:
+        services.agents = await store.list_agents()
+    except Exception:  # noqa: BLE001
+        await store.close()
+        return
+    services.store = store
 
-    app = LapApp(build_services(settings), view=view, session=session, read_only=read_only)
-    app.run()
-    app.save_state()
-    return app.return_code or 0
+
+def launch(view: str | None = None, session: str | None = None, read_only: bool = False) -> int:
+    import asyncio
+
+    settings = load_settings()
+    services = build_services(settings)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        if settings.database_url.startswith("sqlite:"):
+            loop.run_until_complete(_preopen(services))
+        from lap_tui.tui.app import LapApp
+
+        app = LapApp(services, view=view, session=session, read_only=read_only)
+        app.run(loop=loop)
+        app.save_state()
+        return app.return_code or 0
+    finally:
+        loop.close()

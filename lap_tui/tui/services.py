@@ -29,3 +29,6 @@ class Services:
     clock: Callable[[], float] = time.time
     state_path: Path | None = None  # None: nothing saved (tests)
     deterministic: bool = False  # snapshots: no cursor blink, no timers that change the screen
+    # Opened before the app started (launch.py), with its agents; None: the app opens the store.
+    store: Store | None = None
+    agents: list[Any] | None = None

@@ -11,10 +11,16 @@ class StatusBar(Static):
     StatusBar { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
     """
 
+    def __init__(self, **kw) -> None:
+        super().__init__(self._text(getattr(self.app, "health", {})), **kw)  # in the first frame
+
     def on_mount(self) -> None:
         self.watch(self.app, "health", self._show, init=True)
 
     def _show(self, health: dict[str, tuple[str, str]]) -> None:
+        self.update(self._text(health))
+
+    def _text(self, health: dict[str, tuple[str, str]]) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         for i, name in enumerate(("store", "gateway", "sandboxes")):
             state, detail = health.get(name, ("…", ""))
@@ -26,4 +32,4 @@ class StatusBar(Static):
         if getattr(self.app, "read_only", False):
             t.append("  READ-ONLY", style="bold reverse")
         t.append("   : command  ? keys", style="dim")
-        self.update(t)
+        return t

@@ -12,11 +12,8 @@ class TitleBar(Static):
     """
 
     def __init__(self, title: str, detail: str = "", **kw) -> None:
-        super().__init__(**kw)
+        super().__init__(self._text(title, detail), **kw)  # in the first frame, not after mount
         self._title, self._detail = title, detail
-
-    def on_mount(self) -> None:
-        self._paint()
 
     def set(self, title: str | None = None, detail: str | None = None) -> None:
         if title is not None:
@@ -26,9 +23,13 @@ class TitleBar(Static):
         self._paint()
 
     def _paint(self) -> None:
+        self.update(self._text(self._title, self._detail))
+
+    @staticmethod
+    def _text(title: str, detail: str) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append("lap-tui ", style="bold")
-        t.append("› " + self._title)
-        if self._detail:
-            t.append("  " + self._detail, style="dim")
-        self.update(t)
+        t.append("› " + title)
+        if detail:
+            t.append("  " + detail, style="dim")
+        return t
