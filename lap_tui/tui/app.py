@@ -64,7 +64,7 @@ class LapApp(App):
         self.set_reactive(LapApp.health, {"store": ("…", "opening"), "gateway": ("…", ""), "sandboxes": ("…", "")})
 
     # -- start-up
-    def on_load(self) -> None:
+    def _on_load_store(self) -> None:
         if self.services.store is not None and self.services.agents is not None:
             # Opened before Textual loaded: the first frame shows the agents.
             self.store = self.services.store
@@ -75,19 +75,27 @@ class LapApp(App):
         # Otherwise the store opens while the first screen is built: first paint = max(both).
         self.run_worker(self._start(), name="start", group="start")
 
-    def on_mount(self) -> None:
-        themes, problems = load_themes(*user_theme_dirs(self.settings.config_file))
+    def on_load(self) -> None:
+        self._on_load_store()
+        # Themes and keys before the first screen is composed (it is the default screen).
+        themes, self._theme_problems = load_themes(*user_theme_dirs(self.settings.config_file))
         for t in themes:
             self.register_theme(t)
         self.theme = self._start_theme()
         remap, bad = keymap.check_keymap(dict(self.settings.keys))
+        self._theme_problems += bad
         if remap:
             self.set_keymap(remap)
-        for p in problems + bad:
-            self.notify(p, severity="warning", timeout=8)
+
+    def get_default_screen(self) -> Screen:
+        # The agents list is the bottom screen: no blank default screen drawn first.
         from lap_tui.tui.screens.agents import AgentsScreen
 
-        self.push_screen(AgentsScreen())
+        return AgentsScreen()
+
+    def on_mount(self) -> None:
+        for p in self._theme_problems:
+            self.notify(p, severity="warning", timeout=8)
         self._mounted.set()
         if self.services.state_path and not self.services.deterministic:
             self.set_interval(1.0, self._save_if_dirty)
@@ -231,7 +239,7 @@ class LapApp(App):
 
     # -- navigation
     def _to_base(self) -> None:
-        while len(self.screen_stack) > 2:
+        while len(self.screen_stack) > 1:
             self.pop_screen()
 
     def go(self, view: str, arg: str | None = None) -> None:
@@ -278,7 +286,7 @@ class LapApp(App):
         self.go(view)
 
     def action_back(self) -> None:
-        if len(self.screen_stack) > 2:
+        if len(self.screen_stack) > 1:
             self.pop_screen()
 
     # -- state

@@ -253,7 +253,7 @@ class ChatScreen(LapScreen):
         draft = self.query_one("#draft", TextArea)
         if draft.has_focus:
             self.set_focus(self.query_one(ChatLog))
-        elif len(self.app.screen_stack) == 3 and getattr(self.app.screen_stack[1], "VIEW", "") == "agents":
+        elif len(self.app.screen_stack) == 2 and getattr(self.app.screen_stack[0], "VIEW", "") == "agents":
             self.lap.go("sessions")  # opened at start-up straight into the chat: its list now
         else:
             self.lap.action_back()
