@@ -98,7 +98,7 @@ def main() -> int:
     ap.add_argument("--cases", default="5000:0,20000:0,5000:100,20000:100",
                     help="WORDS:PARAGRAPH_EVERY, comma-separated (0 = one paragraph)")
     ap.add_argument("--probe-at", type=float, default=None,
-                    help="seconds after send for the first key probe (default: ~60%% of a 5,000-chunk reply)")
+                    help="seconds after send for the first key probe, then every 0.5 s while it streams (default 0.2)")
     ap.add_argument("--size", default="120x40")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lap-stream-"))
@@ -108,7 +108,7 @@ def main() -> int:
     try:
         for case in args.cases.split(","):
             words, every = (int(x) for x in case.split(":"))
-            probe_at = args.probe_at if args.probe_at is not None else (0.5 if words <= 5000 else 1.5)
+            probe_at = args.probe_at if args.probe_at is not None else 0.2
             s = run_case(words, every, args.runs, probe_at, tmp, sid, home, args.size)
             rows.append((words, every, s))
             print(f"done {words}/{every}: {json.dumps(s)}", file=sys.stderr, flush=True)
