@@ -16,7 +16,7 @@ from tests.tui.test_chat_flow import services_for
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="the engine's sandboxes need bubblewrap")
 
-CHUNKS = [f"part{i} " for i in range(40)] + ["\n\nTWO-TERMINALS-END"]
+CHUNKS = [f"part{i} " for i in range(100)] + ["\n\nTWO-TERMINALS-END"]
 REPLY = "".join(CHUNKS)
 
 
@@ -36,7 +36,7 @@ def turn_of(app) -> str | None:
 
 async def test_one_sends_both_show_the_same_reply_only_one_drives(tmp_path):
     with ScriptedGateway(models=["gpt-test"]) as gw:
-        gw.push(stream(CHUNKS, delay=0.03, usage={"prompt_tokens": 5, "completion_tokens": 41}))
+        gw.push(stream(CHUNKS, delay=0.04, usage={"prompt_tokens": 5, "completion_tokens": 101}))  # ~4 s: the watcher polls the journal
         s1 = services_for(tmp_path, gw)
         s2 = services_for(tmp_path, gw)
         assert s1.settings.database_url == s2.settings.database_url  # the same store file
