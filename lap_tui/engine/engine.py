@@ -40,6 +40,7 @@ _SESSION_STATUS = {TurnStatus.COMPLETED: SessionStatus.IDLE, TurnStatus.CANCELLE
 class EngineOptions:
     max_steps: int = 25  # model calls per turn
     checkpoint_interval: float = 0.05  # seconds between model.delta checkpoints while streaming
+    live_interval: float = 0.02  # streamed text reaches local watchers at most this often
     lease_ttl: float = 15.0
     stream_attempts: int = 3  # model calls per step when a stream dies mid-way
     follow_interval: float = 0.05  # polling of the journal by watchers (SQLite)
@@ -344,12 +345,14 @@ class Engine:
             await self._append(turn, EventKind.MODEL_REQUESTED, {"model": model, "attempt": attempt})
             pending: list[str] = []
             last_flush = time.monotonic()
+            live = _LiveBuffer(lambda text: self._publish(turn.session_id, LiveText(turn.session_id, turn.id, text)),
+                               self.options.live_interval)
             try:
                 async for ev in self.gateway.stream_chat(model, messages, tools=TOOL_SPECS):
                     if isinstance(ev, TextDelta):
                         if not ev.text:
                             continue
-                        self._publish(turn.session_id, LiveText(turn.session_id, turn.id, ev.text))
+                        live.add(ev.text)
                         pending.append(ev.text)
                         now = time.monotonic()
                         if now - last_flush >= self.options.checkpoint_interval:
@@ -357,6 +360,7 @@ class Engine:
                             pending.clear()
                             last_flush = now
                     elif isinstance(ev, Completion):
+                        live.flush()
                         usage = ev.usage.to_dict() if ev.usage else {}
                         cost = float(ev.cost_usd or 0.0)
                         event = await self._append(turn, EventKind.MODEL_MESSAGE, {
@@ -368,6 +372,7 @@ class Engine:
                         return event
                 raise StreamInterrupted("the stream ended without a final message")
             except StreamInterrupted as exc:
+                live.flush()
                 if pending:  # keep what was said: a reopened terminal shows it
                     await self._append(turn, EventKind.MODEL_DELTA, {"text": "".join(pending)})
                 last_error = str(exc)
@@ -416,6 +421,29 @@ class Engine:
                 if ev.kind == EventKind.CANCEL_REQUESTED and ev.turn_id == turn.id and task is not None:
                     task.cancel()
                     return
+
+
+class _LiveBuffer:
+    """Coalesces streamed chunks into at most one LiveText per `interval`: a gateway can send
+    thousands of chunks a second, and every one reaching the UI would starve its keys."""
+
+    def __init__(self, publish: Callable[[str], None], interval: float) -> None:
+        self._publish, self._interval = publish, interval
+        self._parts: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, text: str) -> None:
+        self._parts.append(text)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._parts:
+            text, self._parts = "".join(self._parts), []
+            self._publish(text)
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
