@@ -23,8 +23,9 @@ from lap_tui.tui.state import UiState, load_state, save_state
 from lap_tui.tui.themes import DEFAULT, load_themes, user_theme_dirs
 
 HEALTH_EVERY = 10.0  # seconds between store/gateway checks
-GATEWAY_TIMEOUT = 5.0
-PAINT_GRACE = 0.05  # seconds after the first screen's refreshes before heavy imports (engine)  # a gateway that retries for long is "down" here; the form says so
+GATEWAY_TIMEOUT = 5.0  # a gateway that retries for long is "down" here; the form says so
+PAINT_GRACE = 0.05  # seconds after the first screen's refreshes before heavy imports (engine)
+STANDBY_AFTER = 3.0  # seconds a turn may sit untouched before this terminal drives it itself
 
 
 class LapApp(App):
@@ -50,6 +51,7 @@ class LapApp(App):
         self._state_dirty = False
         self.store: Store | None = None
         self.engine: Any = None
+        self._standby: asyncio.Task[int] | None = None
         self.sandboxes: Any = None  # the backend, once built (None: store records only)
         self.models: list[str] | None = None
         self.agents_cache: dict[str, Agent] = {}
@@ -160,6 +162,12 @@ class LapApp(App):
                 self.notify(f"engine: {exc}", severity="error", timeout=15)
         self.engine = engine or JournalObserver(self.store)
         self.engine_ready.set()
+        if engine is not None and not self.read_only:
+            # When no worker runs, this terminal does: turns nobody has touched for a few
+            # seconds (queued by `lap-tui send`, or cut off by a crash) are driven here.
+            from lap_tui.engine.worker import run_worker
+
+            self._standby = asyncio.create_task(run_worker(engine, standby=STANDBY_AFTER, poll_interval=1.0))
 
     async def _open_sandboxes(self) -> None:
         if self.services.make_sandboxes is None:
@@ -380,6 +388,9 @@ class LapApp(App):
         return self.sanitiser.clean(text)
 
     async def on_unmount(self) -> None:
+        if self._standby is not None:
+            self._standby.cancel()
+            await asyncio.gather(self._standby, return_exceptions=True)
         for obj in (self.engine, self.sandboxes):
             close = getattr(obj, "aclose", None) or getattr(obj, "close", None)
             if close is not None and obj is not self.store:
