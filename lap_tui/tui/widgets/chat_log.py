@@ -154,7 +154,9 @@ class ChatLog(VerticalScroll, can_focus=True):
 
     @property
     def following(self) -> bool:
-        return self.scroll_y >= self.max_scroll_y - 1
+        """At the bottom, or anchored there and not let go by the user: content that grows
+        after the last scroll (a finished reply turning into Markdown) does not count."""
+        return (self.is_anchored and not self._anchor_released) or self.scroll_y >= self.max_scroll_y - 1
 
     # -- selecting, copying, expanding
     def _messages(self) -> list[Widget]:
