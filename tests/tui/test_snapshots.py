@@ -57,8 +57,19 @@ def test_sandboxes(snap_compare, tmp_path, monkeypatch, size):
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_agent_form(snap_compare, tmp_path, monkeypatch, size):
     async def open_form(pilot):
+        from lap_tui.tui.screens.agent_form import AgentForm
+
         await settle(pilot)
-        await pilot.press("n", *"Bad")
+        await pilot.press("n")
+        for _ in range(100):  # wait for the form, not a fixed time: CI machines are slow
+            if isinstance(pilot.app.screen, AgentForm):
+                break
+            await pilot.pause(0.05)
+        await pilot.press(*"Bad")
+        for _ in range(100):  # until the inline error for the name is shown
+            if pilot.app.screen.query(".-shown"):
+                break
+            await pilot.pause(0.05)
         await pilot.pause(0.2)
 
     assert snap_compare(build(tmp_path, monkeypatch, seed_chat), terminal_size=size, run_before=open_form)
