@@ -354,6 +354,10 @@ class Engine:
                             continue
                         live.add(ev.text)
                         pending.append(ev.text)
+                        if len(pending) % 32 == 0:
+                            # One network read can hold hundreds of chunks that parse without an
+                            # await: let the UI's keys and frames in between.
+                            await asyncio.sleep(0)
                         now = time.monotonic()
                         if now - last_flush >= self.options.checkpoint_interval:
                             await self._append(turn, EventKind.MODEL_DELTA, {"text": "".join(pending)})
