@@ -354,7 +354,7 @@ class Engine:
                             continue
                         live.add(ev.text)
                         pending.append(ev.text)
-                        if len(pending) % 32 == 0:
+                        if len(pending) % 8 == 0:
                             # One network read can hold hundreds of chunks that parse without an
                             # await: let the UI's keys and frames in between.
                             await asyncio.sleep(0)
