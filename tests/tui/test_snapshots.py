@@ -19,6 +19,8 @@ async def settle(pilot) -> None:
         await pilot.pause(0.05)
     await pilot.pause(0.3)
     app.screen.set_focus(app.screen.focused)  # steady focus; the cursor does not blink
+    if app.screen.focused is not None and hasattr(app.screen.focused, "cursor_blink"):
+        app.screen.focused.cursor_blink = False
 
 
 def build(tmp_path, monkeypatch, seeder, **app_kw):
@@ -70,6 +72,9 @@ def test_agent_form(snap_compare, tmp_path, monkeypatch, size):
             if pilot.app.screen.query(".-shown"):
                 break
             await pilot.pause(0.05)
+        focused = pilot.app.screen.focused
+        if focused is not None and hasattr(focused, "cursor_blink"):
+            focused.cursor_blink = False  # the cursor is drawn steadily, whatever the timer's phase
         await pilot.pause(0.2)
 
     assert snap_compare(build(tmp_path, monkeypatch, seed_chat), terminal_size=size, run_before=open_form)
