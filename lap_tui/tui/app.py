@@ -206,6 +206,10 @@ class LapApp(App):
         try:
             self.models = sorted(await asyncio.wait_for(self.services.list_models(), GATEWAY_TIMEOUT))
             self.health = {**self.health, "gateway": ("ok", f"{len(self.models)} models")}
+        except asyncio.TimeoutError:
+            self.health = {**self.health, "gateway": ("down", "no answer")}
+        except LapError as exc:  # e.g. "the gateway rejected the key"
+            self.health = {**self.health, "gateway": ("down", exc.message[:40])}
         except Exception as exc:  # noqa: BLE001
             self.health = {**self.health, "gateway": ("down", type(exc).__name__)}
 

@@ -40,3 +40,8 @@ def cost(usd: float) -> str:
 
 def short_id(id_: str | None) -> str:
     return (id_ or "")[:8]
+
+
+def plural(n: int, noun: str) -> str:
+    """`1 session`, `2 sessions`."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")

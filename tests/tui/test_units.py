@@ -118,3 +118,9 @@ def test_every_binding_has_a_unique_id_and_commands_parse():
     assert commands.parse(":q")[0].name == "quit"
     assert commands.parse(":nothing")[0] is None
     assert {"agents", "sessions", "sandboxes", "theme", "quit"} <= {c.name for c in commands.unique()}
+
+
+def test_plural():
+    from lap_tui.tui.formatting import plural
+
+    assert (plural(0, "session"), plural(1, "session"), plural(2, "agent")) == ("0 sessions", "1 session", "2 agents")

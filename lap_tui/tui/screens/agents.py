@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from lap_tui.domain.agent import Agent
 from lap_tui.domain.errors import LapError
 from lap_tui.tui import keymap
-from lap_tui.tui.formatting import age
+from lap_tui.tui.formatting import age, plural
 from lap_tui.tui.screens.base import LapScreen
 from lap_tui.tui.widgets.filter_bar import FilterBar
 from lap_tui.tui.widgets.table import LapTable
@@ -66,7 +66,7 @@ class AgentsScreen(LapScreen):
             self.query_one("#title").set(detail=hint)
         else:
             self.query_one("#title").set(detail=f"{table.row_count} of {len(self._agents)}" if f else
-                                         f"{len(self._agents)} agents")
+                                         plural(len(self._agents), "agent"))
         if keep is not None and keep in table.rows:
             table.move_cursor(row=table.get_row_index(keep), animate=False)
 

@@ -13,7 +13,7 @@ from lap_tui.domain.errors import LapError
 from lap_tui.domain.ids import new_id
 from lap_tui.domain.session import Session
 from lap_tui.tui import keymap
-from lap_tui.tui.formatting import age, cost, short_id, tokens
+from lap_tui.tui.formatting import age, cost, plural, short_id, tokens
 from lap_tui.tui.screens.base import LapScreen
 from lap_tui.tui.widgets.filter_bar import FilterBar
 from lap_tui.tui.widgets.table import LapTable
@@ -98,7 +98,7 @@ class SessionsScreen(LapScreen):
             self.query_one("#title").set(detail="no sessions — press n to start one")
         else:
             self.query_one("#title").set(detail=f"{len(rows)} of {len(sessions)}" if self._filter else
-                                         f"{len(sessions)} sessions")
+                                         plural(len(sessions), "session"))
 
     def selected_id(self) -> str | None:
         return self.query_one(LapTable).selected_key()
