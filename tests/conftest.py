@@ -21,13 +21,26 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
 
+def need(ok: bool, what: str) -> None:
+    """A real part a test needs: missing, it fails under CI=true and skips elsewhere."""
+    if not ok:
+        if IN_CI:
+            pytest.fail(f"CI must run this test: {what}")
+        pytest.skip(what)
+
+
+@pytest.fixture
+def require_bwrap() -> None:
+    from lap_tui.sandbox import bwrap
+
+    p = bwrap.probe()
+    need(p.ok, f"bubblewrap isolation is unavailable: {p.problem} ({p.hint})")
+
+
 @pytest.fixture(scope="session")
 def pg_server():
-    """One PostgreSQL server for the whole run. In CI a missing server fails, never skips."""
-    if find_pg_bin() is None:
-        if IN_CI:
-            pytest.fail("PostgreSQL binaries (initdb, pg_ctl) not found: CI must run the Postgres tests")
-        pytest.skip("PostgreSQL binaries not found (install postgresql to run these tests)")
+    """One PostgreSQL server for the whole run."""
+    need(find_pg_bin() is not None, "PostgreSQL binaries (initdb, pg_ctl) not found: install postgresql")
     srv = PgServer().start()
     yield srv
     srv.destroy()

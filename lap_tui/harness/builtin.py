@@ -4,7 +4,6 @@ sandbox interface; outputs over the cap are truncated with a note for the model.
 from __future__ import annotations
 
 import json
-import shlex
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -132,15 +131,3 @@ class BuiltinTools:
         lines = [f"{e.name}{'/' if e.kind == 'dir' else ''}\t{e.size}" for e in entries]
         return ToolOutcome(output="\n".join(lines) or "(empty)", exit_code=0)
 
-
-def describe_call(name: str, arguments: str) -> str:
-    """One line for screens: `bash: ls -la`, `read_file: src/app.py`."""
-    try:
-        args = json.loads(arguments or "{}")
-    except ValueError:
-        return f"{name}: {arguments[:80]}"
-    if name == "bash":
-        return f"bash: {args.get('command', '')}"
-    if isinstance(args, dict) and "path" in args:
-        return f"{name}: {args['path']}"
-    return f"{name}: {shlex.quote(arguments[:80])}"

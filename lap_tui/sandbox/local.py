@@ -200,12 +200,6 @@ class LocalBackend(SandboxBackend):
             done.append(rec.id)
         return done
 
-    async def run_idle_reaper(self, interval: float = 30.0) -> None:
-        """Suspend idle sandboxes every `interval` seconds until cancelled."""
-        while True:
-            await self.suspend_idle()
-            await asyncio.sleep(interval)
-
     async def watch(self, *, poll_interval: float = 1.0) -> AsyncIterator[SandboxEvent]:
         seen: dict[str, SandboxStatus] = {}
         wake = asyncio.Event()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ import pytest
 from lap_tui.config import load_settings
 from lap_tui.engine.engine import EngineOptions
 from lap_tui.engine.services import build_engine
-from tests.conftest import IN_CI
 from tests.support.scripted_gateway import ScriptedGateway
 
 MASTER_KEY = "sk-master-key-never-in-a-sandbox"
@@ -18,11 +16,8 @@ SANDBOX_SECRET = "ghp-sandbox-secret-value"
 
 
 @pytest.fixture(autouse=True)
-def _needs_bwrap():
-    if shutil.which("bwrap") is None:
-        if IN_CI:
-            pytest.fail("bubblewrap is missing: CI must run the engine tests (apt-get install bubblewrap)")
-        pytest.skip("bubblewrap is not installed (apt-get install bubblewrap)")
+def _needs_bwrap(require_bwrap):
+    """Every engine test runs tools in real sandboxes."""
 
 
 @pytest.fixture

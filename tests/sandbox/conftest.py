@@ -14,23 +14,12 @@ from lap_tui.config import load_settings
 from lap_tui.domain.agent import Agent, SandboxSettings
 from lap_tui.domain.ids import new_id
 from lap_tui.domain.session import Session
-from lap_tui.sandbox import bwrap as bw
 from lap_tui.sandbox import ensure_for_session
 from lap_tui.sandbox.local import LocalBackend
 from lap_tui.store import open_store
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "s3cr3t-value-0f-the-team"
 GATEWAY_KEY = "sk-gateway-master-key-123"
-
-
-@pytest.fixture
-def require_bwrap() -> None:
-    p = bw.probe()
-    if not p.ok:
-        if IN_CI:
-            pytest.fail(f"CI must run the bubblewrap tests: {p.problem} ({p.hint})")
-        pytest.skip(f"{p.problem}: {p.hint}")
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ import pytest
 
 from lap_tui.domain.errors import StoreError
 from lap_tui.store import open_store
-from tests.conftest import make_session
+from tests.conftest import make_session, need
 from tests.support.pgserver import PgServer, find_pg_bin
 
 
 @pytest.fixture
 def own_pg():
-    if find_pg_bin() is None:
-        pytest.skip("PostgreSQL binaries not found")  # the shared pg_server fixture fails in CI already
+    need(find_pg_bin() is not None, "PostgreSQL binaries (initdb, pg_ctl) not found: install postgresql")
     srv = PgServer().start()
     yield srv
     srv.destroy()

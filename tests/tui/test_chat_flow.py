@@ -5,7 +5,6 @@ reply with its tool call, quit, reopen into the same view; cancel; a failed turn
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from textual.widgets import Input, Markdown, TextArea
@@ -21,7 +20,7 @@ from tests.tui.conftest import make_services, tui_environ, wait_for
 
 SECRET = "ghp-team-secret-123"
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="the engine's sandboxes need bubblewrap")
+pytestmark = pytest.mark.usefixtures("require_bwrap")  # the engine's sandboxes are real
 
 
 @pytest.fixture

@@ -8,17 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import IN_CI
+from tests.conftest import need
 
 SCRIPT = Path(__file__).with_name("e2e_tmux.py")
 
 
-def test_real_binary_in_tmux():
-    if shutil.which("tmux") is None or shutil.which("bwrap") is None:
-        if IN_CI:
-            pytest.fail("tmux and bubblewrap are needed for the end-to-end test in CI")
-        pytest.skip("tmux or bubblewrap not installed")
+def test_real_binary_in_tmux(require_bwrap):
+    need(shutil.which("tmux") is not None, "tmux is not installed")
     r = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=240)
     assert r.returncode == 0 and r.stdout.rstrip().endswith("e2e ok"), r.stdout[-4000:] + r.stderr[-2000:]

@@ -3,7 +3,6 @@ left alone for a few seconds is driven by the open terminal, whatever screen it 
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
@@ -15,7 +14,7 @@ from tests.support.scripted_gateway import ScriptedGateway, stream
 from tests.tui.conftest import SESSION_ID, seed, seed_basic, wait_for
 from tests.tui.test_chat_flow import services_for
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="the engine's sandboxes need bubblewrap")
+pytestmark = pytest.mark.usefixtures("require_bwrap")  # the engine's sandboxes are real
 
 
 @pytest.mark.parametrize("read_only", [False, True])

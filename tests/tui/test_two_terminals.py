@@ -4,7 +4,6 @@ turn (it holds the session's lease), the other follows the journal's checkpoints
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
@@ -14,7 +13,7 @@ from tests.support.scripted_gateway import ScriptedGateway, stream
 from tests.tui.conftest import SESSION_ID, seed, seed_basic, wait_for
 from tests.tui.test_chat_flow import services_for
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="the engine's sandboxes need bubblewrap")
+pytestmark = pytest.mark.usefixtures("require_bwrap")  # the engine's sandboxes are real
 
 CHUNKS = [f"part{i} " for i in range(100)] + ["\n\nTWO-TERMINALS-END"]
 REPLY = "".join(CHUNKS)
