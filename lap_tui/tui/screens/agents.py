@@ -12,14 +12,14 @@ from lap_tui.domain.agent import Agent
 from lap_tui.domain.errors import LapError
 from lap_tui.tui import keymap
 from lap_tui.tui.formatting import age, plural
-from lap_tui.tui.screens.base import LapScreen
+from lap_tui.tui.screens.base import TableScreen
 from lap_tui.tui.widgets.filter_bar import FilterBar
 from lap_tui.tui.widgets.table import LapTable
 
 COLUMNS = ("NAME", "TEAM", "MODEL", "HARNESS", "SANDBOX", "AGE")
 
 
-class AgentsScreen(LapScreen):
+class AgentsScreen(TableScreen):
     TITLE = "Agents"
     VIEW = "agents"
     BINDINGS = keymap.bindings("agents.open", "agents.new", "agents.edit", "agents.delete", "table.filter")
@@ -82,17 +82,8 @@ class AgentsScreen(LapScreen):
         if event.row_key is not None and event.row_key.value:
             self.lap.note("agent_id", event.row_key.value)
 
-    @on(DataTable.RowSelected)
-    def _selected(self, event: DataTable.RowSelected) -> None:
-        self.action_open()
-
-    @on(FilterBar.Updated)
-    def _filtered(self, event: FilterBar.Updated) -> None:
-        self._filter = event.text
+    def refilter(self) -> None:
         self._fill()
-
-    def action_filter(self) -> None:
-        self.query_one(FilterBar).open()
 
     def action_open(self) -> None:
         agent = self.selected()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Iterable
 
+from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import DataTable, Footer
 
+from lap_tui.tui.widgets.filter_bar import FilterBar
 from lap_tui.tui.widgets.status_bar import StatusBar
 from lap_tui.tui.widgets.title_bar import TitleBar
 
@@ -47,3 +49,28 @@ class LapScreen(Screen):
 
     def action_back(self) -> None:
         self.lap.action_back()
+
+
+class TableScreen(LapScreen):
+    """A screen around one table: enter opens the row, `/` filters the rows."""
+
+    _filter = ""
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    @on(FilterBar.Updated)
+    def _filtered(self, event: FilterBar.Updated) -> None:
+        self._filter = event.text
+        self.refilter()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    def action_open(self) -> None:
+        raise NotImplementedError
+
+    def refilter(self) -> None:
+        """Show the rows that match `self._filter`."""
+        raise NotImplementedError

@@ -16,7 +16,7 @@ from textual.widgets import DataTable
 from lap_tui.domain.errors import LapError
 from lap_tui.tui import keymap
 from lap_tui.tui.formatting import age, short_id
-from lap_tui.tui.screens.base import LapScreen
+from lap_tui.tui.screens.base import LapScreen, TableScreen
 from lap_tui.tui.widgets.filter_bar import FilterBar
 from lap_tui.tui.widgets.table import LapTable
 
@@ -44,7 +44,7 @@ def as_row(item: Any) -> dict[str, Any] | None:
             "message": getattr(st, "message", "") or "", "warning": getattr(st, "warning", None)}
 
 
-class SandboxesScreen(LapScreen):
+class SandboxesScreen(TableScreen):
     TITLE = "Sandboxes"
     VIEW = "sandboxes"
     BINDINGS = keymap.bindings("sandboxes.open", "sandboxes.suspend", "sandboxes.resume", "sandboxes.delete",
@@ -168,11 +168,9 @@ class SandboxesScreen(LapScreen):
                 if table.get_cell(key, "age") != value:
                     table.update_cell(key, "age", value)
 
-    @on(FilterBar.Updated)
-    def _filtered(self, event: FilterBar.Updated) -> None:
+    def refilter(self) -> None:
         # The typed key shows at once; the table follows a moment later (keys typed quickly
         # refilter once), and typing more only removes rows: no rebuild of 1,000 rows per key.
-        self._filter = event.text
         if self._refilter_timer is not None:
             self._refilter_timer.stop()
         self._refilter_timer = self.set_timer(REFILTER_AFTER, self._refilter)
@@ -195,15 +193,8 @@ class SandboxesScreen(LapScreen):
                 table.add_row(*self._cells(self.rows[k]), key=k)
         self._title()
 
-    def action_filter(self) -> None:
-        self.query_one(FilterBar).open()
-
     def selected_id(self) -> str | None:
         return self.query_one(LapTable).selected_key()
-
-    @on(DataTable.RowSelected)
-    def _selected(self, event: DataTable.RowSelected) -> None:
-        self.action_open()
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

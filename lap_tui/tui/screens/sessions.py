@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Iterable
 
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.widgets import DataTable
 
@@ -14,7 +14,7 @@ from lap_tui.domain.ids import new_id
 from lap_tui.domain.session import Session
 from lap_tui.tui import keymap
 from lap_tui.tui.formatting import age, cost, plural, short_id, tokens
-from lap_tui.tui.screens.base import LapScreen
+from lap_tui.tui.screens.base import TableScreen
 from lap_tui.tui.widgets.filter_bar import FilterBar
 from lap_tui.tui.widgets.table import LapTable
 
@@ -23,7 +23,7 @@ COLUMNS = (("ID", "id"), ("AGENT", "agent"), ("TITLE", "title"), ("STATUS", "sta
 REFRESH_EVERY = 2.0
 
 
-class SessionsScreen(LapScreen):
+class SessionsScreen(TableScreen):
     TITLE = "Sessions"
     VIEW = "sessions"
     BINDINGS = keymap.bindings("sessions.open", "sessions.new", "sessions.delete", "sessions.all", "table.filter")
@@ -103,17 +103,8 @@ class SessionsScreen(LapScreen):
     def selected_id(self) -> str | None:
         return self.query_one(LapTable).selected_key()
 
-    @on(DataTable.RowSelected)
-    def _selected(self, event: DataTable.RowSelected) -> None:
-        self.action_open()
-
-    @on(FilterBar.Updated)
-    def _filtered(self, event: FilterBar.Updated) -> None:
-        self._filter = event.text
+    def refilter(self) -> None:
         self._show(list(self._sessions.values()))
-
-    def action_filter(self) -> None:
-        self.query_one(FilterBar).open()
 
     def action_open(self) -> None:
         sid = self.selected_id()
