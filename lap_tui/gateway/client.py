@@ -1,6 +1,6 @@
 """Async client for a LiteLLM gateway (the OpenAI-compatible API): models and streamed chat.
 
-httpx and httpx-sse are imported when a client is constructed, never when this module is
+httpx is imported when a client is constructed, never when this module is
 imported, so the TUI's first paint does not pay for them.
 """
 
@@ -29,6 +29,7 @@ from lap_tui.gateway.errors import (
     ModelNotFound,
     StreamInterrupted,
 )
+from lap_tui.gateway.sse import IdleWatchdog, sse_data
 from lap_tui.gateway.retry import RetryPolicy, Timeouts, is_retryable_status, parse_retry_after
 from lap_tui.gateway.types import Completion, RetryNotice, StreamEvent, TextDelta, ToolCall, ToolCallDelta, Usage
 
@@ -250,7 +251,6 @@ class GatewayClient:
 
     async def _stream_once(self, model: str, body: dict[str, Any], acc: _Acc) -> AsyncIterator[StreamEvent]:
         import httpx
-        from httpx_sse import EventSource
 
         url = self.base_url + "/chat/completions"
         loop = asyncio.get_running_loop()
@@ -281,39 +281,49 @@ class GatewayClient:
                     yield ev
                 yield self._completion(acc, header_cost)
                 return
-            events = EventSource(resp).aiter_sse()
-            deadline, done, got_any = first_deadline, False, False
-            while True:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        sse = await events.__anext__()
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    if got_any:
-                        raise _Transient(f"no data for {self.timeouts.idle:g} s (idle timeout)", timeout=True) from None
-                    raise _Transient(f"no answer within {self.timeouts.first_byte:g} s", timeout=True) from None
-                except httpx.TransportError as exc:
-                    raise _Transient("connection dropped", detail=self._describe(exc)) from None
-                got_any = True
-                deadline = loop.time() + self.timeouts.idle
-                data = sse.data.strip()
-                if not data:
-                    continue
-                if data == "[DONE]":
-                    done = True
-                    break
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    raise GatewayProtocolError(f"the gateway sent a stream event that is not JSON: {self._clip(data)}",
-                                               "is LITELLM_API_BASE an OpenAI-compatible gateway?") from None
-                if not isinstance(chunk, dict):
-                    continue
-                if chunk.get("error"):
-                    self._raise_in_stream_error(chunk["error"])
-                for ev in acc.feed(chunk):
-                    yield ev
+            events = sse_data(resp.aiter_bytes())
+            dog, deadline, done, got_any = IdleWatchdog(), first_deadline, False, False
+            try:
+                while True:
+                    dog.arm(deadline)
+                    try:
+                        data = await anext(events)
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.CancelledError:
+                        if not dog.expired():
+                            raise
+                        if got_any:
+                            raise _Transient(f"no data for {self.timeouts.idle:g} s (idle timeout)",
+                                             timeout=True) from None
+                        raise _Transient(f"no answer within {self.timeouts.first_byte:g} s", timeout=True) from None
+                    except httpx.TransportError as exc:
+                        raise _Transient("connection dropped", detail=self._describe(exc)) from None
+                    finally:
+                        dog.disarm()
+                    got_any = True
+                    deadline = loop.time() + self.timeouts.idle
+                    data = data.strip()
+                    if not data:
+                        continue
+                    if data == b"[DONE]":
+                        done = True
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        text = self._clip(data.decode("utf-8", "replace"))
+                        raise GatewayProtocolError(f"the gateway sent a stream event that is not JSON: {text}",
+                                                   "is LITELLM_API_BASE an OpenAI-compatible gateway?") from None
+                    if not isinstance(chunk, dict):
+                        continue
+                    if chunk.get("error"):
+                        self._raise_in_stream_error(chunk["error"])
+                    for ev in acc.feed(chunk):
+                        yield ev
+            finally:
+                dog.close()
+                await events.aclose()
             if not done and acc.finish_reason is None:
                 raise _Transient("the stream ended before [DONE]")
             yield self._completion(acc, header_cost)

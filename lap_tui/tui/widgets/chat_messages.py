@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -22,7 +21,6 @@ from lap_tui.tui.formatting import cost, tokens
 from lap_tui.tui.safety import Sanitiser
 
 MAX_TOOL_OUTPUT = 8000  # characters shown; the journal keeps what the engine kept
-BASE_FLUSH = 1 / 15  # at most 15 tail updates a second
 
 
 class UserMessage(Static):
@@ -40,9 +38,9 @@ class UserMessage(Static):
 
 _FENCE = re.compile(r"^ {0,3}(```|~~~)", re.M)
 _MD_INLINE = re.compile(r"[*_`\\\[\]<>&|#]|^\s*([-+>]|\d+[.)])\s", re.M)
-PIECE = 8_000  # the open tail is sealed into a frozen piece once it is this long ...
-MAX_TAIL = 12_000  # ... and cut mid-paragraph (at a wrapped line's end) once it is this long
-KEEP = 2_000  # what a mid-paragraph cut leaves in the open tail
+PIECE = 2_000  # the open tail is sealed into a frozen piece once it is this long ...
+MAX_TAIL = 3_000  # ... and cut mid-paragraph (at a wrapped line's end) once it is this long
+KEEP = 500  # what a mid-paragraph cut leaves in the open tail
 PLAIN_BIG = 16_000  # a finished paragraph this long without Markdown syntax stays plain text
 
 
@@ -120,7 +118,6 @@ class AssistantMessage(Vertical):
         self._in_fence = False  # whether the sealed text ends inside a code fence
         self._upto = len(block.text)  # raw characters of the block this widget already has
         self._generation = 0  # bumps when a finalisation is superseded
-        self.next_flush = 0.0
         self.set_class(not block.text and not block.streaming, "-empty")
 
     def compose(self) -> ComposeResult:
@@ -203,7 +200,6 @@ class AssistantMessage(Vertical):
         if text:
             self._add_text(text)
             self._show_tail()
-        self.next_flush = time.monotonic() + BASE_FLUSH
 
     # -- finalising
     async def finish(self) -> None:
