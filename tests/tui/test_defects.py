@@ -18,7 +18,7 @@ from lap_tui.tui.screens.agents import AgentsScreen
 from lap_tui.tui.screens.chat import ChatScreen
 from lap_tui.tui.screens.help import HelpScreen
 from lap_tui.tui.widgets.chat_log import ChatLog
-from lap_tui.tui.widgets.chat_messages import PIECE, AssistantMessage, _Piece, seal_point, segments
+from lap_tui.tui.widgets.chat_messages import MAX_TAIL, AssistantMessage, _Piece, seal_point, segments
 from lap_tui.tui.widgets.command_line import CommandLine
 from tests.tui.conftest import SESSION_ID, seed, seed_basic, seed_chat, wait_for
 
@@ -136,6 +136,8 @@ def test_redactor_secrets_are_public_and_read_only():
 
 def test_pieces_cut_at_blank_lines_outside_code_fences():
     assert seal_point("a\n\nb", False) == 3
+    assert seal_point("a\n\n", False) == 0  # what follows is not known yet
+    assert seal_point("- item\n\n  its second paragraph", False) == 0  # may continue the list item
     assert seal_point("a\n\n```\ncode\n\nmore", False) == 3  # the later blank line is inside a fence
     assert seal_point("code\n\nstill code", True) == 0
     assert seal_point("end of code\n```\n\nafter", True) == len("end of code\n```\n\n")
@@ -146,8 +148,9 @@ def test_pieces_cut_at_blank_lines_outside_code_fences():
     assert segments(fenced, size=2000) == [fenced[:-len("after")], "after"]  # never cut inside the fence
 
 
-async def test_a_streamed_reply_is_plain_pieces_then_markdown(services_factory):
-    """Only a bounded tail is re-rendered while text streams; the step's end renders Markdown."""
+async def test_a_streamed_reply_turns_into_markdown_block_by_block(services_factory):
+    """Only a small plain tail is re-rendered per flush; finished blocks become Markdown while the
+    reply still streams (heights pinned meanwhile); the step's end converts the rest."""
     services = services_factory()
     seed(services, seed_basic)
     app = LapApp(services)
@@ -157,21 +160,27 @@ async def test_a_streamed_reply_is_plain_pieces_then_markdown(services_factory):
         w = AssistantMessage(block, app.sanitiser)
         await app.screen.mount(w)
         words = "".join(f"**w{i}** " + ("\n\n" if i % 100 == 99 else "") for i in range(8000))
-        for i in range(0, len(words), 50):
-            chunk = words[i:i + 50]
-            block.text += chunk
-            w.append(chunk, len(block.text))
-            if i % 2000 == 0:
-                await w.flush()
-        await w.flush()
-        pieces = list(w.query(_Piece))
-        assert len(pieces) > 3 and not w.query(Markdown)
-        assert len(w._tail) < PIECE * 3  # what each flush re-renders stays small
+
+        async def stream(text: str) -> None:
+            for i in range(0, len(text), 50):
+                chunk = text[i:i + 50]
+                block.text += chunk
+                w.append(chunk, len(block.text))
+                if i % 2000 == 0:
+                    await w.flush()
+            await w.flush()
+
+        await stream(words[:len(words) // 2])
+        await wait_for(pilot, lambda: not w._queue and len(w.query(Markdown)) > 3, what="blocks became Markdown")
+        assert w.query_one(".tail", _Piece) and len(w._tail) < MAX_TAIL  # what a flush re-renders stays small
+        await wait_for(pilot, lambda: all(md.styles.height is not None and md.styles.height.is_cells
+                                          for md in w.query(Markdown)), what="heights pinned")
+        await stream(words[len(words) // 2:])
         block.streaming = False
         await w.finish()
         await wait_for(pilot, lambda: not w.query(_Piece), what="all pieces converted")
-        sources = "".join(m.source for m in w.query(Markdown))
-        assert sources == words
+        assert "".join(m.source for m in w.query(Markdown)) == words
+        assert all(md.styles.height is None or not md.styles.height.is_cells for md in w.query(Markdown))
 
 
 async def test_sandbox_filter_narrows_by_removing_rows_and_widens_in_order(services_factory):

@@ -1,8 +1,8 @@
 """The pieces of a chat: user and assistant messages, tool calls, a turn's status line.
 
 All text passes through the app's Sanitiser (control sequences neutralised, secrets masked).
-Assistant text streams as plain text pieces and becomes Markdown when its step ends; the ChatLog
-decides when to flush (at the frame rate, never per chunk).
+Assistant text streams into a plain open tail and becomes Markdown block by block as blocks
+finish; the ChatLog decides when to flush (at the frame rate, never per chunk).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import re
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
@@ -41,6 +42,7 @@ _MD_INLINE = re.compile(r"[*_`\\\[\]<>&|#]|^\s*([-+>]|\d+[.)])\s", re.M)
 PIECE = 2_000  # the open tail is sealed into a frozen piece once it is this long ...
 MAX_TAIL = 3_000  # ... and cut mid-paragraph (at a wrapped line's end) once it is this long
 KEEP = 500  # what a mid-paragraph cut leaves in the open tail
+CONVERT_RATE = 8  # runs made Markdown per second while a reply streams (else one per refresh)
 PLAIN_BIG = 16_000  # a finished paragraph this long without Markdown syntax stays plain text
 
 
@@ -50,14 +52,16 @@ def fence_open(text: str) -> bool:
 
 
 def seal_point(tail: str, in_fence: bool) -> int:
-    """Where to cut the open tail: after its last blank line outside a code fence (0: nowhere).
+    """Where to cut the open tail: after its last blank line outside a code fence that is followed
+    by an unindented line (0: nowhere).
     `in_fence`: whether the text before `tail` ends inside a fence."""
     pos = len(tail)
     while pos > 0:
         pos = tail.rfind("\n\n", 0, pos)
         if pos < 0:
             return 0
-        if not (in_fence ^ fence_open(tail[:pos])):
+        nxt = tail[pos + 2:pos + 3]  # an indented line may continue a list item: not a block's end
+        if nxt and nxt not in " \t\n" and not (in_fence ^ fence_open(tail[:pos])):
             return pos + 2
     return 0
 
@@ -93,9 +97,16 @@ class _Piece(Static):
 
 class AssistantMessage(Vertical):
     """An assistant step. History renders as Markdown. While text streams, the frame-rate tick
-    appends it as plain text: finished pieces are frozen leaf widgets (their height is computed
-    once), only the open tail (at most MAX_TAIL characters) is re-wrapped per flush. When the
-    step ends, the text becomes Markdown one segment per refresh, so no single frame does it all.
+    appends it to a plain open tail (at most MAX_TAIL characters: all that a flush re-wraps).
+    Once the tail holds finished blocks (PIECE characters up to a blank line outside a code
+    fence) they are sealed as a frozen plain piece, and each finished run of pieces becomes
+    Markdown on a later refresh, one run per refresh: the reply turns into Markdown block by
+    block while it streams and no frame renders much. A paragraph too long for the tail is cut
+    at wrapped rows' ends; its run becomes Markdown when the paragraph ends. Markdown made while
+    streaming has its height pinned until the step ends (Textual would otherwise re-arrange every
+    block of it each frame to learn its height). Textual's `Markdown.get_stream()` is not used:
+    at thousands of chunks a second its per-paragraph mounts in a busy event loop froze the
+    screen and delayed keys past 100 ms (measured; docs/TUI.md).
     """
 
     DEFAULT_CSS = """
@@ -113,11 +124,14 @@ class AssistantMessage(Vertical):
         self._pending: list[str] = []
         self._streamed = block.streaming  # text arrives as plain pieces, Markdown at the end
         self._initial = self._safe.feed(block.text) if block.streaming else sanitiser.clean(block.text)
-        self._sealed: list[str] = []  # frozen plain pieces (cleaned text), in order
+        self._sealed: list[str] = []  # the run of frozen plain pieces not yet Markdown (cleaned text)
         self._tail = ""  # the open piece (cleaned text)
         self._in_fence = False  # whether the sealed text ends inside a code fence
         self._upto = len(block.text)  # raw characters of the block this widget already has
-        self._generation = 0  # bumps when a finalisation is superseded
+        self._generation = 0  # bumps when the queued conversions are superseded
+        self._queue: list[tuple[list[Widget], str]] = []  # runs of plain pieces to become Markdown
+        self._pinned: list[Markdown] = []  # Markdown made while streaming, height fixed
+        self._width = 0
         self.set_class(not block.text and not block.streaming, "-empty")
 
     def compose(self) -> ComposeResult:
@@ -158,9 +172,20 @@ class AssistantMessage(Vertical):
         self._sealed.append(piece)
         self._in_fence = self._in_fence ^ fence_open(piece)
         tail = self._tail_widget()
-        if tail is not None:
-            gap = " gap" if piece.endswith("\n\n") else ""
-            self.mount(_Piece(Text(piece.rstrip("\n")), classes="piece" + gap), before=tail)
+        if tail is None:
+            return
+        gap = " gap" if piece.endswith("\n\n") else ""
+        self.mount(_Piece(Text(piece.rstrip("\n")), classes="piece" + gap), before=tail)
+        if piece.endswith("\n\n") and not self._in_fence:  # the run is a finished block
+            self._convert([self._take_run()])
+
+    def _take_run(self) -> tuple[list[Widget], str]:
+        pieces = [c for c in self.children if isinstance(c, _Piece) and c.has_class("piece")]
+        run = (pieces[-len(self._sealed):], "".join(self._sealed))
+        for w in run[0]:
+            w.remove_class("piece")
+        self._sealed = []
+        return run
 
     def _wrap_cut(self) -> int:
         """A cut at the end of a wrapped line, so the frozen piece and the rest wrap as one text."""
@@ -217,6 +242,8 @@ class AssistantMessage(Vertical):
         text = self._sanitiser.clean(self.block.text)
         self._streamed = False
         self._sealed, self._tail = [], ""
+        self._generation += 1  # what was queued to convert is about to be removed
+        self._queue, self._pinned = [], []
         note = self.query_one(".note", Static)
         old = [c for c in self.children if c is not note]
         segs = segments(text)
@@ -229,8 +256,8 @@ class AssistantMessage(Vertical):
         self.set_class(not self.block.text, "-empty")
 
     def _finalise_pieces(self) -> None:
-        """The streamed pieces become Markdown: runs of pieces that end at a blank line outside a
-        code fence form one segment each (a piece cut mid-paragraph joins the next)."""
+        """The rest of the streamed text becomes Markdown (the open tail joins the last run), and
+        the pinned heights are let go now that nothing grows."""
         if self._tail:
             self._sealed.append(self._tail)
             tail = self._tail_widget()
@@ -241,45 +268,49 @@ class AssistantMessage(Vertical):
         elif (tail := self._tail_widget()) is not None:
             tail.remove()
         self._streamed = False
-        pieces = [c for c in self.children if isinstance(c, _Piece) and c.has_class("piece")]
-        groups: list[tuple[list[Widget], str]] = []
-        ws: list[Widget] = []
-        texts: list[str] = []
-        in_fence = False
-        for w, text in zip(pieces, self._sealed):
-            ws.append(w)
-            texts.append(text)
-            in_fence ^= fence_open(text)
-            if text.endswith("\n\n") and not in_fence:
-                groups.append((ws, "".join(texts)))
-                ws, texts = [], []
-        if ws:
-            groups.append((ws, "".join(texts)))
-        self._sealed = []
-        self._convert(groups)
+        for md in self._pinned:
+            md.styles.clear_rule("height")
+        self._pinned = []
+        if self._sealed:
+            self._convert([self._take_run()])
 
     def _convert(self, groups: list[tuple[list[Widget], str]]) -> None:
-        """Each group of plain pieces becomes one Markdown widget, one group per refresh, so no
-        single frame does it all. A huge paragraph without Markdown syntax stays plain text."""
-        self._generation += 1
-        gen = self._generation
+        """Queue runs of plain pieces to become one Markdown widget each, one run per refresh,
+        so no single frame does it all. A huge paragraph without Markdown syntax stays plain."""
+        self._queue.extend(groups)
+        if len(self._queue) == len(groups):  # nothing was queued before: start stepping
+            self.call_after_refresh(self._convert_step, self._generation)
 
-        def step() -> None:
-            if gen != self._generation or not self.is_attached:
-                return
-            while groups:
-                ws, text = groups.pop(0)
-                if len(text) >= PLAIN_BIG and plain_enough(text):
-                    continue  # Markdown would show it as it is: keep the plain pieces
-                self.mount(Markdown(text), before=ws[0])
-                for w in ws:
-                    w.remove()
-                break
-            if groups:
-                self.call_after_refresh(step)
+    def _convert_step(self, gen: int) -> None:
+        if gen != self._generation or not self.is_attached:
+            return
+        while self._queue:
+            ws, text = self._queue.pop(0)
+            if len(text) >= PLAIN_BIG and plain_enough(text):
+                continue  # Markdown would show it as it is: keep the plain pieces
+            md = Markdown(text)
+            self.mount(md, before=ws[0])
+            for w in ws:
+                w.remove()
+            if self._streamed:
+                self._pinned.append(md)
+                self.call_after_refresh(self._pin_height, md)
+            break
+        if self._queue and self._streamed:  # background work: at most CONVERT_RATE runs a second
+            self.set_timer(1 / CONVERT_RATE, lambda: self._convert_step(gen))
+        elif self._queue:
+            self.call_after_refresh(self._convert_step, gen)
 
-        if groups:
-            self.call_after_refresh(step)
+    def _pin_height(self, md: Markdown) -> None:
+        if self._streamed and md.is_attached and md.size.height:
+            md.styles.height = md.size.height
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size.width != self._width:
+            self._width = event.size.width
+            for md in self._pinned:  # re-wrapped at the new width: measure again
+                md.styles.clear_rule("height")
+                self.call_after_refresh(self._pin_height, md)
 
     def copy_text(self) -> str:
         return self._sanitiser.clean(self.block.text)
