@@ -1,7 +1,8 @@
 """Themes from the top-level themes/ folder (TOML files of Textual Theme fields).
 
-The built-in themes ship from the repository's top-level `themes/` folder (found from an
-editable install, which is how the README sets lap-tui up). The user's own themes in
+The built-in themes ship from the repository's top-level `themes/` folder: an editable install
+(the README's setup) reads it in place; a wheel installs it as data files under
+`<prefix>/share/lap-tui/themes` (pyproject's `data-files`). The user's own themes in
 `$XDG_CONFIG_HOME/lap-tui/themes/` (and beside a config file named by LAP_CONFIG_FILE) are
 loaded after them, so a file with the same name replaces a built-in theme. A broken file is
 skipped with a message.
@@ -9,12 +10,15 @@ skipped with a message.
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 
 from textual.theme import Theme
 
-BUNDLED = Path(__file__).resolve().parents[2] / "themes"
+_IN_REPO = Path(__file__).resolve().parents[2] / "themes"
+_INSTALLED = Path(sys.prefix) / "share" / "lap-tui" / "themes"
+BUNDLED = _IN_REPO if (_IN_REPO / "lap-dark.toml").is_file() else _INSTALLED
 DEFAULT = "lap-dark"
 _FIELDS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground", "background",
            "surface", "panel", "boost", "dark", "luminosity_spread", "text_alpha", "variables")
