@@ -39,8 +39,8 @@ class UserMessage(Static):
 
 _FENCE = re.compile(r"^ {0,3}(```|~~~)", re.M)
 _MD_INLINE = re.compile(r"[*_`\\\[\]<>&|#]|^\s*([-+>]|\d+[.)])\s", re.M)
-PIECE = 2_000  # the open tail is sealed into a frozen piece once it is this long ...
-MAX_TAIL = 3_000  # ... and cut mid-paragraph (at a wrapped line's end) once it is this long
+PIECE = 2_000  # a reply replaced whole is cut into runs of at least this many characters
+MAX_TAIL = 3_000  # the open tail is cut mid-paragraph (at a wrapped line's end) once this long
 KEEP = 500  # what a mid-paragraph cut leaves in the open tail
 CONVERT_RATE = 8  # runs made Markdown per second while a reply streams (else one per refresh)
 PLAIN_BIG = 16_000  # a finished paragraph this long without Markdown syntax stays plain text
@@ -98,8 +98,8 @@ class _Piece(Static):
 class AssistantMessage(Vertical):
     """An assistant step. History renders as Markdown. While text streams, the frame-rate tick
     appends it to a plain open tail (at most MAX_TAIL characters: all that a flush re-wraps).
-    Once the tail holds finished blocks (PIECE characters up to a blank line outside a code
-    fence) they are sealed as a frozen plain piece, and each finished run of pieces becomes
+    Once the tail holds finished blocks (up to a blank line outside a code fence followed by
+    an unindented line) they are sealed as a frozen plain piece, and each finished run becomes
     Markdown on a later refresh, one run per refresh: the reply turns into Markdown block by
     block while it streams and no frame renders much. A paragraph too long for the tail is cut
     at wrapped rows' ends; its run becomes Markdown when the paragraph ends. Markdown made while
@@ -204,8 +204,8 @@ class AssistantMessage(Vertical):
 
     def _add_text(self, text: str) -> None:
         self._tail += text
-        while len(self._tail) >= PIECE:
-            cut = seal_point(self._tail, self._in_fence)
+        while self._tail:
+            cut = seal_point(self._tail, self._in_fence)  # every finished block is sealed
             if cut <= 0 and len(self._tail) >= MAX_TAIL:
                 cut = self._wrap_cut()
             if cut <= 0:
