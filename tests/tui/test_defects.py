@@ -167,14 +167,22 @@ async def test_a_streamed_reply_turns_into_markdown_block_by_block(services_fact
                 block.text += chunk
                 w.append(chunk, len(block.text))
                 if i % 2000 == 0:
-                    await w.flush()
-            await w.flush()
+                    await w.tick()
+            await w.tick()
+
+        async def ticks_until(done) -> None:  # the ChatLog's frame tick, by hand
+            for _ in range(200):
+                if done():
+                    return
+                await w.tick()
+                await pilot.pause(0.03)
+            raise AssertionError("never happened")
 
         await stream(words[:len(words) // 2])
-        await wait_for(pilot, lambda: not w._queue and len(w.query(Markdown)) > 3, what="blocks became Markdown")
+        await ticks_until(lambda: not w._queue and len(w.query(Markdown)) > 3)
         assert w.query_one(".tail", _Piece) and len(w._tail) < MAX_TAIL  # what a flush re-renders stays small
-        await wait_for(pilot, lambda: all(md.styles.height is not None and md.styles.height.is_cells
-                                          for md in w.query(Markdown)), what="heights pinned")
+        await ticks_until(lambda: all(md.styles.height is not None and md.styles.height.is_cells
+                                      for md in w.query(Markdown)))
         await stream(words[len(words) // 2:])
         block.streaming = False
         await w.finish()

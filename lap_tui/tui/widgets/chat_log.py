@@ -9,6 +9,7 @@ Only the newest turns are mounted; older pages mount when the user reaches the t
 from __future__ import annotations
 
 import re
+import time
 
 from textual.containers import VerticalScroll
 from textual.message import Message
@@ -133,9 +134,10 @@ class ChatLog(VerticalScroll, can_focus=True):
                     w.refresh_block()
 
     async def _flush_due(self) -> None:
+        if self._streaming:
+            self.app.busy_at = time.monotonic()  # type: ignore[attr-defined] - LapApp: no full GC now
         for w in list(self._streaming):
-            if w.dirty:
-                await w.flush()
+            await w.tick()
 
     # -- scrolling and the older page
     def watch_scroll_y(self, old: float, new: float) -> None:

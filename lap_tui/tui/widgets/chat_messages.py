@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 from rich.text import Text
 from textual import events
@@ -100,8 +101,9 @@ class AssistantMessage(Vertical):
     appends it to a plain open tail (at most MAX_TAIL characters: all that a flush re-wraps).
     Once the tail holds finished blocks (up to a blank line outside a code fence followed by
     an unindented line) they are sealed as a frozen plain piece, and each finished run becomes
-    Markdown on a later refresh, one run per refresh: the reply turns into Markdown block by
-    block while it streams and no frame renders much. A paragraph too long for the tail is cut
+    Markdown on a later frame tick, at most CONVERT_RATE a second (one per refresh once the
+    step ends): the reply turns into Markdown block by block while it streams and no frame
+    renders much. A paragraph too long for the tail is cut
     at wrapped rows' ends; its run becomes Markdown when the paragraph ends. Markdown made while
     streaming has its height pinned until the step ends (Textual would otherwise re-arrange every
     block of it each frame to learn its height). Textual's `Markdown.get_stream()` is not used:
@@ -131,6 +133,8 @@ class AssistantMessage(Vertical):
         self._generation = 0  # bumps when the queued conversions are superseded
         self._queue: list[tuple[list[Widget], str]] = []  # runs of plain pieces to become Markdown
         self._pinned: list[Markdown] = []  # Markdown made while streaming, height fixed
+        self._to_pin: list[Markdown] = []  # ... whose height is not known yet
+        self._next_convert = 0.0
         self._width = 0
         self.set_class(not block.text and not block.streaming, "-empty")
 
@@ -243,7 +247,7 @@ class AssistantMessage(Vertical):
         self._streamed = False
         self._sealed, self._tail = [], ""
         self._generation += 1  # what was queued to convert is about to be removed
-        self._queue, self._pinned = [], []
+        self._queue, self._pinned, self._to_pin = [], [], []
         note = self.query_one(".note", Static)
         old = [c for c in self.children if c is not note]
         segs = segments(text)
@@ -270,20 +274,40 @@ class AssistantMessage(Vertical):
         self._streamed = False
         for md in self._pinned:
             md.styles.clear_rule("height")
-        self._pinned = []
+        self._pinned, self._to_pin = [], []
         if self._sealed:
-            self._convert([self._take_run()])
+            self._queue.append(self._take_run())
+        if self._queue:
+            self.call_after_refresh(self._convert_step, self._generation)
 
     def _convert(self, groups: list[tuple[list[Widget], str]]) -> None:
-        """Queue runs of plain pieces to become one Markdown widget each, one run per refresh,
-        so no single frame does it all. A huge paragraph without Markdown syntax stays plain."""
+        """Queue runs of plain pieces to become one Markdown widget each: while the reply streams
+        the frame tick converts at most CONVERT_RATE a second (in the frame it already makes, so
+        a key never waits behind extra frames), afterwards one per refresh. A huge paragraph
+        without Markdown syntax stays plain."""
         self._queue.extend(groups)
-        if len(self._queue) == len(groups):  # nothing was queued before: start stepping
+        if not self._streamed and len(self._queue) == len(groups):  # nothing queued before: step
             self.call_after_refresh(self._convert_step, self._generation)
+
+    async def tick(self) -> None:
+        """The frame tick while the reply streams: new text, heights to pin, a run to convert."""
+        if self._pending:
+            await self.flush()
+        if self._to_pin:
+            self._to_pin = [md for md in self._to_pin if not self._pin_height(md)]
+        now = time.monotonic()
+        if self._queue and now >= self._next_convert:
+            self._next_convert = now + 1 / CONVERT_RATE
+            self._convert_one()
 
     def _convert_step(self, gen: int) -> None:
         if gen != self._generation or not self.is_attached:
             return
+        self._convert_one()
+        if self._queue:
+            self.call_after_refresh(self._convert_step, gen)
+
+    def _convert_one(self) -> None:
         while self._queue:
             ws, text = self._queue.pop(0)
             if len(text) >= PLAIN_BIG and plain_enough(text):
@@ -294,23 +318,22 @@ class AssistantMessage(Vertical):
                 w.remove()
             if self._streamed:
                 self._pinned.append(md)
-                self.call_after_refresh(self._pin_height, md)
+                self._to_pin.append(md)
             break
-        if self._queue and self._streamed:  # background work: at most CONVERT_RATE runs a second
-            self.set_timer(1 / CONVERT_RATE, lambda: self._convert_step(gen))
-        elif self._queue:
-            self.call_after_refresh(self._convert_step, gen)
 
-    def _pin_height(self, md: Markdown) -> None:
-        if self._streamed and md.is_attached and md.size.height:
-            md.styles.height = md.size.height
+    def _pin_height(self, md: Markdown) -> bool:
+        """Whether `md` is laid out (then its height is fixed while the reply streams)."""
+        if not md.is_attached or not md.size.height:
+            return False
+        md.styles.height = md.size.height
+        return True
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size.width != self._width:
             self._width = event.size.width
             for md in self._pinned:  # re-wrapped at the new width: measure again
                 md.styles.clear_rule("height")
-                self.call_after_refresh(self._pin_height, md)
+            self._to_pin = list(self._pinned)
 
     def copy_text(self) -> str:
         return self._sanitiser.clean(self.block.text)
