@@ -14,7 +14,7 @@ from lap_tui.tui.app import LapApp
 from lap_tui.tui.screens.agent_form import AgentForm
 from lap_tui.tui.screens.chat import ChatScreen
 from lap_tui.tui.screens.sessions import SessionsScreen
-from lap_tui.tui.widgets.chat_messages import AssistantMessage, ToolCallBlock, TurnStatus
+from lap_tui.tui.widgets.chat_messages import AssistantMessage, ToolCallBlock, TurnStatus, _Piece
 from tests.support.scripted_gateway import ScriptedGateway, error, stream, tool_call
 from tests.tui.conftest import make_services, tui_environ, wait_for
 
@@ -98,7 +98,7 @@ async def test_create_send_stream_tool_call_quit_and_reopen(tmp_path, gw):
         out = str(tool._output.render())
         assert "hello" in out and SECRET not in out and MASK in out  # the sandbox saw it, the screen did not
         replies = list(chat.query(AssistantMessage))
-        # The streamed plain pieces become Markdown a segment per refresh once the step ends.
+        # The streamed text becomes Markdown block by block (the last block once the step ends).
         await wait_for(pilot, lambda: bool(replies[-1].query(Markdown)), what="the reply as Markdown")
         assert replies[-1].query_one(Markdown).source.startswith("All **good**.")
         status = str(chat.query_one(TurnStatus).render())
@@ -126,6 +126,28 @@ async def test_create_send_stream_tool_call_quit_and_reopen(tmp_path, gw):
         assert isinstance(app2.screen, ChatScreen) and not chat2.query_one("#draft", TextArea).has_focus
         await pilot.press("escape")
         assert isinstance(app2.screen, SessionsScreen)
+
+
+async def test_a_reply_turns_into_markdown_while_it_streams(tmp_path, gw):
+    """Finished blocks render as Markdown before the reply ends; the open tail stays small."""
+    head = ["# Plan\n\n", "Some **bold** ", "words.\n\n", "- one\n- two\n\n"]
+    gw.push(stream(head + [f"tail{i} " for i in range(80)], delay=0.03))
+    app = LapApp(services_for(tmp_path, gw))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await create_agent(app, pilot)
+        chat = await open_new_chat(app, pilot)
+        await pilot.press(*"plan it", "ctrl+j")
+
+        def early_markdown() -> bool:
+            mds = [md for r in chat.query(AssistantMessage) for md in r.query(Markdown)]
+            return turn_status(app, "running") and any(md.source.startswith("# Plan") for md in mds)
+
+        await wait_for(pilot, early_markdown, timeout=30, what="Markdown while the turn still runs")
+        await wait_for(pilot, lambda: turn_status(app, "completed"), timeout=30, what="turn completed")
+        reply = chat.query_one(AssistantMessage)
+        await wait_for(pilot, lambda: not reply.query(_Piece), what="all of it Markdown")
+        assert "".join(md.source for md in reply.query(Markdown)) == "".join(head) + "".join(
+            f"tail{i} " for i in range(80))
 
 
 async def test_cancel_a_running_turn(tmp_path, gw):
