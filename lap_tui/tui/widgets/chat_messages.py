@@ -185,7 +185,7 @@ class AssistantMessage(Vertical):
 
     def _take_run(self) -> tuple[list[Widget], str]:
         pieces = [c for c in self.children if isinstance(c, _Piece) and c.has_class("piece")]
-        run = (pieces[-len(self._sealed):], "".join(self._sealed))
+        run = (pieces[len(pieces) - len(self._sealed):], "".join(self._sealed))
         for w in run[0]:
             w.remove_class("piece")
         self._sealed = []
