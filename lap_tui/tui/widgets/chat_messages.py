@@ -99,16 +99,16 @@ class _Piece(Static):
 class AssistantMessage(Vertical):
     """An assistant step. History renders as Markdown. While text streams, the frame-rate tick
     appends it to a plain open tail (at most MAX_TAIL characters: all that a flush re-wraps).
-    Once the tail holds finished blocks (up to a blank line outside a code fence followed by
-    an unindented line) they are sealed as a frozen plain piece, and each finished run becomes
-    Markdown on a later frame tick, at most CONVERT_RATE a second (one per refresh once the
-    step ends): the reply turns into Markdown block by block while it streams and no frame
-    renders much. A paragraph too long for the tail is cut
-    at wrapped rows' ends; its run becomes Markdown when the paragraph ends. Markdown made while
-    streaming has its height pinned until the step ends (Textual would otherwise re-arrange every
-    block of it each frame to learn its height). Textual's `Markdown.get_stream()` is not used:
-    at thousands of chunks a second its per-paragraph mounts in a busy event loop froze the
-    screen and delayed keys past 100 ms (measured; docs/TUI.md).
+    Once the tail holds finished blocks (up to a blank line outside a code fence followed by an
+    unindented line) they are sealed as a frozen plain piece, and each finished run becomes
+    Markdown on a later frame tick, at most CONVERT_RATE a second (one per refresh once the step
+    ends): the reply turns into Markdown block by block while it streams and no frame renders
+    much. A paragraph too long for the tail is cut at wrapped rows' ends; its run becomes
+    Markdown when the paragraph ends. Markdown made while streaming has its height pinned until
+    the step ends (Textual would otherwise re-arrange every block of it each frame to learn its
+    height). Textual's `Markdown.get_stream()` is not used: at thousands of chunks a second its
+    per-paragraph mounts in a busy event loop froze the screen and delayed keys past 100 ms
+    (measured; docs/TUI.md).
     """
 
     DEFAULT_CSS = """
@@ -124,7 +124,7 @@ class AssistantMessage(Vertical):
         self._sanitiser = sanitiser
         self._safe = sanitiser.stream()
         self._pending: list[str] = []
-        self._streamed = block.streaming  # text arrives as plain pieces, Markdown at the end
+        self._streamed = block.streaming  # text arrives through the plain tail
         self._initial = self._safe.feed(block.text) if block.streaming else sanitiser.clean(block.text)
         self._sealed: list[str] = []  # the run of frozen plain pieces not yet Markdown (cleaned text)
         self._tail = ""  # the open piece (cleaned text)
