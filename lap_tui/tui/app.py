@@ -28,7 +28,7 @@ GATEWAY_TIMEOUT = 5.0  # a gateway that retries for long is "down" here; the for
 PAINT_GRACE = 0.05  # seconds after the first screen's refreshes before heavy imports (engine)
 STANDBY_AFTER = 3.0  # seconds a turn may sit untouched before this terminal drives it itself
 QUIET_GC_EVERY = 5.0  # a full garbage collection runs after this many seconds without streamed text
-FULL_GC_BACKSTOP = 100  # young-generation passes between automatic full ones (Python's default: 10)
+FULL_GC_BACKSTOP = 100  # middle-generation passes before an automatic full one (Python's default: 10)
 
 
 class LapApp(App):

@@ -1,7 +1,8 @@
 """The chat's scrolling log: mounts blocks as widgets, streams text at the frame rate, follows the tail.
 
-Text chunks only queue on their message; a timer flushes at most ~20 times a second (less while
-one block grows huge), so rendering cost follows the frame rate, not the chunk count. The log is
+Text chunks only queue on their message; a 20 Hz tick hands each streaming message what
+queued (and lets it do its background conversion), so rendering cost follows the frame rate,
+not the chunk count. The log is
 anchored to its bottom and lets go as soon as the user scrolls up (Textual's anchor()).
 Only the newest turns are mounted; older pages mount when the user reaches the top.
 """

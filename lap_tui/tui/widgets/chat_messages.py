@@ -153,10 +153,6 @@ class AssistantMessage(Vertical):
     def _note(self) -> str:
         return "(interrupted)" if self.block.interrupted else ""
 
-    @property
-    def dirty(self) -> bool:
-        return bool(self._pending)
-
     def append(self, raw: str, end: int) -> None:
         if end <= self._upto:
             return  # built after this text arrived: it is already in
