@@ -282,10 +282,11 @@ class GatewayClient:
                 yield self._completion(acc, header_cost)
                 return
             events = sse_data(resp.aiter_bytes())
-            dog, deadline, done, got_any = IdleWatchdog(), first_deadline, False, False
+            dog, done, got_any = IdleWatchdog(), False, False
             try:
                 while True:
-                    dog.arm(deadline)
+                    # The idle clock starts when the wait does: the consumer's time never counts.
+                    dog.arm(loop.time() + self.timeouts.idle if got_any else first_deadline)
                     try:
                         data = await anext(events)
                     except StopAsyncIteration:
@@ -302,7 +303,6 @@ class GatewayClient:
                     finally:
                         dog.disarm()
                     got_any = True
-                    deadline = loop.time() + self.timeouts.idle
                     data = data.strip()
                     if not data:
                         continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -237,6 +238,18 @@ async def test_idle_stall_mid_stream_is_stream_interrupted(gateway, make_client)
     assert "idle timeout" in ei.value.reason
     assert time.monotonic() - started >= 0.3
     assert len(gateway.chat_requests) == 1
+
+
+async def test_a_slow_consumer_is_not_an_idle_gateway(gateway, make_client):
+    """Only time spent waiting for the gateway counts toward `idle`, not the consumer's."""
+    gateway.push(stream(["one ", "two ", "three"]))
+    client = make_client(timeouts=Timeouts(connect=2, first_byte=10, idle=0.2))
+    texts = []
+    async for ev in client.stream_chat("gpt-test", MSGS):
+        if isinstance(ev, TextDelta):
+            texts.append(ev.text)
+            await asyncio.sleep(0.4)  # twice the idle timeout, between events
+    assert texts == ["one ", "two ", "three"]
 
 
 async def test_no_first_byte_in_time_is_retried_then_unavailable(gateway, make_client, notices):
