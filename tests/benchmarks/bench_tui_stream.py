@@ -77,7 +77,6 @@ def run_case(words: int, every: int, runs: int, probe_at: float, tmp: Path, sid:
                "--home-template", str(home), "--workdir", str(tmp),
                "--env", f"LITELLM_API_BASE={url}", "--env", "LITELLM_API_KEY=sk-bench",
                "--env", f"PATH={os.environ['PATH']}", "--env", "TERM=xterm-256color",
-               *(["--env", f"TEXTUAL_FPS={os.environ['TEXTUAL_FPS']}"] if "TEXTUAL_FPS" in os.environ else []),
                "--key-probe-at", str(probe_at), "--key-probe-every", "0.5", "--key-probes", "6",
                "--interval", str(INTERVAL), "--json", str(out), "--", *WRAP, LAP, "--session", sid]
         subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL if not os.environ.get("BENCH_VERBOSE") else None)

@@ -76,6 +76,14 @@ async def create_agent(app, pilot, name="helper") -> None:
     assert [a.name for a in app.agents_cache.values()] == [name]
 
 
+async def send_in_new_chat(app, pilot, text: str) -> ChatScreen:
+    """The first-run path: create an agent in the form, open a new session, type and send."""
+    await create_agent(app, pilot)
+    chat = await open_new_chat(app, pilot)
+    await pilot.press(*text, "ctrl+j")
+    return chat
+
+
 async def test_create_send_stream_tool_call_quit_and_reopen(tmp_path, gw):
     bash = json.dumps({"command": "echo hello; echo $GH_TOKEN"})
     gw.push(stream(["Let me ", "look."], tool_calls=[tool_call("c1", "bash", bash)],
@@ -85,10 +93,7 @@ async def test_create_send_stream_tool_call_quit_and_reopen(tmp_path, gw):
     services = services_for(tmp_path, gw, save_state=True)
     app = LapApp(services)
     async with app.run_test(size=(80, 24)) as pilot:
-        await create_agent(app, pilot)
-        chat = await open_new_chat(app, pilot)
-        await pilot.press(*"what is here?")
-        await pilot.press("ctrl+j")
+        chat = await send_in_new_chat(app, pilot, "what is here?")
         await wait_for(pilot, lambda: turn_status(app, "completed"), timeout=30, what="turn completed")
         await pilot.pause(0.2)
         kinds = [b.kind for b in chat.model.blocks]
@@ -134,9 +139,7 @@ async def test_a_reply_turns_into_markdown_while_it_streams(tmp_path, gw):
     gw.push(stream(head + [f"tail{i} " for i in range(80)], delay=0.03))
     app = LapApp(services_for(tmp_path, gw))
     async with app.run_test(size=(80, 24)) as pilot:
-        await create_agent(app, pilot)
-        chat = await open_new_chat(app, pilot)
-        await pilot.press(*"plan it", "ctrl+j")
+        chat = await send_in_new_chat(app, pilot, "plan it")
 
         def early_markdown() -> bool:
             mds = [md for r in chat.query(AssistantMessage) for md in r.query(Markdown)]
@@ -154,10 +157,7 @@ async def test_cancel_a_running_turn(tmp_path, gw):
     gw.push(stream([f"word{i} " for i in range(200)], delay=0.05))
     app = LapApp(services_for(tmp_path, gw))
     async with app.run_test(size=(80, 24)) as pilot:
-        await create_agent(app, pilot)
-        chat = await open_new_chat(app, pilot)
-        await pilot.press(*"talk a lot")
-        await pilot.press("ctrl+j")
+        chat = await send_in_new_chat(app, pilot, "talk a lot")
         await wait_for(pilot, lambda: any(b.kind == "assistant" and "word3" in b.text for b in chat.model.blocks),
                        what="streaming")
         await pilot.press("ctrl+g")
@@ -170,10 +170,7 @@ async def test_failed_turn_shows_its_reason_and_retries(tmp_path, gw):
     gw.push(error(400, "the prompt is too long"))
     app = LapApp(services_for(tmp_path, gw))
     async with app.run_test(size=(80, 24)) as pilot:
-        await create_agent(app, pilot)
-        chat = await open_new_chat(app, pilot)
-        await pilot.press(*"hello")
-        await pilot.press("ctrl+j")
+        chat = await send_in_new_chat(app, pilot, "hello")
         await wait_for(pilot, lambda: turn_status(app, "failed"), timeout=30, what="failed")
         status = str(chat.query_one(TurnStatus).render())
         assert "failed" in status and "too long" in status and "^r retries" in status
