@@ -74,6 +74,7 @@ class PostgresStore(SqlStore):
     kind = "postgres"
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
         self.display_url = mask_url_password(url)
         self._pool: asyncpg.Pool | None = None

@@ -27,6 +27,32 @@ from lap_tui.store.base import MigrationReport, SandboxRecord, Store
 
 Row = Sequence[Any]
 
+IDLE_POLL = 0.5  # the slowest a follower polls for other processes' appends, once nothing happens
+
+
+class _LocalAppends:
+    """Wakes this process's followers of a session as soon as this process appends to it, so
+    they need not poll fast for their own process's events."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    def notify(self, session_id: str) -> None:
+        for wake in self._waiters.get(session_id, ()):
+            wake.set()
+
+    def listen(self, session_id: str) -> asyncio.Event:
+        wake = asyncio.Event()
+        self._waiters.setdefault(session_id, set()).add(wake)
+        return wake
+
+    def forget(self, session_id: str, wake: asyncio.Event) -> None:
+        waiters = self._waiters.get(session_id)
+        if waiters is not None:
+            waiters.discard(wake)
+            if not waiters:
+                del self._waiters[session_id]
+
 
 class Db(Protocol):
     """One connection (inside or outside a transaction), `?` placeholders."""
@@ -103,6 +129,9 @@ def _dumps(data: dict[str, Any] | None) -> str:
 
 
 class SqlStore(Store):
+    def __init__(self) -> None:
+        self._local_appends = _LocalAppends()
+
     # --- what a dialect provides -------------------------------------------------------
     @abstractmethod
     def _read(self) -> AbstractAsyncContextManager[Db]:
@@ -366,6 +395,8 @@ class SqlStore(Store):
         at = now_iso()
         data = data or {}
         seq = await self._append(session_id, turn_id, kind, at, _dumps(data), holder)
+        if seq is not None:
+            self._local_appends.notify(session_id)
         if seq is None:
             if holder is not None:
                 lease = await self.get_lease(session_id)
@@ -409,14 +440,26 @@ class SqlStore(Store):
     async def follow(self, session_id: str, *, after_seq: int = 0,
                      poll_interval: float = 0.1) -> AsyncIterator[JournalEvent]:
         # Polls the session's counter (one primary-key read); Postgres overrides with LISTEN.
+        # This process's own appends wake it at once; while nothing happens the poll slows down
+        # to IDLE_POLL (an idle chat must not cost CPU), and speeds up again at the next event.
         seen = after_seq
-        while True:
-            if await self.last_seq(session_id) > seen:
-                for ev in await self.read_events(session_id, after_seq=seen, limit=1000):
-                    seen = ev.seq
-                    yield ev
-                continue
-            await asyncio.sleep(poll_interval)
+        interval = poll_interval
+        wake = self._local_appends.listen(session_id)
+        try:
+            while True:
+                wake.clear()  # before reading: an append during the read still wakes us
+                if await self.last_seq(session_id) > seen:
+                    for ev in await self.read_events(session_id, after_seq=seen, limit=1000):
+                        seen = ev.seq
+                        yield ev
+                    interval = poll_interval
+                    continue
+                try:
+                    await asyncio.wait_for(wake.wait(), interval)
+                except asyncio.TimeoutError:
+                    interval = min(max(poll_interval, IDLE_POLL), interval * 1.5)
+        finally:
+            self._local_appends.forget(session_id, wake)
 
     # --- leases ------------------------------------------------------------------------
     async def acquire_lease(self, session_id: str, holder: str, ttl: float, *, now: float | None = None,

@@ -33,6 +33,7 @@ class SqliteStore(SqlStore):
     kind = "sqlite"
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self.path = Path(path).expanduser()
         self.display_url = f"sqlite://{self.path}"
         self._writer: aiosqlite.Connection | None = None

@@ -62,6 +62,7 @@ class LapApp(App):
         self.sanitiser = Sanitiser(self.settings.redactor)
         self.store_ready = asyncio.Event()
         self.busy_at = 0.0  # monotonic time streamed text last reached the screen (see ChatLog)
+        self._collected_for = -1.0  # the busy_at whose quiet spell had its full collection
         self.engine_ready = asyncio.Event()  # set once `engine` is the engine (or the watch-only stand-in)
         self._mounted = asyncio.Event()
         if services.deterministic:
@@ -318,7 +319,9 @@ class LapApp(App):
             self._state_dirty = True
 
     def _collect_when_quiet(self) -> None:
-        if time.monotonic() - self.busy_at >= QUIET_GC_EVERY:
+        # Once per quiet spell: an idle app must not walk its whole heap every few seconds.
+        if time.monotonic() - self.busy_at >= QUIET_GC_EVERY and self.busy_at != self._collected_for:
+            self._collected_for = self.busy_at
             gc.collect()
 
     def _save_if_dirty(self) -> None:

@@ -257,6 +257,36 @@ async def test_follow_sees_new_events(store):
     assert got == ["a", "b", "c"]
 
 
+async def _next_kind(follower) -> str:
+    return (await asyncio.wait_for(follower.__anext__(), 10)).kind
+
+
+async def test_follow_wakes_at_once_for_this_process_appends(store):
+    # A poll of a minute: only the wake-up on this process's own append can deliver in time.
+    s = await make_session(store)
+    follower = store.follow(s.id, after_seq=0, poll_interval=60)
+    first = asyncio.create_task(_next_kind(follower))
+    await asyncio.sleep(0.3)  # the follower has read, found nothing, and waits
+    await store.append(s.id, "mine")
+    assert await first == "mine"
+    await follower.aclose()
+
+
+async def test_follow_sees_another_process_appends_after_idling(store, store_url):
+    # The poll slows down while nothing happens; another process's append still arrives.
+    s = await make_session(store)
+    other = await open_store(store_url)
+    follower = store.follow(s.id, after_seq=0, poll_interval=0.02)
+    try:
+        first = asyncio.create_task(_next_kind(follower))
+        await asyncio.sleep(1.5)  # long enough to back off to the idle poll
+        await other.append(s.id, "theirs")
+        assert await first == "theirs"
+    finally:
+        await follower.aclose()
+        await other.close()
+
+
 async def test_migrate_is_idempotent_and_recorded(store_url):
     s = await open_store(store_url)
     try:

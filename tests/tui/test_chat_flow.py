@@ -14,6 +14,7 @@ from lap_tui.tui.app import LapApp
 from lap_tui.tui.screens.agent_form import AgentForm
 from lap_tui.tui.screens.chat import ChatScreen
 from lap_tui.tui.screens.sessions import SessionsScreen
+from lap_tui.tui.widgets.chat_log import ChatLog
 from lap_tui.tui.widgets.chat_messages import AssistantMessage, ToolCallBlock, TurnStatus, _Piece
 from tests.support.scripted_gateway import ScriptedGateway, error, stream, tool_call
 from tests.tui.conftest import make_services, tui_environ, wait_for
@@ -140,6 +141,8 @@ async def test_a_reply_turns_into_markdown_while_it_streams(tmp_path, gw):
     app = LapApp(services_for(tmp_path, gw))
     async with app.run_test(size=(80, 24)) as pilot:
         chat = await send_in_new_chat(app, pilot, "plan it")
+        ticker = chat.query_one(ChatLog)._ticker
+        await wait_for(pilot, lambda: ticker._active.is_set(), what="the frame tick runs while text streams")
 
         def early_markdown() -> bool:
             mds = [md for r in chat.query(AssistantMessage) for md in r.query(Markdown)]
@@ -149,6 +152,8 @@ async def test_a_reply_turns_into_markdown_while_it_streams(tmp_path, gw):
         await wait_for(pilot, lambda: turn_status(app, "completed"), timeout=30, what="turn completed")
         reply = chat.query_one(AssistantMessage)
         await wait_for(pilot, lambda: not reply.query(_Piece), what="all of it Markdown")
+        # an idle chat costs no CPU: the frame tick stops once nothing streams
+        await wait_for(pilot, lambda: not ticker._active.is_set(), what="the frame tick paused")
         assert "".join(md.source for md in reply.query(Markdown)) == "".join(head) + "".join(
             f"tail{i} " for i in range(80))
 

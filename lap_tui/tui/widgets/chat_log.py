@@ -14,6 +14,7 @@ import time
 
 from textual.containers import VerticalScroll
 from textual.message import Message
+from textual.timer import Timer
 from textual.widget import Widget
 
 from lap_tui.tui import keymap
@@ -42,13 +43,19 @@ class ChatLog(VerticalScroll, can_focus=True):
         self._keys = keys
         self._widgets: dict[str, Widget] = {}
         self._streaming: set[AssistantMessage] = set()
+        self._ticker: Timer | None = None
         self._selected: Widget | None = None
         self.has_older = False
         self.loading_older = False
 
     def on_mount(self) -> None:
         self.anchor()
-        self.set_interval(TICK, self._flush_due)
+        self._ticker = self.set_interval(TICK, self._flush_due, pause=not self._streaming)
+
+    def _stream(self, w: AssistantMessage) -> None:
+        self._streaming.add(w)
+        if self._ticker is not None:
+            self._ticker.resume()
 
     def _make(self, block: Block) -> Widget:
         if block.kind == "user":
@@ -56,7 +63,7 @@ class ChatLog(VerticalScroll, can_focus=True):
         elif block.kind == "assistant":
             w = AssistantMessage(block, self._s)
             if block.streaming:
-                self._streaming.add(w)  # type: ignore[arg-type]
+                self._stream(w)  # type: ignore[arg-type]
         elif block.kind == "tool":
             w = ToolCallBlock(block, self._s)
         else:
@@ -122,7 +129,7 @@ class ChatLog(VerticalScroll, can_focus=True):
                 continue
             elif ch.op == "append" and isinstance(w, AssistantMessage):
                 w.append(ch.text, ch.end)
-                self._streaming.add(w)
+                self._stream(w)
             elif ch.op == "replace" and isinstance(w, AssistantMessage):
                 self._streaming.discard(w)
                 await w.replace()
@@ -135,8 +142,11 @@ class ChatLog(VerticalScroll, can_focus=True):
                     w.refresh_block()
 
     async def _flush_due(self) -> None:
-        if self._streaming:
-            self.app.busy_at = time.monotonic()  # type: ignore[attr-defined] - LapApp: no full GC now
+        if not self._streaming:
+            if self._ticker is not None:
+                self._ticker.pause()  # an idle chat costs no CPU; the next streamed text resumes it
+            return
+        self.app.busy_at = time.monotonic()  # type: ignore[attr-defined] - LapApp: no full GC now
         for w in list(self._streaming):
             await w.tick()
 
