@@ -114,7 +114,8 @@ class AssistantMessage(Vertical):
     DEFAULT_CSS = """
     AssistantMessage { height: auto; border-left: thick $secondary; padding: 0 1; margin: 1 0 0 0; }
     AssistantMessage.-empty { display: none; }
-    AssistantMessage > Markdown { margin: 0; padding: 0; }
+    AssistantMessage > .body { height: auto; }
+    AssistantMessage Markdown { margin: 0; padding: 0; }
     AssistantMessage > .note { color: $warning; }
     """
 
@@ -140,6 +141,10 @@ class AssistantMessage(Vertical):
 
     def compose(self) -> ComposeResult:
         if self._streamed:
+            # What is finished lives in its own container, so the open tail growing re-arranges
+            # this message's three children, not every block of the reply (the body's layout
+            # stays cached until a block is added to it).
+            yield Vertical(classes="body")
             yield _Piece(classes="tail")
         else:
             yield Markdown(self._initial)
@@ -167,20 +172,22 @@ class AssistantMessage(Vertical):
         except Exception:  # noqa: BLE001 - finalised
             return None
 
+    def _body(self) -> Widget:
+        return self.query_one(".body", Vertical)
+
     def _seal(self, cut: int) -> None:
         piece, self._tail = self._tail[:cut], self._tail[cut:]
         self._sealed.append(piece)
         self._in_fence = self._in_fence ^ fence_open(piece)
-        tail = self._tail_widget()
-        if tail is None:
+        if self._tail_widget() is None:
             return
         gap = " gap" if piece.endswith("\n\n") else ""
-        self.mount(_Piece(Text(piece.rstrip("\n")), classes="piece" + gap), before=tail)
+        self._body().mount(_Piece(Text(piece.rstrip("\n")), classes="piece" + gap))
         if piece.endswith("\n\n") and not self._in_fence:  # the run is a finished block
             self._convert([self._take_run()])
 
     def _take_run(self) -> tuple[list[Widget], str]:
-        pieces = [c for c in self.children if isinstance(c, _Piece) and c.has_class("piece")]
+        pieces = [c for c in self._body().children if isinstance(c, _Piece) and c.has_class("piece")]
         run = (pieces[len(pieces) - len(self._sealed):], "".join(self._sealed))
         for w in run[0]:
             w.remove_class("piece")
@@ -249,7 +256,7 @@ class AssistantMessage(Vertical):
         segs = segments(text)
         new = [_Piece(Text(seg.rstrip("\n")), classes="piece" + (" gap" if seg.endswith("\n\n") else ""))
                for seg in segs]
-        await self.mount_all(new, before=note)
+        await self.mount(Vertical(*new, classes="body"), before=note)
         await self.remove_children(old)
         self._convert([([w], seg) for w, seg in zip(new, segs)])
         note.update(self._note())
@@ -260,12 +267,9 @@ class AssistantMessage(Vertical):
         the pinned heights are let go now that nothing grows."""
         if self._tail:
             self._sealed.append(self._tail)
-            tail = self._tail_widget()
-            if tail is not None:
-                tail.update(Text(self._tail.rstrip("\n")))
-                tail.remove_class("tail").add_class("piece")
+            self._body().mount(_Piece(Text(self._tail.rstrip("\n")), classes="piece"))
             self._tail = ""
-        elif (tail := self._tail_widget()) is not None:
+        if (tail := self._tail_widget()) is not None:
             tail.remove()
         self._streamed = False
         for md in self._pinned:
@@ -309,7 +313,7 @@ class AssistantMessage(Vertical):
             if len(text) >= PLAIN_BIG and plain_enough(text):
                 continue  # Markdown would show it as it is: keep the plain pieces
             md = Markdown(text)
-            self.mount(md, before=ws[0])
+            ws[0].parent.mount(md, before=ws[0])  # type: ignore[union-attr]
             for w in ws:
                 w.remove()
             if self._streamed:
