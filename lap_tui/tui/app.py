@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.reactive import var
 from textual.screen import Screen
@@ -62,6 +63,7 @@ class LapApp(App):
         self.sanitiser = Sanitiser(self.settings.redactor)
         self.store_ready = asyncio.Event()
         self.busy_at = 0.0  # monotonic time streamed text last reached the screen (see ChatLog)
+        self.input_at = 0.0  # monotonic time of the last keypress (the chat lets its frame go first)
         self._collected_for = -1.0  # the busy_at whose quiet spell had its full collection
         self.engine_ready = asyncio.Event()  # set once `engine` is the engine (or the watch-only stand-in)
         self._mounted = asyncio.Event()
@@ -81,6 +83,11 @@ class LapApp(App):
             self.store_ready.set()
         # Otherwise the store opens while the first screen is built: first paint = max(both).
         self.run_worker(self._start(), name="start", group="start")
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.input_at = time.monotonic()
+        await super().on_event(event)
 
     def on_load(self) -> None:
         self._on_load_store()

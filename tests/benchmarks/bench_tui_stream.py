@@ -28,6 +28,7 @@ PY = str(ROOT / ".venv" / "bin" / "python")
 LAP = str(ROOT / ".venv" / "bin" / "lap-tui")
 DONE = "BIG-DONE"
 WRAP = os.environ.get("BENCH_WRAP", "").split()  # e.g. "python -m cProfile -o /tmp/p.out" (profiling)
+APP_ENV = os.environ.get("BENCH_APP_ENV", "").split()  # extra NAME=VALUE for the app (experiments)
 INTERVAL = float(os.environ.get("BENCH_INTERVAL", "0.05"))  # screen poll, s: the resolution of "max gap"
 
 
@@ -77,6 +78,7 @@ def run_case(words: int, every: int, runs: int, probe_at: float, tmp: Path, sid:
                "--home-template", str(home), "--workdir", str(tmp),
                "--env", f"LITELLM_API_BASE={url}", "--env", "LITELLM_API_KEY=sk-bench",
                "--env", f"PATH={os.environ['PATH']}", "--env", "TERM=xterm-256color",
+               *[a for kv in APP_ENV for a in ("--env", kv)],
                "--key-probe-at", str(probe_at), "--key-probe-every", "0.5", "--key-probes", "6",
                "--interval", str(INTERVAL), "--json", str(out), "--", *WRAP, LAP, "--session", sid]
         subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL if not os.environ.get("BENCH_VERBOSE") else None)

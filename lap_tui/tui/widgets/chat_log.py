@@ -24,6 +24,7 @@ from lap_tui.tui.widgets.chat_messages import AssistantMessage, ToolCallBlock, T
 
 _CODE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 TICK = 1 / 20  # streamed text reaches the screen at most this often
+INPUT_FIRST = 0.04  # a tick this soon after a keypress is skipped (never two in a row): see _flush_due
 
 
 class ChatLog(VerticalScroll, can_focus=True):
@@ -44,6 +45,7 @@ class ChatLog(VerticalScroll, can_focus=True):
         self._widgets: dict[str, Widget] = {}
         self._streaming: set[AssistantMessage] = set()
         self._ticker: Timer | None = None
+        self._skipped = False
         self._selected: Widget | None = None
         self.has_older = False
         self.loading_older = False
@@ -146,7 +148,14 @@ class ChatLog(VerticalScroll, can_focus=True):
             if self._ticker is not None:
                 self._ticker.pause()  # an idle chat costs no CPU; the next streamed text resumes it
             return
-        self.app.busy_at = time.monotonic()  # type: ignore[attr-defined] - LapApp: no full GC now
+        now = time.monotonic()
+        self.app.busy_at = now  # type: ignore[attr-defined] - LapApp: no full GC now
+        # A keypress goes first: its frame then repaints only the draft, not a scrolled log with
+        # new text, so typing stays quick under a flood of text. Never two ticks in a row.
+        if not self._skipped and now - self.app.input_at < INPUT_FIRST:  # type: ignore[attr-defined]
+            self._skipped = True
+            return
+        self._skipped = False
         for w in list(self._streaming):
             await w.tick()
 
