@@ -77,6 +77,16 @@ class Engine:
             self._gateway = self._gateway_factory()
         return self._gateway
 
+    async def prepare(self) -> None:
+        """Build the gateway client before the first turn needs it, in a thread: its import and
+        TLS setup take tens of milliseconds that would stall a UI's event loop at the first send."""
+        if self._gateway is None:
+            client = await asyncio.to_thread(self._gateway_factory)
+            if self._gateway is None:
+                self._gateway = client
+            else:  # built meanwhile by a turn: keep that one
+                await client.aclose()
+
     async def close(self) -> None:
         for task in list(self._drivers.values()):
             task.cancel()

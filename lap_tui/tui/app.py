@@ -180,6 +180,11 @@ class LapApp(App):
                 self.notify(f"engine: {exc}", severity="error", timeout=15)
         self.engine = engine or JournalObserver(self.store)
         self.engine_ready.set()
+        if engine is not None and hasattr(engine, "prepare"):
+            try:
+                await engine.prepare()
+            except Exception as exc:  # noqa: BLE001 - a broken gateway setting shows at the first send
+                self.log.warning(f"preparing the gateway client failed: {exc}")
         if engine is not None and not self.read_only:
             # When no worker runs, this terminal does: turns nobody has touched for a few
             # seconds (queued by `lap-tui send`, or cut off by a crash) are driven here.

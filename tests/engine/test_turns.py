@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 from lap_tui.domain.journal import TurnStatus
 from lap_tui.domain.secrets import MASK
@@ -225,3 +226,31 @@ async def test_a_turn_whose_message_was_never_recorded_fails_clearly(engine, sto
     await engine.start(s.id)
     turn = await store.get_turn(turn.id)
     assert turn.status is TurnStatus.FAILED and "never recorded" in turn.error
+
+
+async def test_prepare_builds_the_gateway_client_off_the_event_loop(store, settings, gw):
+    """A UI calls prepare() after its first paint: the client (httpx, TLS setup) is built in a
+    thread, once, and the first turn then uses it."""
+    from lap_tui.engine.engine import Engine
+    from lap_tui.gateway import GatewayClient
+    from lap_tui.sandbox import backend_for
+
+    built: list[tuple[threading.Thread, GatewayClient]] = []
+
+    def factory() -> GatewayClient:
+        built.append((threading.current_thread(), GatewayClient.from_settings(settings)))
+        return built[-1][1]
+
+    eng = Engine(store, settings, sandboxes=lambda: backend_for(settings, store), gateway=factory)
+    try:
+        await eng.prepare()
+        await eng.prepare()
+        assert len(built) == 1 and built[0][0] is not threading.main_thread()
+        assert eng.gateway is built[0][1]
+        s = await make_session(store)
+        gw.push(stream(["ready."]))
+        turn = await run(eng, s.id, "hi")
+        assert turn.status is TurnStatus.COMPLETED, turn.error
+        assert len(built) == 1 and len(gw.chat_requests) == 1
+    finally:
+        await eng.close()
