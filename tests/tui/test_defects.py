@@ -18,7 +18,8 @@ from lap_tui.tui.screens.agents import AgentsScreen
 from lap_tui.tui.screens.chat import ChatScreen
 from lap_tui.tui.screens.help import HelpScreen
 from lap_tui.tui.widgets.chat_log import ChatLog
-from lap_tui.tui.widgets.chat_messages import MAX_TAIL, AssistantMessage, _Piece, seal_point, segments
+from lap_tui.tui.widgets.chat_messages import (MAX_TAIL, PLAIN_BIG, AssistantMessage, _Piece, seal_point,
+                                                segments)
 from lap_tui.tui.widgets.command_line import CommandLine
 from tests.tui.conftest import SESSION_ID, seed, seed_basic, seed_chat, wait_for
 
@@ -189,6 +190,37 @@ async def test_a_streamed_reply_turns_into_markdown_block_by_block(services_fact
         await wait_for(pilot, lambda: not w.query(_Piece), what="all pieces converted")
         assert "".join(m.source for m in w.query(Markdown)) == words
         assert all(md.styles.height is None or not md.styles.height.is_cells for md in w.query(Markdown))
+
+
+async def test_a_huge_plain_paragraph_stays_plain_between_markdown_blocks(services_factory):
+    """A paragraph of PLAIN_BIG+ characters without Markdown syntax is kept as plain pieces (Markdown
+    would show it the same, at a far higher cost); the blocks around it still become Markdown, and
+    the reply reads in its order."""
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
+        w = AssistantMessage(block, app.sanitiser)
+        await app.screen.mount(w)
+        big = " ".join(f"plain{i}" for i in range(PLAIN_BIG // 6))
+        text = "# Before\n\n" + big + "\n\n**After** it.\n\n"
+        for i in range(0, len(text), 40):
+            block.text += text[i:i + 40]
+            w.append(text[i:i + 40], len(block.text))
+            if i % 4000 == 0:
+                await w.tick()
+        block.streaming = False
+        await w.finish()
+        await wait_for(pilot, lambda: not w._queue and len(w.query(Markdown)) == 2, what="conversions")
+        await pilot.pause(0.1)
+        parts = [("md", c.source) if isinstance(c, Markdown) else ("plain", str(c.render()))
+                 for c in w.query_one(".body").children]
+        assert [k for k, _ in parts][0] == "md" and parts[0][1].startswith("# Before")
+        assert [k for k, _ in parts][-1] == "md" and parts[-1][1].startswith("**After**")
+        plain = "".join(t for k, t in parts if k == "plain").replace("\n", " ")
+        assert {k for k, _ in parts[1:-1]} == {"plain"} and plain.split() == big.split()
 
 
 async def test_sandbox_filter_narrows_by_removing_rows_and_widens_in_order(services_factory):
