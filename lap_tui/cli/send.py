@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from lap_tui.cli.common import add_json_flag, emit_json, opened_store
 from lap_tui.config import load_settings
-from lap_tui.domain.journal import EventKind, TurnStatus
+from lap_tui.domain.journal import EventKind, JournalEvent, TurnStatus
+from lap_tui.store.base import Store
+
+_ENDS = {EventKind.TURN_COMPLETED: TurnStatus.COMPLETED, EventKind.TURN_FAILED: TurnStatus.FAILED,
+         EventKind.TURN_CANCELLED: TurnStatus.CANCELLED}
+
+
+async def _turn_end(store: Store, session_id: str, turn_id: str) -> JournalEvent:
+    """The journal's last word on the turn, waiting for it if need be. The follow starts from a
+    seq read before the turn's events are looked at, so an end written in between is not missed."""
+    after = await store.last_seq(session_id)
+    for ev in await store.read_events(session_id, turn_id=turn_id):
+        if ev.kind in _ENDS:
+            return ev
+    async for ev in store.follow(session_id, after_seq=after):
+        if ev.turn_id == turn_id and ev.kind in _ENDS:
+            return ev
+    raise AssertionError("unreachable: follow only ends when cancelled")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,13 +56,12 @@ async def run(args: argparse.Namespace) -> int:
                 return 0
             # Drive it here unless a worker or a terminal already drives this session.
             await engine.drive_session(session.id)
+            end = await _turn_end(store, session.id, turn_id)
             turn = await store.get_turn(turn_id)
-            if not turn.status.finished:
-                async for ev in store.follow(session.id, after_seq=await store.last_seq(session.id)):
-                    if ev.turn_id == turn_id and ev.kind in (EventKind.TURN_COMPLETED, EventKind.TURN_FAILED,
-                                                             EventKind.TURN_CANCELLED):
-                        break
-                turn = await store.get_turn(turn_id)
+            if turn.status is not _ENDS[end.kind]:
+                # The driver writes the journal first and the turn's row just after (another
+                # process, seen at once through LISTEN/NOTIFY): the journal decides.
+                turn = replace(turn, status=_ENDS[end.kind], error=end.data.get("reason", turn.error))
             reply = ""
             for ev in await store.read_events(session.id, turn_id=turn_id):
                 if ev.kind == EventKind.MODEL_MESSAGE and ev.data.get("text"):

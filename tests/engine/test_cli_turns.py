@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 from tests.conftest import run_cli
 from tests.engine.test_turns import bash
@@ -88,3 +92,37 @@ async def test_two_workers_never_run_the_same_turn(engine_env, gw):
             assert kinds.count("turn.started") == 1 and kinds.count("model.requested") == 1, kinds
             assert kinds[-1] == "turn.completed", kinds
     assert len(gw.chat_requests) == 12  # each turn's model call was made exactly once
+
+
+async def test_send_wait_takes_the_journal_over_a_lagging_turn_row(engine_env, gw):
+    """Another live process drives the turn; it has journaled the turn's end but not yet updated
+    the turn's row (the journal is written first). `send --wait` reports what the journal says,
+    whenever the end lands relative to its own reads."""
+    from lap_tui.config import load_settings
+    from lap_tui.engine.holder import new_holder
+    from lap_tui.store import open_store
+
+    env = {**os.environ, **engine_env}
+    sid = setup_session(env)
+    store = await open_store(load_settings(env, cwd=Path(engine_env["XDG_CONFIG_HOME"]).parent).database_url)
+    holder = new_holder()  # this test process: alive, so `send` leaves the session to it
+    try:
+        assert await store.acquire_lease(sid, holder, ttl=120)
+        proc = subprocess.Popen([sys.executable, "-m", "lap_tui", "send", sid, "hi", "--wait", "--json"],
+                                env=env, cwd=os.path.dirname(engine_env["XDG_CONFIG_HOME"]),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(600):
+            turns = await store.list_turns(sid)
+            if turns:
+                break
+            await asyncio.sleep(0.05)
+        assert turns, "send queued no turn"
+        await store.append(sid, "turn.failed", {"reason": "the model broke off"}, turn_id=turns[0].id,
+                           holder=holder)
+        out, err = await asyncio.to_thread(proc.communicate, timeout=60)
+    finally:
+        await store.close()
+    assert proc.returncode == 1, err
+    got = json.loads(out)
+    assert (got["status"], got["error"]) == ("failed", "the model broke off")
+    assert err.strip().endswith("the turn failed: the model broke off")

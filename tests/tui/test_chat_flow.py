@@ -109,6 +109,10 @@ async def test_create_send_stream_tool_call_quit_and_reopen(tmp_path, gw):
         assert replies[-1].query_one(Markdown).source.startswith("All **good**.")
         status = str(chat.query_one(TurnStatus).render())
         assert "done" in status and "300 in / 30 out" in status and "$0.0030" in status
+        # The header follows the session: idle once the turn is done (its row is written just
+        # after the journal's last event, which reaches the screen at once).
+        await wait_for(pilot, lambda: chat.query_one("#title")._detail.startswith("idle · 330 tokens"),
+                       what=f"header idle: {chat.query_one('#title')._detail!r}")
         # The turn's status line stays below its content.
         log_children = list(chat.query_one("#log").children)
         assert isinstance(log_children[-1], TurnStatus)

@@ -190,10 +190,17 @@ class ChatScreen(LapScreen):
 
     @work(group="chat-title", exclusive=True)
     async def _refresh_title(self) -> None:
-        try:
-            self._title(await self.lap.store.get_session(self.session_id))
-        except LapError:
-            pass
+        # The journal is written before the session's row: right after a turn's last event the
+        # row can still say running. Read again until it agrees with the journal (or 2 s pass).
+        for _ in range(20):
+            try:
+                s = await self.lap.store.get_session(self.session_id)
+            except LapError:
+                return
+            self._title(s)
+            if s.status.value not in ("queued", "running") or self.model.active_turn() is not None:
+                return
+            await asyncio.sleep(0.1)
 
     def _title(self, s) -> None:
         name = self.lap.clean(s.title) if s.title else short_id(s.id)
