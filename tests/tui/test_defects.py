@@ -149,6 +149,25 @@ def test_pieces_cut_at_blank_lines_outside_code_fences():
     assert segments(fenced, size=2000) == [fenced[:-len("after")], "after"]  # never cut inside the fence
 
 
+async def streaming_reply(app, pilot) -> tuple[Block, AssistantMessage]:
+    """A streaming assistant message mounted on its own, fed and ticked by hand."""
+    await started(app, pilot)
+    block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
+    w = AssistantMessage(block, app.sanitiser)
+    await app.screen.mount(w)
+    return block, w
+
+
+async def feed(block: Block, w: AssistantMessage, text: str, *, size: int, tick_every: int) -> None:
+    """`text` arrives in chunks of `size`; the frame tick runs every `tick_every` characters and at the end."""
+    for i in range(0, len(text), size):
+        block.text += text[i:i + size]
+        w.append(text[i:i + size], len(block.text))
+        if i % tick_every == 0:
+            await w.tick()
+    await w.tick()
+
+
 async def test_a_streamed_reply_turns_into_markdown_block_by_block(services_factory):
     """Only a small plain tail is re-rendered per flush; finished blocks become Markdown while the
     reply still streams (heights pinned meanwhile); the step's end converts the rest."""
@@ -156,20 +175,8 @@ async def test_a_streamed_reply_turns_into_markdown_block_by_block(services_fact
     seed(services, seed_basic)
     app = LapApp(services)
     async with app.run_test(size=(80, 24)) as pilot:
-        await started(app, pilot)
-        block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
-        w = AssistantMessage(block, app.sanitiser)
-        await app.screen.mount(w)
+        block, w = await streaming_reply(app, pilot)
         words = "".join(f"**w{i}** " + ("\n\n" if i % 100 == 99 else "") for i in range(8000))
-
-        async def stream(text: str) -> None:
-            for i in range(0, len(text), 50):
-                chunk = text[i:i + 50]
-                block.text += chunk
-                w.append(chunk, len(block.text))
-                if i % 2000 == 0:
-                    await w.tick()
-            await w.tick()
 
         async def ticks_until(done) -> None:  # the ChatLog's frame tick, by hand
             for _ in range(200):
@@ -179,12 +186,12 @@ async def test_a_streamed_reply_turns_into_markdown_block_by_block(services_fact
                 await pilot.pause(0.03)
             raise AssertionError("never happened")
 
-        await stream(words[:len(words) // 2])
+        await feed(block, w, words[:len(words) // 2], size=50, tick_every=2000)
         await ticks_until(lambda: not w._queue and len(w.query(Markdown)) > 3)
         assert w.query_one(".tail", _Piece) and len(w._tail) < MAX_TAIL  # what a flush re-renders stays small
         await ticks_until(lambda: all(md.styles.height is not None and md.styles.height.is_cells
                                       for md in w.query(Markdown)))
-        await stream(words[len(words) // 2:])
+        await feed(block, w, words[len(words) // 2:], size=50, tick_every=2000)
         block.streaming = False
         await w.finish()
         await wait_for(pilot, lambda: not w.query(_Piece), what="all pieces converted")
@@ -200,17 +207,9 @@ async def test_a_huge_plain_paragraph_stays_plain_between_markdown_blocks(servic
     seed(services, seed_basic)
     app = LapApp(services)
     async with app.run_test(size=(80, 24)) as pilot:
-        await started(app, pilot)
-        block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
-        w = AssistantMessage(block, app.sanitiser)
-        await app.screen.mount(w)
+        block, w = await streaming_reply(app, pilot)
         big = " ".join(f"plain{i}" for i in range(PLAIN_BIG // 6))
-        text = "# Before\n\n" + big + "\n\n**After** it.\n\n"
-        for i in range(0, len(text), 40):
-            block.text += text[i:i + 40]
-            w.append(text[i:i + 40], len(block.text))
-            if i % 4000 == 0:
-                await w.tick()
+        await feed(block, w, "# Before\n\n" + big + "\n\n**After** it.\n\n", size=40, tick_every=4000)
         block.streaming = False
         await w.finish()
         await wait_for(pilot, lambda: not w._queue and len(w.query(Markdown)) == 2, what="conversions")
