@@ -148,7 +148,8 @@ class ChatScreen(LapScreen):
         events, more = await self._gather(None)
         # Mount only the newest turns that fill the screen (and a little more); the rest of the
         # page is held for the first scroll up, without another read.
-        cut = fill_start(events, max(20, self.app.size.width - 6), self.app.size.height + 10)
+        width = max(20, self.app.size.width - 6)
+        cut = fill_start(events, width, self.app.size.height + 10)
         if cut:
             self._held, self._held_more, events, more = events[:cut], more, events[cut:], True
         self._oldest_seq = events[0].seq if events else None
@@ -156,7 +157,19 @@ class ChatScreen(LapScreen):
             self.model.apply(ev)
         log = self.query_one(ChatLog)
         log.has_older = more
-        await log.show(self.model.blocks)
+        blocks = self.model.blocks
+        # Following the tail (the usual case): the newest turns that fill the lower half are
+        # mounted and painted first, the rest just above them a frame later (each Markdown
+        # widget costs ~9 ms to mount, so the last messages show ~twice as soon).
+        split = 0
+        if not self._restoring or self.lap.state.session_id != self.session_id or self.lap.state.chat_follow:
+            near = fill_start(events, width, self.app.size.height // 2)
+            if near:
+                split = next((i for i, b in enumerate(blocks) if b.turn_id == events[near].turn_id), 0)
+        await log.show(blocks[split:])
+        if split:
+            await self._next_frame()
+            await log.prepend(blocks[:split], more)
         self.shown.set()
         self._restore_scroll(log)
         after = events[-1].seq if events else 0
@@ -177,6 +190,11 @@ class ChatScreen(LapScreen):
                              EventKind.TURN_STARTED, EventKind.MODEL_MESSAGE):
                 self._refresh_title()
 
+    async def _next_frame(self) -> None:
+        painted = asyncio.Event()
+        self.call_after_refresh(painted.set)
+        await painted.wait()
+
     def _restore_scroll(self, log: ChatLog) -> None:
         st = self.lap.state
         if st.session_id == self.session_id and self._restoring and not st.chat_follow:
@@ -196,6 +214,8 @@ class ChatScreen(LapScreen):
             try:
                 s = await self.lap.store.get_session(self.session_id)
             except LapError:
+                return
+            if not self.is_attached:  # closed meanwhile
                 return
             self._title(s)
             if s.status.value not in ("queued", "running") or self.model.active_turn() is not None:
