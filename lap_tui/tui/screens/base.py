@@ -1,4 +1,4 @@
-"""What every full screen shares: title bar, status bar, footer, read-only gating."""
+"""What every full screen shares: title bar, status bar, keys bar, read-only gating."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, ClassVar, Iterable
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 
 from lap_tui.tui.widgets.filter_bar import FilterBar
+from lap_tui.tui.widgets.keys_bar import KeysBar
 from lap_tui.tui.widgets.status_bar import StatusBar
 from lap_tui.tui.widgets.title_bar import TitleBar
 
@@ -30,7 +31,7 @@ class LapScreen(Screen):
         yield TitleBar(self.TITLE, id="title")
         yield from self.compose_body()
         yield StatusBar()
-        yield Footer(compact=True)
+        yield KeysBar()
 
     def compose_body(self) -> ComposeResult:
         yield from ()
