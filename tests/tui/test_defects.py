@@ -97,6 +97,29 @@ async def test_ctrl_l_then_a_key_at_once_never_reaches_the_draft(services_factor
         assert draft.has_focus and draft.text == "z"
 
 
+async def test_the_keys_bar_follows_focus_and_read_only(services_factory):
+    """The bottom line lists the focused widget's keys and the screen's, changes with focus, keeps
+    the palette key at the right edge when narrow, and leaves out what --read-only refuses."""
+    from lap_tui.tui.widgets.keys_bar import KeysBar
+
+    app = await open_chat(services_factory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        bar = app.screen.query_one(KeysBar)
+        await wait_for(pilot, lambda: str(bar.render()).startswith("^j Send"), what=f"draft keys: {bar.render()}")
+        assert "c Copy" not in str(bar.render()) and str(bar.render()).rstrip().endswith("▏^p Palette")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: str(bar.render()).startswith("c Copy"), what=f"log keys: {bar.render()}")
+        text = str(bar.render())
+        assert len(text) == 80 and text.endswith("▏^p Palette") and "…" in text  # too long: cut, palette kept
+    app = LapApp(services_factory(), session=SESSION_ID, read_only=True)  # the same data, seeded above
+    async with app.run_test(size=(120, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        bar = app.screen.query_one(KeysBar)
+        await wait_for(pilot, lambda: "^l Messages" in str(bar.render()), what="keys")
+        assert not any(k in str(bar.render()) for k in ("Send", "Cancel", "Retry"))  # refused: not offered
+
+
 async def test_user_themes_load_from_the_config_dir(services_factory, tmp_path, monkeypatch):
     cfg = tmp_path / "xdg-config"
     (cfg / "lap-tui" / "themes").mkdir(parents=True)
