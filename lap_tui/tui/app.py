@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import gc
+import importlib
 import inspect
 import time
 from pathlib import Path
@@ -144,6 +145,9 @@ class LapApp(App):
                 pass
         await self._painted()  # the first screen reaches the terminal before any heavy import
         await self._open_engine()
+        # The chat's code (Markdown, its parser) in a thread now, not on the loop when the
+        # user first opens a session (~40-70 ms there).
+        await asyncio.to_thread(importlib.import_module, "lap_tui.tui.screens.chat")
         # What start-up built lives as long as the app: keep it out of the collector's full
         # passes, which otherwise pause a streaming chat for tens of milliseconds. Full passes
         # still cost 15-35 ms once a long reply has grown the heap (measured: several per
