@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import gc
-import importlib
 import inspect
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from lap_tui.domain.agent import Agent
 from lap_tui.domain.errors import LapError
 from lap_tui.store.base import Store
 from lap_tui.tui import commands, keymap
+from lap_tui.tui.loop import after_refresh, import_in_thread
 from lap_tui.tui.safety import Sanitiser
 from lap_tui.tui.services import Services
 from lap_tui.tui.state import UiState, load_state, save_state
@@ -147,7 +147,7 @@ class LapApp(App):
         await self._open_engine()
         # The chat's code (Markdown, its parser) in a thread now, not on the loop when the
         # user first opens a session (~40-70 ms there).
-        await asyncio.to_thread(importlib.import_module, "lap_tui.tui.screens.chat")
+        await import_in_thread("lap_tui.tui.screens.chat")
         # What start-up built lives as long as the app: keep it out of the collector's full
         # passes, which otherwise pause a streaming chat for tens of milliseconds. Full passes
         # still cost 15-35 ms once a long reply has grown the heap (measured: several per
@@ -166,9 +166,7 @@ class LapApp(App):
         # A table shows its rows a refresh or two after they are added (column widths are
         # measured on idle): wait for a few refreshes, then give the driver time to write.
         for _ in range(3):
-            done = asyncio.Event()
-            self.call_after_refresh(done.set)
-            await done.wait()
+            await after_refresh(self)
         await asyncio.sleep(PAINT_GRACE)
 
     async def _open_engine(self) -> None:

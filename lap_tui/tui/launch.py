@@ -9,19 +9,11 @@ gateway and sandbox backend (httpx, kubernetes, asyncpg) load after the first sc
 from __future__ import annotations
 
 import asyncio
-import importlib
-from types import ModuleType
 from typing import Any
 
 from lap_tui.config import Settings, load_settings
 from lap_tui.store.base import Store
-
-
-async def _load(module: str) -> ModuleType:
-    """Import a heavy module (httpx, the engine, a sandbox backend) in a thread: the interpreter
-    still switches back to the app every few milliseconds, so keys and paints go on meanwhile
-    instead of waiting out a 50-100 ms import on the event loop."""
-    return await asyncio.to_thread(importlib.import_module, module)
+from lap_tui.tui.loop import import_in_thread
 
 
 def build_services(settings: Settings):
@@ -34,16 +26,16 @@ def build_services(settings: Settings):
         return await _open(settings.database_url)
 
     async def make_engine(store: Store) -> Any:
-        return (await _load("lap_tui.engine.services")).build_engine(settings, store)
+        return (await import_in_thread("lap_tui.engine.services")).build_engine(settings, store)
 
     async def make_sandboxes(store: Store) -> Any:
-        return (await _load("lap_tui.sandbox")).backend_for(settings, store)
+        return (await import_in_thread("lap_tui.sandbox")).backend_for(settings, store)
 
     gateway: list[Any] = []
 
     async def list_models() -> list[str]:
         if not gateway:  # made in a thread too: the HTTP client loads the CA bundle (tens of ms)
-            client = (await _load("lap_tui.gateway")).GatewayClient
+            client = (await import_in_thread("lap_tui.gateway")).GatewayClient
             gateway.append(await asyncio.to_thread(client.from_settings, settings))
         return await gateway[0].list_models()
 

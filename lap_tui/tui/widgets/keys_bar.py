@@ -8,9 +8,9 @@ built; it rebuilds on every focus change. Opening a screen cost ~50 ms of that (
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.screen import Screen
 from textual.widgets import Static
-from rich.text import Text
 
 
 class KeysBar(Static):
@@ -69,7 +69,8 @@ class KeysBar(Static):
         if self._palette is None:
             line.truncate(width, overflow="ellipsis")
             return line
-        right = Text("▏", style=self.get_component_rich_style("keys-bar--separator")) + item(*self._palette)  # always shown, at the right edge
+        # The palette key is always shown, at the right edge; the rest gives way.
+        right = Text("▏", style=self.get_component_rich_style("keys-bar--separator")) + item(*self._palette)
         room = width - right.cell_len - 1
         if line.cell_len > room:
             line.truncate(max(room, 0), overflow="ellipsis")
