@@ -21,10 +21,12 @@ from lap_tui.tui import keymap
 from lap_tui.tui.chat_model import Block, Change
 from lap_tui.tui.safety import Sanitiser
 from lap_tui.tui.widgets.chat_messages import AssistantMessage, ToolCallBlock, TurnStatus, UserMessage
+from lap_tui.tui.widgets.folding import content_tops
 
 _CODE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 TICK = 1 / 20  # streamed text reaches the screen at most this often
 INPUT_FIRST = 0.04  # a tick this soon after a keypress is skipped (never two in a row): see _flush_due
+REFOLD_EVERY = 0.25  # seconds between fold checks while text streams (see widgets/folding.py)
 
 
 class ChatLog(VerticalScroll, can_focus=True):
@@ -46,6 +48,10 @@ class ChatLog(VerticalScroll, can_focus=True):
         self._streaming: set[AssistantMessage] = set()
         self._ticker: Timer | None = None
         self._skipped = False
+        self._next_refold = 0.0
+        self._refold_due = False
+        self._refold_retry: Timer | None = None
+        self._refold_tries = 0
         self._selected: Widget | None = None
         self.has_older = False
         self.loading_older = False
@@ -158,10 +164,46 @@ class ChatLog(VerticalScroll, can_focus=True):
         self._skipped = False
         for w in list(self._streaming):
             await w.tick()
+        if now >= self._next_refold:
+            self._next_refold = now + REFOLD_EVERY
+            self.refold()
+
+    # -- folding: runs of long replies far from the viewport keep only their text
+    def refold(self) -> None:
+        self._refold_due = False
+        msgs = [c for c in self.children if isinstance(c, AssistantMessage) and c.foldable]
+        if not msgs or not self.size:
+            return
+        size = self.scrollable_content_region.size
+        tops = content_tops(self, size)
+        top = round(self.scroll_y)
+        later = False
+        for m in msgs:
+            y, body = tops.get(m), m.body_top()
+            if y is not None and body is not None:
+                later = m.refold(top - y - body, top + size.height - y - body) or later
+        # Runs just made or unfolded (a width change) are measured on a later frame; while text
+        # streams the tick asks again anyway. Never for long: an idle chat costs nothing.
+        self._refold_tries = self._refold_tries + 1 if later else 0
+        if later and not self._streaming and self._refold_retry is None and self._refold_tries < 20:
+            self._refold_retry = self.set_timer(REFOLD_EVERY, self._retry_refold)
+
+    def _retry_refold(self) -> None:
+        self._refold_retry = None
+        self.refold()
+
+    def _refold_soon(self) -> None:
+        if not self._refold_due:
+            self._refold_due = True
+            self.call_after_refresh(self.refold)
+
+    def on_resize(self) -> None:
+        self._refold_soon()
 
     # -- scrolling and the older page
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
+        self._refold_soon()
         if new <= 0 and old > 0 and self.has_older and not self.loading_older:
             self.loading_older = True
             self.post_message(self.NeedOlder())

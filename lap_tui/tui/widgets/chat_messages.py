@@ -21,6 +21,7 @@ from textual.widgets import Collapsible, Markdown, Static
 from lap_tui.tui.chat_model import Block
 from lap_tui.tui.formatting import cost, tokens
 from lap_tui.tui.safety import Sanitiser
+from lap_tui.tui.widgets.folding import FOLD_AWAY, UNFOLD_NEAR, Folded, Run, content_tops, spans
 
 MAX_TOOL_OUTPUT = 8000  # characters shown; the journal keeps what the engine kept
 
@@ -96,6 +97,12 @@ class _Piece(Static):
     DEFAULT_CSS = "_Piece { height: auto; } _Piece.gap { margin-bottom: 1; }"
 
 
+def _plain(text: str, *, piece: bool = True) -> _Piece:
+    """Plain text of a finished run ("piece": not yet handed to a run)."""
+    classes = ("piece " if piece else "") + ("gap" if text.endswith("\n\n") else "")
+    return _Piece(Text(text.rstrip("\n")), classes=classes.strip())
+
+
 class AssistantMessage(Vertical):
     """An assistant step. History renders as Markdown. While text streams, the frame-rate tick
     appends it to a plain open tail (at most MAX_TAIL characters: all that a flush re-wraps).
@@ -132,7 +139,8 @@ class AssistantMessage(Vertical):
         self._in_fence = False  # whether the sealed text ends inside a code fence
         self._upto = len(block.text)  # raw characters of the block this widget already has
         self._generation = 0  # bumps when the queued conversions are superseded
-        self._queue: list[tuple[list[Widget], str]] = []  # runs of plain pieces to become Markdown
+        self._runs: list[Run] = []  # the finished runs, in order (what folding works on)
+        self._queue: list[Run] = []  # runs of plain pieces to become Markdown
         self._pinned: list[Markdown] = []  # Markdown made while streaming, height fixed
         self._to_pin: list[Markdown] = []  # ... whose height is not known yet
         self._next_convert = 0.0
@@ -186,12 +194,13 @@ class AssistantMessage(Vertical):
         if piece.endswith("\n\n") and not self._in_fence:  # the run is a finished block
             self._convert([self._take_run()])
 
-    def _take_run(self) -> tuple[list[Widget], str]:
+    def _take_run(self) -> Run:
         pieces = [c for c in self._body().children if isinstance(c, _Piece) and c.has_class("piece")]
-        run = (pieces[len(pieces) - len(self._sealed):], "".join(self._sealed))
-        for w in run[0]:
+        run = Run("".join(self._sealed), pieces[len(pieces) - len(self._sealed):])
+        for w in run.widgets:
             w.remove_class("piece")
         self._sealed = []
+        self._runs.append(run)
         return run
 
     def _wrap_cut(self) -> int:
@@ -253,12 +262,10 @@ class AssistantMessage(Vertical):
         self._queue, self._pinned, self._to_pin = [], [], []
         note = self.query_one(".note", Static)
         old = [c for c in self.children if c is not note]
-        segs = segments(text)
-        new = [_Piece(Text(seg.rstrip("\n")), classes="piece" + (" gap" if seg.endswith("\n\n") else ""))
-               for seg in segs]
-        await self.mount(Vertical(*new, classes="body"), before=note)
+        self._runs = [Run(seg, [_plain(seg, piece=False)]) for seg in segments(text)]
+        await self.mount(Vertical(*[r.widgets[0] for r in self._runs], classes="body"), before=note)
         await self.remove_children(old)
-        self._convert([([w], seg) for w, seg in zip(new, segs)])
+        self._convert(list(self._runs))
         note.update(self._note())
         self.set_class(not self.block.text, "-empty")
 
@@ -280,7 +287,7 @@ class AssistantMessage(Vertical):
         if self._queue:
             self.call_after_refresh(self._convert_step, self._generation)
 
-    def _convert(self, groups: list[tuple[list[Widget], str]]) -> None:
+    def _convert(self, groups: list[Run]) -> None:
         """Queue runs of plain pieces to become one Markdown widget each: while the reply streams
         the frame tick converts at most CONVERT_RATE a second (in the frame it already makes, so
         a key never waits behind extra frames), afterwards one per refresh. A huge paragraph
@@ -309,13 +316,15 @@ class AssistantMessage(Vertical):
 
     def _convert_one(self) -> None:
         while self._queue:
-            ws, text = self._queue.pop(0)
-            if len(text) >= PLAIN_BIG and plain_enough(text):
-                continue  # Markdown would show it as it is: keep the plain pieces
-            md = Markdown(text)
-            ws[0].parent.mount(md, before=ws[0])  # type: ignore[union-attr]
-            for w in ws:
+            run = self._queue.pop(0)
+            if len(run.text) >= PLAIN_BIG and plain_enough(run.text):
+                run.kept_plain = True  # Markdown would show it as it is: keep the plain pieces
+                continue
+            md = Markdown(run.text)
+            run.widgets[0].parent.mount(md, before=run.widgets[0])  # type: ignore[union-attr]
+            for w in run.widgets:
                 w.remove()
+            run.widgets, run.markdown = [md], True
             if self._streamed:
                 self._pinned.append(md)
                 self._to_pin.append(md)
@@ -331,9 +340,90 @@ class AssistantMessage(Vertical):
     def on_resize(self, event: events.Resize) -> None:
         if event.size.width != self._width:
             self._width = event.size.width
+            for run in self._runs:  # a folded run's height holds for the old width only
+                if run.folded is not None:
+                    self._unfold(run, pin=False)
             for md in self._pinned:  # re-wrapped at the new width: measure again
                 md.styles.clear_rule("height")
-            self._to_pin = list(self._pinned)
+            self._to_pin = list(self._pinned) if self._streamed else []
+            if not self._streamed:
+                self._pinned = []
+
+    # -- folding (see widgets/folding.py)
+    @property
+    def foldable(self) -> bool:
+        return bool(self._runs)
+
+    def body_top(self) -> int | None:
+        """The body's first line in this message's content lines (None: no body)."""
+        body = next((c for c in self.children if c.has_class("body")), None)
+        if body is None:
+            return None
+        return content_tops(self).get(body)
+
+    def refold(self, top: int, bottom: int) -> bool:
+        """Fold the finished runs far from the viewport (`top` to `bottom`, in the body's lines),
+        unfold the folded ones near it. True if a far run is not laid out yet (ask again later)."""
+        body = next((c for c in self.children if c.has_class("body")), None)
+        if body is None or not body.size.width:
+            return False
+        later = False
+        where = spans(body)
+        h = max(1, bottom - top)
+        for run in self._runs:
+            if run.folded is not None:
+                s = where.get(run.folded)
+                if s is not None and s.end > top - UNFOLD_NEAR * h and s.start < bottom + UNFOLD_NEAR * h:
+                    self._unfold(run, pin=True)
+                continue
+            got = [where.get(w) for w in run.widgets]
+            if not got or any(g is None for g in got):
+                continue
+            start, end = got[0].start, got[-1].end  # type: ignore[union-attr]
+            if end < top - FOLD_AWAY * h or start > bottom + FOLD_AWAY * h:
+                if self._laid_out(run):
+                    self._fold(run, end - start)
+                else:
+                    later = True
+        return later
+
+    def _laid_out(self, run: Run) -> bool:
+        return all(w.is_attached and w.size.height > 0 and w not in self._to_pin for w in run.widgets)
+
+    def _fold(self, run: Run, height: int) -> None:
+        # All in one go, no await: the placeholder and the run's widgets going away take effect
+        # in the same layout, so nothing below or above moves.
+        run.height = height
+        run.folded = Folded(run)
+        first = run.widgets[0]
+        first.parent.mount(run.folded, before=first)  # type: ignore[union-attr]
+        for w in run.widgets:
+            w.display = False
+            w.remove()
+        if run in self._queue:
+            self._queue.remove(run)
+        self._pinned = [m for m in self._pinned if m not in run.widgets]
+        run.widgets = []
+
+    def _unfold(self, run: Run, *, pin: bool) -> None:
+        """The run as it was: Markdown (its height pinned to the folded one while the width holds,
+        so nothing moves while it parses) or plain text, again waiting to become Markdown."""
+        folded, run.folded = run.folded, None
+        if folded is None:
+            return
+        if run.markdown:
+            w: Widget = Markdown(run.text)
+            if pin:
+                w.styles.height = run.height
+                self._pinned.append(w)  # type: ignore[arg-type]
+        else:
+            w = _plain(run.text, piece=False)
+        folded.parent.mount(w, before=folded)  # type: ignore[union-attr]
+        folded.display = False
+        folded.remove()
+        run.widgets = [w]
+        if run.waiting:
+            self._convert([run])
 
     def copy_text(self) -> str:
         return self._sanitiser.clean(self.block.text)

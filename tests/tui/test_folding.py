@@ -1,0 +1,102 @@
+"""Folding (widgets/folding.py): the runs of a long reply far from the viewport keep only their
+text, in a placeholder of exactly their height; they come back as they were before they are seen."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Markdown, Static
+
+from lap_tui.tui.app import LapApp
+from lap_tui.tui.chat_model import Block, Change
+from lap_tui.tui.widgets.chat_log import ChatLog
+from lap_tui.tui.widgets.chat_messages import AssistantMessage, _Piece
+from lap_tui.tui.widgets.folding import Folded, Run, spans
+from tests.tui.conftest import seed, seed_basic, wait_for
+
+
+class _Column(App):
+    CSS = """
+    .a { height: 3; margin: 1 0 2 0; } .b { height: 2; margin: 0; } .c { height: 4; margin: 3 0 1 0; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="col"):
+            for i, cls in enumerate("abcabcba"):
+                yield Static(f"{i}", classes=cls, id=f"w{i}")
+
+
+async def test_a_placeholder_of_the_span_height_moves_nothing():
+    """Any stretch of children, whatever their collapsing margins, folds into a placeholder of
+    end - start lines and every other child keeps its line."""
+    app = _Column()
+    async with app.run_test(size=(40, 60)) as pilot:
+        col = app.query_one("#col")
+        for first, last in [(0, 0), (1, 2), (3, 3), (2, 5), (6, 7), (0, 7)]:
+            before = {c.id: c.region.y for c in col.children}
+            total = col.arrange(col.content_size).total_region.height
+            where = spans(col)
+            kids = list(col.children)[first:last + 1]
+            run = Run("x", kids)
+            run.height = where[kids[-1]].end - where[kids[0]].start
+            ph = Folded(run)
+            await col.mount(ph, before=kids[0])
+            for k in kids:
+                k.display = False
+            await pilot.pause()
+            after = {c.id: c.region.y for c in col.children if c.display and c.id}
+            assert after == {k: v for k, v in before.items() if k in after}, (first, last)
+            assert col.arrange(col.content_size).total_region.height == total
+            await ph.remove()
+            for k in kids:
+                k.display = True
+            await pilot.pause()
+
+
+async def test_a_long_reply_folds_far_from_the_view_and_unfolds_near_it(services_factory):
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None, what="start-up")
+        log = ChatLog(app.sanitiser, {})
+        await app.screen.mount(log)
+        block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
+        await log.show([block])
+        w = log.query_one(AssistantMessage)
+        text = "".join(f"**p{i}** " + " ".join(f"w{i}.{j}" for j in range(40)) + "\n\n" for i in range(120))
+        for i in range(0, len(text), 400):  # streams; the ChatLog's own 20 Hz tick renders it
+            block.text += text[i:i + 400]
+            await log.apply([Change("append", block, text[i:i + 400], len(block.text))])
+            await pilot.pause(0.01)
+
+        def folded() -> list[Run]:
+            return [r for r in w._runs if r.folded is not None]
+
+        await wait_for(pilot, lambda: len(folded()) > 3, what="runs folding while the reply streams")
+        block.streaming = False
+        await log.apply([Change("update", block)])
+        await wait_for(pilot, lambda: not w._queue and not w.query(_Piece), what="the rest as Markdown")
+        await pilot.pause(0.3)
+        assert "".join(r.text for r in w._runs) == text  # every word kept, in order
+        n_folded = len(folded())
+        assert n_folded > len(w._runs) // 2
+        assert len(list(w.query_one(".body").children)) == len(w._runs)  # one widget per run, no more
+        height = log.virtual_size.height
+
+        log.scroll_home(animate=False)  # the top comes back as Markdown; the end folds
+        await wait_for(pilot, lambda: w._runs[0].folded is None and w._runs[-1].folded is not None,
+                       what="unfold at the top, fold at the end")
+        await pilot.pause(0.3)
+        assert log.virtual_size.height == height  # exactly as tall: nothing jumped
+        first = w._runs[0].widgets[0]
+        assert isinstance(first, Markdown) and first.source.startswith("**p0**")
+        assert "p0" in app.export_screenshot()
+
+        log.scroll_end(animate=False)
+        await pilot.pause(0.3)
+        assert log.virtual_size.height == height
+        await pilot.resize_terminal(60, 24)  # heights hold for one width: all unfold, then refold
+        await wait_for(pilot, lambda: log.virtual_size.height != height, what="re-wrapped at the new width")
+        await wait_for(pilot, lambda: len(folded()) > 3, what="folded again")
+        assert "".join(r.text for r in w._runs) == text
