@@ -146,6 +146,7 @@ class ChatLog(VerticalScroll, can_focus=True):
                     if not b.streaming:
                         self._streaming.discard(w)
                         await w.finish()
+                        self.refold()  # what is far away folds before it would be made Markdown
                 elif hasattr(w, "refresh_block"):
                     w.refresh_block()
 

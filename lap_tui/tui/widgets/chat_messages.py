@@ -316,7 +316,7 @@ class AssistantMessage(Vertical):
 
     def _convert_one(self) -> None:
         while self._queue:
-            run = self._queue.pop(0)
+            run = self._queue.pop()  # the newest first: the one next to the tail the user follows
             if len(run.text) >= PLAIN_BIG and plain_enough(run.text):
                 run.kept_plain = True  # Markdown would show it as it is: keep the plain pieces
                 continue
