@@ -9,11 +9,14 @@ gateway and sandbox backend (httpx, kubernetes, asyncpg) load after the first sc
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 from lap_tui.config import Settings, load_settings
 from lap_tui.store.base import Store
 from lap_tui.tui.loop import import_in_thread
+
+SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits for it
 
 
 def build_services(settings: Settings):
@@ -63,6 +66,10 @@ async def _preopen(services: Any) -> None:
 def launch(view: str | None = None, session: str | None = None, read_only: bool = False) -> int:
     settings = load_settings()
     services = build_services(settings)
+    # Textual reads keys and writes frames in threads of their own, which wait for the GIL while
+    # the event loop is busy (a reply streaming in): with Python's 5 ms switch interval a key took
+    # up to 30 ms to reach the loop, with 0.5 ms about 1 ms (measured; docs/TUI.md).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
