@@ -11,7 +11,7 @@ from lap_tui.tui.app import LapApp
 from lap_tui.tui.chat_model import Block, Change
 from lap_tui.tui.widgets.chat_log import ChatLog
 from lap_tui.tui.widgets.chat_messages import AssistantMessage, _Piece
-from lap_tui.tui.widgets.folding import Folded, Run, spans
+from lap_tui.tui.widgets.folding import Folded, Run, content_tops, spans
 from tests.tui.conftest import seed, seed_basic, wait_for
 
 
@@ -83,20 +83,83 @@ async def test_a_long_reply_folds_far_from_the_view_and_unfolds_near_it(services
         assert n_folded > len(w._runs) // 2
         assert len(list(w.query_one(".body").children)) == len(w._runs)  # one widget per run, no more
         height = log.virtual_size.height
+        log.refold()
+        await pilot.pause(0.1)
+        assert log.virtual_size.height == height  # folding changes no line
 
         log.scroll_home(animate=False)  # the top comes back as Markdown; the end folds
         await wait_for(pilot, lambda: w._runs[0].folded is None and w._runs[-1].folded is not None,
                        what="unfold at the top, fold at the end")
-        await pilot.pause(0.3)
-        assert log.virtual_size.height == height  # exactly as tall: nothing jumped
+        await wait_for(pilot, lambda: not w._settling, what="Markdown heights settled")
         first = w._runs[0].widgets[0]
         assert isinstance(first, Markdown) and first.source.startswith("**p0**")
         assert "p0" in app.export_screenshot()
 
         log.scroll_end(animate=False)
         await pilot.pause(0.3)
-        assert log.virtual_size.height == height
+        assert "p119" in app.export_screenshot()
+        height = log.virtual_size.height
         await pilot.resize_terminal(60, 24)  # heights hold for one width: all unfold, then refold
         await wait_for(pilot, lambda: log.virtual_size.height != height, what="re-wrapped at the new width")
         await wait_for(pilot, lambda: len(folded()) > 3, what="folded again")
         assert "".join(r.text for r in w._runs) == text
+
+
+async def test_a_long_reply_from_history_mounts_in_runs_and_folds(services_factory):
+    """Opened from history, a long reply is never one Markdown of every block: its runs become
+    Markdown the newest first, the far ones fold, and each comes back when scrolled to."""
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None, what="start-up")
+        log = ChatLog(app.sanitiser, {})
+        await app.screen.mount(log)
+        text = "".join(f"## Part {i}\n\n" + " ".join(f"w{i}.{j}" for j in range(60)) + "\n\n" for i in range(100))
+        await log.show([Block(key="assistant:1", kind="assistant", turn_id="t", text=text)])
+        w = log.query_one(AssistantMessage)
+        assert len(w._runs) > 5 and "".join(r.text for r in w._runs) == text
+        await wait_for(pilot, lambda: not w._queue, what="conversions done")
+        await pilot.pause(0.3)
+        assert isinstance(w._runs[-1].widgets[0], Markdown)  # what is in view is Markdown
+        assert w._runs[0].folded is not None  # the far top never had to be
+        assert len(w.query(Markdown)) < len(w._runs)
+
+        def settled() -> bool:
+            return not w._queue and not w._settling
+
+        # Read in the middle: what turns into Markdown above the view does not move the text in it.
+        log.scroll_to(y=log.max_scroll_y // 2, animate=False)
+        await wait_for(pilot, settled, what="the middle settled")
+        await pilot.pause(0.3)
+        # Put the top of the view one line into the first shown run below a folded, never-converted
+        # one: that one unfolds just above the view and becomes Markdown of another height.
+        def candidate() -> int | None:
+            return next((i for i, r in enumerate(w._runs) if i and r.folded is None and w._runs[i - 1].folded
+                         is not None and not w._runs[i - 1].markdown), None)
+
+        for _ in range(10):  # (what was converted before it folded depends on timing: look higher up)
+            if candidate() is not None:
+                break
+            log.scroll_relative(y=-3 * log.size.height, animate=False)
+            await wait_for(pilot, settled, what="settled higher up")
+        k = candidate()
+        assert k is not None
+        body = w.query_one(".body")
+        size = log.scrollable_content_region.size
+
+        def line_of(run: Run) -> int:
+            return content_tops(log, size)[w] + w.body_top() + spans(body)[run.widgets[0]].start
+
+        log.scroll_to(y=line_of(w._runs[k]) + 1, animate=False)
+        await wait_for(pilot, lambda: w._runs[k - 1].folded is None and settled(), what="the run above unfolded")
+        await pilot.pause(0.3)
+        assert w._runs[k - 1].markdown and w._runs[k].folded is None
+        assert round(log.scroll_y) == line_of(w._runs[k]) + 1  # the text in view did not move
+
+        log.scroll_home(animate=False)
+        await wait_for(pilot, lambda: w._runs[0].folded is None, what="the top unfolds")
+        await wait_for(pilot, lambda: settled() and isinstance(w._runs[0].widgets[0], Markdown),
+                       what="the top as Markdown")
+        await pilot.pause(0.3)
+        assert "w0.1" in app.export_screenshot()

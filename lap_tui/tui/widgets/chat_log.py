@@ -27,6 +27,7 @@ _CODE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 TICK = 1 / 20  # streamed text reaches the screen at most this often
 INPUT_FIRST = 0.04  # a tick this soon after a keypress is skipped (never two in a row): see _flush_due
 REFOLD_EVERY = 0.25  # seconds between fold checks while text streams (see widgets/folding.py)
+REFOLD_RETRY = 0.05  # ... and while what was just mounted waits to be measured (at most 100 times)
 
 
 class ChatLog(VerticalScroll, can_focus=True):
@@ -69,7 +70,7 @@ class ChatLog(VerticalScroll, can_focus=True):
         if block.kind == "user":
             w: Widget = UserMessage(block, self._s)
         elif block.kind == "assistant":
-            w = AssistantMessage(block, self._s)
+            w = AssistantMessage(block, self._s, folds=True)
             if block.streaming:
                 self._stream(w)  # type: ignore[arg-type]
         elif block.kind == "tool":
@@ -88,6 +89,7 @@ class ChatLog(VerticalScroll, can_focus=True):
         """The first page: mounted in one go, turn status lines last within each turn."""
         await self.mount_all(self._ordered(blocks))
         self.scroll_end(animate=False, immediate=True)
+        self._refold_soon()  # a long reply's far runs fold before they would become Markdown
 
     async def prepend(self, blocks: list[Block], has_older: bool) -> None:
         """An older page above what is shown, keeping the view where it was."""
@@ -103,6 +105,7 @@ class ChatLog(VerticalScroll, can_focus=True):
             self.scroll_to(y=self.scroll_y + (self.virtual_size.height - before_h), animate=False)
 
         self.call_after_refresh(keep_place)
+        self._refold_soon()
 
     def _ordered(self, blocks: list[Block]) -> list[Widget]:
         out: list[Widget] = []
@@ -178,16 +181,30 @@ class ChatLog(VerticalScroll, can_focus=True):
         size = self.scrollable_content_region.size
         tops = content_tops(self, size)
         top = round(self.scroll_y)
-        later = False
+        later, shift = False, 0
         for m in msgs:
             y, body = tops.get(m), m.body_top()
             if y is not None and body is not None:
-                later = m.refold(top - y - body, top + size.height - y - body) or later
+                lines, waiting = m.settle(top - y - body)
+                shift += lines
+                later = m.refold(top - y - body, top + size.height - y - body) or waiting or later
+        if shift and not self.following:
+            self._keep_reading(shift)
         # Runs just made or unfolded (a width change) are measured on a later frame; while text
         # streams the tick asks again anyway. Never for long: an idle chat costs nothing.
         self._refold_tries = self._refold_tries + 1 if later else 0
-        if later and not self._streaming and self._refold_retry is None and self._refold_tries < 20:
-            self._refold_retry = self.set_timer(REFOLD_EVERY, self._retry_refold)
+        if later and not self._streaming and self._refold_retry is None and self._refold_tries < 100:
+            self._refold_retry = self.set_timer(REFOLD_RETRY, self._retry_refold)
+
+    def _keep_reading(self, lines: int) -> None:
+        """Scroll by `lines` that were just added above the view, so the text in view stays put.
+        Set without validation (as Textual's own anchoring does): the content that makes the new
+        offset valid is laid out in the same frame."""
+        y = max(0, round(self.scroll_y) + lines)
+        self.set_reactive(ChatLog.scroll_y, y)
+        self.set_reactive(ChatLog.scroll_target_y, y)
+        self.vertical_scrollbar.position = y
+        self.refresh(layout=True)
 
     def _retry_refold(self) -> None:
         self._refold_retry = None

@@ -46,6 +46,7 @@ MAX_TAIL = 3_000  # the open tail is cut mid-paragraph (at a wrapped line's end)
 KEEP = 500  # what a mid-paragraph cut leaves in the open tail
 CONVERT_RATE = 8  # runs made Markdown per second while a reply streams (else one per refresh)
 PLAIN_BIG = 16_000  # a finished paragraph this long without Markdown syntax stays plain text
+LONG = 2 * PIECE  # a reply from history this long is shown in runs (so it can fold), not as one Markdown
 
 
 def fence_open(text: str) -> bool:
@@ -126,7 +127,8 @@ class AssistantMessage(Vertical):
     AssistantMessage > .note { color: $warning; }
     """
 
-    def __init__(self, block: Block, sanitiser: Sanitiser) -> None:
+    def __init__(self, block: Block, sanitiser: Sanitiser, *, folds: bool = False) -> None:
+        """`folds`: in a ChatLog, which says through `refold` which runs are near the view."""
         super().__init__(classes="message")
         self.block = block
         self._sanitiser = sanitiser
@@ -143,6 +145,10 @@ class AssistantMessage(Vertical):
         self._queue: list[Run] = []  # runs of plain pieces to become Markdown
         self._pinned: list[Markdown] = []  # Markdown made while streaming, height fixed
         self._to_pin: list[Markdown] = []  # ... whose height is not known yet
+        self._settling: dict[Markdown, int] = {}  # Markdown standing in at the height it replaced
+        self._settled: set[Widget] = set()  # ... let go this round: not measured again yet
+        self._near: set[Run] | None = set() if folds else None  # runs not far from the view (refold)
+        self._stepping = False  # a conversion per refresh is under way
         self._next_convert = 0.0
         self._width = 0
         self.set_class(not block.text and not block.streaming, "-empty")
@@ -154,6 +160,11 @@ class AssistantMessage(Vertical):
             # stays cached until a block is added to it).
             yield Vertical(classes="body")
             yield _Piece(classes="tail")
+        elif len(self._initial) > LONG:
+            # A long reply from history: plain runs that become Markdown one per refresh, the
+            # newest first, and fold when far from the view (never ~200 blocks mounted at once).
+            self._runs = [Run(seg, [_plain(seg, piece=False)]) for seg in segments(self._initial)]
+            yield Vertical(*[r.widgets[0] for r in self._runs], classes="body")
         else:
             yield Markdown(self._initial)
         yield Static(self._note(), classes="note")
@@ -162,6 +173,8 @@ class AssistantMessage(Vertical):
         if self._streamed and self._initial:
             self._add_text(self._initial)
             self._show_tail()
+        elif self._runs:
+            self._convert(list(self._runs))
 
     def _note(self) -> str:
         return "(interrupted)" if self.block.interrupted else ""
@@ -284,8 +297,7 @@ class AssistantMessage(Vertical):
         self._pinned, self._to_pin = [], []
         if self._sealed:
             self._queue.append(self._take_run())
-        if self._queue:
-            self.call_after_refresh(self._convert_step, self._generation)
+        self._step_conversions()
 
     def _convert(self, groups: list[Run]) -> None:
         """Queue runs of plain pieces to become one Markdown widget each: while the reply streams
@@ -293,7 +305,12 @@ class AssistantMessage(Vertical):
         a key never waits behind extra frames), afterwards one per refresh. A huge paragraph
         without Markdown syntax stays plain."""
         self._queue.extend(groups)
-        if not self._streamed and len(self._queue) == len(groups):  # nothing queued before: step
+        if not self._streamed:
+            self._step_conversions()
+
+    def _step_conversions(self) -> None:
+        if self._queue and not self._stepping:
+            self._stepping = True
             self.call_after_refresh(self._convert_step, self._generation)
 
     async def tick(self) -> None:
@@ -309,26 +326,51 @@ class AssistantMessage(Vertical):
 
     def _convert_step(self, gen: int) -> None:
         if gen != self._generation or not self.is_attached:
+            self._stepping = False
             return
-        self._convert_one()
-        if self._queue:
+        if self._convert_one() and self._queue:
             self.call_after_refresh(self._convert_step, gen)
+        else:
+            self._stepping = False
 
-    def _convert_one(self) -> None:
+    def _convert_one(self) -> bool:
+        """Make one waiting run Markdown: the newest (the one next to the tail the user follows)
+        of those near the view, once the ChatLog has said which are (a far one folds instead)."""
         while self._queue:
-            run = self._queue.pop()  # the newest first: the one next to the tail the user follows
+            run = next((r for r in reversed(self._queue) if self._near is None or r in self._near), None)
+            if run is None:
+                return False
+            self._queue.remove(run)
             if len(run.text) >= PLAIN_BIG and plain_enough(run.text):
                 run.kept_plain = True  # Markdown would show it as it is: keep the plain pieces
                 continue
             md = Markdown(run.text)
+            if self._streamed:  # next to the tail: nothing above it moves
+                self._pinned.append(md)
+                self._to_pin.append(md)
+            elif self._near is not None and (height := self._height_of(run.widgets)) is not None:
+                self._stand_in(md, height)  # in a ChatLog, which settles it
             run.widgets[0].parent.mount(md, before=run.widgets[0])  # type: ignore[union-attr]
             for w in run.widgets:
                 w.remove()
             run.widgets, run.markdown = [md], True
-            if self._streamed:
-                self._pinned.append(md)
-                self._to_pin.append(md)
-            break
+            return True
+        return False
+
+    def _height_of(self, widgets: list[Widget]) -> int | None:
+        """The lines `widgets` take in the body (None: not laid out yet)."""
+        if not all(w.is_attached and w.size.height for w in widgets):
+            return None
+        where = spans(widgets[0].parent)  # type: ignore[arg-type]
+        if widgets[0] not in where or widgets[-1] not in where:
+            return None
+        return where[widgets[-1]].end - where[widgets[0]].start
+
+    def _stand_in(self, md: Markdown, height: int) -> None:
+        """`md` takes `height` lines until its own height is known (see settle): a block
+        turning into Markdown above what the user reads must not move the text they read."""
+        md.styles.height = height
+        self._settling[md] = height
 
     def _pin_height(self, md: Markdown) -> bool:
         """Whether `md` is laid out (then its height is fixed while the reply streams)."""
@@ -348,6 +390,9 @@ class AssistantMessage(Vertical):
             self._to_pin = list(self._pinned) if self._streamed else []
             if not self._streamed:
                 self._pinned = []
+            for md in self._settling:  # measured for the old width: let it take its own
+                md.styles.clear_rule("height")
+            self._settling = {}
 
     # -- folding (see widgets/folding.py)
     @property
@@ -363,32 +408,64 @@ class AssistantMessage(Vertical):
 
     def refold(self, top: int, bottom: int) -> bool:
         """Fold the finished runs far from the viewport (`top` to `bottom`, in the body's lines),
-        unfold the folded ones near it. True if a far run is not laid out yet (ask again later)."""
+        unfold the folded ones near it. True if a run is not laid out yet (ask again later)."""
         body = next((c for c in self.children if c.has_class("body")), None)
         if body is None or not body.size.width:
-            return False
+            return body is not None
         later = False
         where = spans(body)
         h = max(1, bottom - top)
+        self._near = set()
         for run in self._runs:
             if run.folded is not None:
                 s = where.get(run.folded)
                 if s is not None and s.end > top - UNFOLD_NEAR * h and s.start < bottom + UNFOLD_NEAR * h:
                     self._unfold(run, pin=True)
+                    later = True  # to be measured (and settled)
                 continue
             got = [where.get(w) for w in run.widgets]
-            if not got or any(g is None for g in got):
+            if not got or any(g is None for g in got) or not self._laid_out(run):
+                later = True  # where it will be is not known yet
                 continue
             start, end = got[0].start, got[-1].end  # type: ignore[union-attr]
             if end < top - FOLD_AWAY * h or start > bottom + FOLD_AWAY * h:
-                if self._laid_out(run):
-                    self._fold(run, end - start)
-                else:
-                    later = True
+                self._fold(run, end - start)
+            else:
+                self._near.add(run)
+        if not self._streamed:
+            self._step_conversions()
         return later
 
     def _laid_out(self, run: Run) -> bool:
-        return all(w.is_attached and w.size.height > 0 and w not in self._to_pin for w in run.widgets)
+        return all(w.is_attached and w.size.height > 0 and w not in self._to_pin and w not in self._settling
+                   and w not in self._settled for w in run.widgets)
+
+    def settle(self, top: int) -> tuple[int, bool]:
+        """Let Markdown standing in at another's height take its own once it has parsed. Returns
+        how many lines that added above `top` (the viewport's top, in the body's lines: the
+        ChatLog scrolls by as much so the text in view stays put) and whether some still wait."""
+        self._settled = set()
+        body = next((c for c in self.children if c.has_class("body")), None)
+        if body is None or not self._settling:
+            return 0, False
+        where = spans(body)
+        shift = 0
+        for md, height in list(self._settling.items()):
+            if not md.is_attached or md.parent is not body:
+                del self._settling[md]
+            elif not md.children or not all(c.is_mounted for c in md.children) or md not in where:
+                continue  # not parsed yet
+            else:
+                own = md.get_content_height(body.size, self.app.size, md.content_size.width)
+                if not own:
+                    continue
+                del self._settling[md]
+                self._settled.add(md)
+                md.styles.height = own  # measured for this width (a width change lets it go)
+                self._pinned.append(md)
+                if where[md].end <= top:
+                    shift += own - height
+        return shift, bool(self._settling)
 
     def _fold(self, run: Run, height: int) -> None:
         # All in one go, no await: the placeholder and the run's widgets going away take effect
@@ -416,6 +493,11 @@ class AssistantMessage(Vertical):
             if pin:
                 w.styles.height = run.height
                 self._pinned.append(w)  # type: ignore[arg-type]
+        elif run.waiting and not self._streamed:  # straight to Markdown, standing in for the plain text
+            w = Markdown(run.text)
+            run.markdown = True
+            if pin:
+                self._stand_in(w, run.height)  # type: ignore[arg-type]
         else:
             w = _plain(run.text, piece=False)
         folded.parent.mount(w, before=folded)  # type: ignore[union-attr]
