@@ -271,3 +271,40 @@ async def test_sandbox_filter_narrows_by_removing_rows_and_widens_in_order(servi
         await pilot.press("escape")  # clears: every row again, in the original order
         await wait_for(pilot, lambda: table.row_count == 40, what="widened")
         assert [k.value for k in table.rows] == order
+
+
+async def test_a_keypress_puts_the_stream_tick_off_briefly_never_twice(services_factory):
+    """Right after a keypress the frame tick leaves the streamed text for KEY_DELAY (the key's frame
+    then repaints only the draft); the text still arrives, and two ticks in a row are never put off."""
+    import time
+
+    from lap_tui.tui.chat_model import Change
+    from lap_tui.tui.widgets import chat_log
+
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        log = ChatLog(app.sanitiser, {})
+        await app.screen.mount(log)
+        block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
+        await log.show([block])
+        w = log.query_one(AssistantMessage)
+        log._ticker.pause()  # the test drives the tick
+
+        async def arrive(text: str) -> None:
+            block.text += text
+            await log.apply([Change("append", block, text, len(block.text))])
+            log._ticker.pause()
+
+        await arrive("first words ")
+        app.input_at = time.monotonic()
+        await log._flush_due()
+        assert w._tail == ""  # put off: the key's frame comes first
+        await pilot.pause(chat_log.KEY_DELAY + 0.05)
+        assert w._tail == "first words "  # ... and the text follows shortly after
+        await arrive("more ")
+        app.input_at = time.monotonic()
+        await log._flush_due()
+        assert w._tail == "first words more "  # never put off twice in a row

@@ -25,7 +25,8 @@ from lap_tui.tui.widgets.folding import content_tops
 
 _CODE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 TICK = 1 / 20  # streamed text reaches the screen at most this often
-INPUT_FIRST = 0.04  # a tick this soon after a keypress is skipped (never two in a row): see _flush_due
+INPUT_FIRST = 0.04  # a tick this soon after a keypress is put off (never two in a row): see _flush_due
+KEY_DELAY = 0.02  # ... by this much
 REFOLD_EVERY = 0.25  # seconds between fold checks while text streams (see widgets/folding.py)
 REFOLD_RETRY = 0.05  # ... and while what was just mounted waits to be measured (at most 100 times)
 
@@ -161,11 +162,20 @@ class ChatLog(VerticalScroll, can_focus=True):
         now = time.monotonic()
         self.app.busy_at = now  # type: ignore[attr-defined] - LapApp: no full GC now
         # A keypress goes first: its frame then repaints only the draft, not a scrolled log with
-        # new text, so typing stays quick under a flood of text. Never two ticks in a row.
+        # new text, so typing stays quick under a flood of text. The text follows KEY_DELAY later
+        # (not a whole tick: the stream would stand still for 100 ms); never twice in a row.
         if not self._skipped and now - self.app.input_at < INPUT_FIRST:  # type: ignore[attr-defined]
             self._skipped = True
+            self.set_timer(KEY_DELAY, self._flush_late)
             return
         self._skipped = False
+        await self._flush(now)
+
+    async def _flush_late(self) -> None:
+        if self._streaming:
+            await self._flush(time.monotonic())
+
+    async def _flush(self, now: float) -> None:
         for w in list(self._streaming):
             await w.tick()
         if now >= self._next_refold:
