@@ -217,3 +217,25 @@ async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 15.0, 
         if loop.time() > end:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         await pilot.pause(0.05)
+
+
+async def log_on_screen(app, pilot):
+    """A bare ChatLog on the app's screen once the app has started (the test feeds it by hand)."""
+    from lap_tui.tui.widgets.chat_log import ChatLog
+
+    await wait_for(pilot, lambda: app.store is not None and app.agents_cache and app.engine is not None,
+                   what="start-up")
+    log = ChatLog(app.sanitiser, {})
+    await app.screen.mount(log)
+    return log
+
+
+async def streaming_in_log(app, pilot):
+    """A ChatLog on the app's screen holding one streaming assistant message: (log, block, widget)."""
+    from lap_tui.tui.chat_model import Block
+    from lap_tui.tui.widgets.chat_messages import AssistantMessage
+
+    log = await log_on_screen(app, pilot)
+    block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
+    await log.show([block])
+    return log, block, log.query_one(AssistantMessage)

@@ -21,7 +21,7 @@ from lap_tui.tui.widgets.chat_log import ChatLog
 from lap_tui.tui.widgets.chat_messages import (MAX_TAIL, PLAIN_BIG, AssistantMessage, _Piece, seal_point,
                                                 segments)
 from lap_tui.tui.widgets.command_line import CommandLine
-from tests.tui.conftest import SESSION_ID, seed, seed_basic, seed_chat, wait_for
+from tests.tui.conftest import SESSION_ID, seed, seed_basic, seed_chat, streaming_in_log, wait_for
 
 
 async def started(app, pilot):
@@ -285,12 +285,7 @@ async def test_a_keypress_puts_the_stream_tick_off_briefly_never_twice(services_
     seed(services, seed_basic)
     app = LapApp(services)
     async with app.run_test(size=(80, 24)) as pilot:
-        await started(app, pilot)
-        log = ChatLog(app.sanitiser, {})
-        await app.screen.mount(log)
-        block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
-        await log.show([block])
-        w = log.query_one(AssistantMessage)
+        log, block, w = await streaming_in_log(app, pilot)
         log._ticker.pause()  # the test drives the tick
 
         async def arrive(text: str) -> None:

@@ -9,10 +9,9 @@ from textual.widgets import Markdown, Static
 
 from lap_tui.tui.app import LapApp
 from lap_tui.tui.chat_model import Block, Change
-from lap_tui.tui.widgets.chat_log import ChatLog
 from lap_tui.tui.widgets.chat_messages import AssistantMessage, _Piece
 from lap_tui.tui.widgets.folding import Folded, Run, content_tops, spans
-from tests.tui.conftest import seed, seed_basic, wait_for
+from tests.tui.conftest import log_on_screen, seed, seed_basic, streaming_in_log, wait_for
 
 
 class _Column(App):
@@ -58,12 +57,7 @@ async def test_a_long_reply_folds_far_from_the_view_and_unfolds_near_it(services
     seed(services, seed_basic)
     app = LapApp(services)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.engine is not None, what="start-up")
-        log = ChatLog(app.sanitiser, {})
-        await app.screen.mount(log)
-        block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
-        await log.show([block])
-        w = log.query_one(AssistantMessage)
+        log, block, w = await streaming_in_log(app, pilot)
         text = "".join(f"**p{i}** " + " ".join(f"w{i}.{j}" for j in range(40)) + "\n\n" for i in range(120))
         for i in range(0, len(text), 400):  # streams; the ChatLog's own 20 Hz tick renders it
             block.text += text[i:i + 400]
@@ -112,17 +106,13 @@ async def test_a_long_reply_from_history_mounts_in_runs_and_folds(services_facto
     seed(services, seed_basic)
     app = LapApp(services)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.engine is not None, what="start-up")
-        log = ChatLog(app.sanitiser, {})
-        await app.screen.mount(log)
+        log = await log_on_screen(app, pilot)
         text = "".join(f"## Part {i}\n\n" + " ".join(f"w{i}.{j}" for j in range(60)) + "\n\n" for i in range(100))
         await log.show([Block(key="assistant:1", kind="assistant", turn_id="t", text=text)])
         w = log.query_one(AssistantMessage)
         assert len(w._runs) > 5 and "".join(r.text for r in w._runs) == text
-        await wait_for(pilot, lambda: not w._queue, what="conversions done")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: not w._queue and w._runs[0].folded is not None, what="conversions, folds")
         assert isinstance(w._runs[-1].widgets[0], Markdown)  # what is in view is Markdown
-        assert w._runs[0].folded is not None  # the far top never had to be
         assert len(w.query(Markdown)) < len(w._runs)
 
         def settled() -> bool:

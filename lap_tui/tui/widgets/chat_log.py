@@ -191,6 +191,8 @@ class ChatLog(VerticalScroll, can_focus=True):
         size = self.scrollable_content_region.size
         tops = content_tops(self, size)
         top = round(self.scroll_y)
+        if self.following:  # where the anchor puts the view once laid out (scroll_y may lag behind)
+            top = max(top, self.arrange(size).total_region.bottom - size.height)
         later, shift = False, 0
         for m in msgs:
             y, body = tops.get(m), m.body_top()
@@ -226,6 +228,10 @@ class ChatLog(VerticalScroll, can_focus=True):
             self.call_after_refresh(self.refold)
 
     def on_resize(self) -> None:
+        self._refold_soon()
+
+    def on_assistant_message_waiting(self, event: AssistantMessage.Waiting) -> None:
+        event.stop()
         self._refold_soon()
 
     # -- scrolling and the older page

@@ -15,13 +15,14 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 
 from lap_tui.tui.chat_model import Block
 from lap_tui.tui.formatting import cost, tokens
 from lap_tui.tui.safety import Sanitiser
-from lap_tui.tui.widgets.folding import FOLD_AWAY, UNFOLD_NEAR, Folded, Run, content_tops, spans
+from lap_tui.tui.widgets.folding import FOLD_AWAY, UNFOLD_NEAR, Folded, Run, Span, content_tops, spans
 
 MAX_TOOL_OUTPUT = 8000  # characters shown; the journal keeps what the engine kept
 
@@ -148,7 +149,7 @@ class AssistantMessage(Vertical):
         self._settling: dict[Markdown, int] = {}  # Markdown standing in at the height it replaced
         self._settled: set[Widget] = set()  # ... let go this round: not measured again yet
         self._near: set[Run] | None = set() if folds else None  # runs not far from the view (refold)
-        self._stepping = False  # a conversion per refresh is under way
+        self._stepping = False  # a conversion per refresh is under way (outside a ChatLog)
         self._next_convert = 0.0
         self._width = 0
         self.set_class(not block.text and not block.streaming, "-empty")
@@ -295,23 +296,25 @@ class AssistantMessage(Vertical):
         for md in self._pinned:
             md.styles.clear_rule("height")
         self._pinned, self._to_pin = [], []
-        if self._sealed:
-            self._queue.append(self._take_run())
-        self._step_conversions()
+        self._convert([self._take_run()] if self._sealed else [])
 
     def _convert(self, groups: list[Run]) -> None:
         """Queue runs of plain pieces to become one Markdown widget each: while the reply streams
         the frame tick converts at most CONVERT_RATE a second (in the frame it already makes, so
-        a key never waits behind extra frames), afterwards one per refresh. A huge paragraph
-        without Markdown syntax stays plain."""
+        a key never waits behind extra frames); afterwards, in a ChatLog, each of its fold checks
+        converts one near the view (it asks again while some wait), elsewhere one per refresh.
+        A huge paragraph without Markdown syntax stays plain."""
         self._queue.extend(groups)
-        if not self._streamed:
-            self._step_conversions()
-
-    def _step_conversions(self) -> None:
-        if self._queue and not self._stepping:
+        if self._streamed or not self._queue:
+            return
+        if self._near is not None:
+            self.post_message(self.Waiting())
+        elif not self._stepping:
             self._stepping = True
             self.call_after_refresh(self._convert_step, self._generation)
+
+    class Waiting(Message):
+        """Runs wait to become Markdown: the ChatLog should check folds (which converts them)."""
 
     async def tick(self) -> None:
         """The frame tick while the reply streams: new text, heights to pin, a run to convert."""
@@ -358,13 +361,14 @@ class AssistantMessage(Vertical):
         return False
 
     def _height_of(self, widgets: list[Widget]) -> int | None:
-        """The lines `widgets` take in the body (None: not laid out yet)."""
-        if not all(w.is_attached and w.size.height for w in widgets):
+        """The lines `widgets` take in the body (None: not laid out yet). From the body's
+        arrangement, not the widgets' sizes: those are only set once a widget has been on screen."""
+        if not all(w.is_mounted for w in widgets):
             return None
         where = spans(widgets[0].parent)  # type: ignore[arg-type]
         if widgets[0] not in where or widgets[-1] not in where:
             return None
-        return where[widgets[-1]].end - where[widgets[0]].start
+        return where[widgets[-1]].end - where[widgets[0]].start or None
 
     def _stand_in(self, md: Markdown, height: int) -> None:
         """`md` takes `height` lines until its own height is known (see settle): a block
@@ -373,11 +377,18 @@ class AssistantMessage(Vertical):
         self._settling[md] = height
 
     def _pin_height(self, md: Markdown) -> bool:
-        """Whether `md` is laid out (then its height is fixed while the reply streams)."""
-        if not md.is_attached or not md.size.height:
-            return False
-        md.styles.height = md.size.height
+        """Whether `md` has parsed (then its height is fixed while the reply streams)."""
+        height = self._measure(md)
+        if height is None:
+            return not md.is_attached
+        md.styles.height = height
         return True
+
+    def _measure(self, md: Markdown) -> int | None:
+        """`md`'s own height once it has parsed (None: not yet), on screen or not."""
+        if not md.is_attached or not md.children or not all(c.is_mounted for c in md.children):
+            return None
+        return md.get_content_height(md.parent.size, self.app.size, md.parent.content_size.width) or None  # type: ignore[union-attr]
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size.width != self._width:
@@ -424,7 +435,7 @@ class AssistantMessage(Vertical):
                     later = True  # to be measured (and settled)
                 continue
             got = [where.get(w) for w in run.widgets]
-            if not got or any(g is None for g in got) or not self._laid_out(run):
+            if not got or any(g is None for g in got) or not self._laid_out(run, where):
                 later = True  # where it will be is not known yet
                 continue
             start, end = got[0].start, got[-1].end  # type: ignore[union-attr]
@@ -432,13 +443,20 @@ class AssistantMessage(Vertical):
                 self._fold(run, end - start)
             else:
                 self._near.add(run)
-        if not self._streamed:
-            self._step_conversions()
+        if not self._streamed and self._convert_one():
+            later = True  # one per check, so no frame renders much; more may wait
         return later
 
-    def _laid_out(self, run: Run) -> bool:
-        return all(w.is_attached and w.size.height > 0 and w not in self._to_pin and w not in self._settling
-                   and w not in self._settled for w in run.widgets)
+    def _laid_out(self, run: Run, where: dict[Widget, Span]) -> bool:
+        """Whether the run's height is known and final (parsed, not standing in for another)."""
+        for w in run.widgets:
+            span = where.get(w)
+            if (span is None or span.end <= span.start or not w.is_mounted or w in self._to_pin
+                    or w in self._settling or w in self._settled):
+                return False
+            if isinstance(w, Markdown) and self._measure(w) is None:
+                return False
+        return True
 
     def settle(self, top: int) -> tuple[int, bool]:
         """Let Markdown standing in at another's height take its own once it has parsed. Returns
@@ -453,12 +471,9 @@ class AssistantMessage(Vertical):
         for md, height in list(self._settling.items()):
             if not md.is_attached or md.parent is not body:
                 del self._settling[md]
-            elif not md.children or not all(c.is_mounted for c in md.children) or md not in where:
+            elif md not in where or (own := self._measure(md)) is None:
                 continue  # not parsed yet
             else:
-                own = md.get_content_height(body.size, self.app.size, md.content_size.width)
-                if not own:
-                    continue
                 del self._settling[md]
                 self._settled.add(md)
                 md.styles.height = own  # measured for this width (a width change lets it go)
