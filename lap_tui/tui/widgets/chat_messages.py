@@ -22,7 +22,8 @@ from textual.widgets import Collapsible, Markdown, Static
 from lap_tui.tui.chat_model import Block
 from lap_tui.tui.formatting import cost, tokens
 from lap_tui.tui.safety import Sanitiser
-from lap_tui.tui.widgets.folding import FOLD_AWAY, UNFOLD_NEAR, Folded, Run, Span, content_tops, spans
+from lap_tui.tui.widgets.folding import (FOLD_AWAY, UNFOLD_NEAR, Folded, Run, Span, content_tops, plain_height,
+                                          spans)
 
 MAX_TOOL_OUTPUT = 8000  # characters shown; the journal keeps what the engine kept
 
@@ -392,10 +393,11 @@ class AssistantMessage(Vertical):
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size.width != self._width:
-            self._width = event.size.width
-            for run in self._runs:  # a folded run's height holds for the old width only
-                if run.folded is not None:
-                    self._unfold(run, pin=False)
+            old, self._width = self._width, event.size.width
+            gutter = self.styles.gutter.width
+            for run in self._runs:  # a folded run's height held for the old width only
+                if run.folded is not None and old > gutter:
+                    self._refit(run, old - gutter, self._width - gutter)
             for md in self._pinned:  # re-wrapped at the new width: measure again
                 md.styles.clear_rule("height")
             self._to_pin = list(self._pinned) if self._streamed else []
@@ -431,7 +433,7 @@ class AssistantMessage(Vertical):
             if run.folded is not None:
                 s = where.get(run.folded)
                 if s is not None and s.end > top - UNFOLD_NEAR * h and s.start < bottom + UNFOLD_NEAR * h:
-                    self._unfold(run, pin=True)
+                    self._unfold(run)
                     later = True  # to be measured (and settled)
                 continue
             got = [where.get(w) for w in run.widgets]
@@ -497,22 +499,26 @@ class AssistantMessage(Vertical):
         self._pinned = [m for m in self._pinned if m not in run.widgets]
         run.widgets = []
 
-    def _unfold(self, run: Run, *, pin: bool) -> None:
-        """The run as it was: Markdown (its height pinned to the folded one while the width holds,
-        so nothing moves while it parses) or plain text, again waiting to become Markdown."""
+    def _refit(self, run: Run, old: int, new: int) -> None:
+        """A folded run's height for a new content width: exact for plain text, scaled by how
+        its plain text re-wraps for Markdown (settled when it unfolds)."""
+        was, now = plain_height(run.text, old), plain_height(run.text, new)
+        if run.markdown:
+            run.height = max(1, round(run.height * now / was)) if was else run.height
+        else:
+            run.height = now + (1 if run.text.endswith("\n\n") else 0)
+        run.folded.styles.height = run.height  # type: ignore[union-attr]
+
+    def _unfold(self, run: Run) -> None:
+        """The run back: as Markdown standing in at the folded height until its own is known (so
+        nothing moves while it parses; see settle), or plain text waiting to become Markdown."""
         folded, run.folded = run.folded, None
         if folded is None:
             return
-        if run.markdown:
+        if run.markdown or (run.waiting and not self._streamed):
             w: Widget = Markdown(run.text)
-            if pin:
-                w.styles.height = run.height
-                self._pinned.append(w)  # type: ignore[arg-type]
-        elif run.waiting and not self._streamed:  # straight to Markdown, standing in for the plain text
-            w = Markdown(run.text)
             run.markdown = True
-            if pin:
-                self._stand_in(w, run.height)  # type: ignore[arg-type]
+            self._stand_in(w, run.height)  # type: ignore[arg-type]
         else:
             w = _plain(run.text, piece=False)
         folded.parent.mount(w, before=folded)  # type: ignore[union-attr]

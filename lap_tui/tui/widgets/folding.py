@@ -6,8 +6,10 @@ block widget is arranged again whenever its container changes. A *run* (a finish
 a reply: one Markdown widget, or the plain pieces waiting to become one) that lies more than
 FOLD_AWAY viewport heights from what is shown is replaced by a `Folded` placeholder of exactly
 the height it took, which keeps only the run's text. It unfolds when it comes within
-UNFOLD_NEAR viewport heights, so it is back before it is seen, and on a width change (a
-height is only known for the width it was measured at).
+UNFOLD_NEAR viewport heights, so it is back before it is seen. On a width change a folded
+run's height is worked out again from its text (exact for plain text, scaled for Markdown);
+Markdown coming back stands in at that height until its own is known (see
+AssistantMessage.settle), so an estimate never moves the text being read.
 """
 
 from __future__ import annotations
@@ -50,6 +52,15 @@ class Folded(Widget):
 
     def render(self) -> str:
         return ""
+
+
+def plain_height(text: str, width: int) -> int:
+    """The lines `text` takes as plain text wrapped at `width` (what a `_Piece` shows)."""
+    from textual._wrap import compute_wrap_offsets
+
+    if width <= 0:
+        return 0
+    return sum(len(compute_wrap_offsets(line, width, 8)) + 1 for line in text.rstrip("\n").split("\n"))
 
 
 @dataclass
