@@ -163,8 +163,8 @@ class AssistantMessage(Vertical):
             yield Vertical(classes="body")
             yield _Piece(classes="tail")
         elif len(self._initial) > LONG:
-            # A long reply from history: plain runs that become Markdown one per refresh, the
-            # newest first, and fold when far from the view (never ~200 blocks mounted at once).
+            # A long reply from history: plain runs that become Markdown when near the view, the
+            # newest first, and fold when far from it (never ~200 blocks mounted at once).
             self._runs = [Run(seg, [_plain(seg, piece=False)]) for seg in segments(self._initial)]
             yield Vertical(*[r.widgets[0] for r in self._runs], classes="body")
         else:
@@ -197,6 +197,9 @@ class AssistantMessage(Vertical):
 
     def _body(self) -> Widget:
         return self.query_one(".body", Vertical)
+
+    def _body_or_none(self) -> Widget | None:
+        return next((c for c in self.children if c.has_class("body")), None)
 
     def _seal(self, cut: int) -> None:
         piece, self._tail = self._tail[:cut], self._tail[cut:]
@@ -378,7 +381,7 @@ class AssistantMessage(Vertical):
         self._settling[md] = height
 
     def _pin_height(self, md: Markdown) -> bool:
-        """Whether `md` has parsed (then its height is fixed while the reply streams)."""
+        """Whether `md` is done with: parsed, its height then fixed while the reply streams (or gone)."""
         height = self._measure(md)
         if height is None:
             return not md.is_attached
@@ -414,7 +417,7 @@ class AssistantMessage(Vertical):
 
     def body_top(self) -> int | None:
         """The body's first line in this message's content lines (None: no body)."""
-        body = next((c for c in self.children if c.has_class("body")), None)
+        body = self._body_or_none()
         if body is None:
             return None
         return content_tops(self).get(body)
@@ -422,7 +425,7 @@ class AssistantMessage(Vertical):
     def refold(self, top: int, bottom: int) -> bool:
         """Fold the finished runs far from the viewport (`top` to `bottom`, in the body's lines),
         unfold the folded ones near it. True if a run is not laid out yet (ask again later)."""
-        body = next((c for c in self.children if c.has_class("body")), None)
+        body = self._body_or_none()
         if body is None or not body.size.width:
             return body is not None
         later = False
@@ -465,7 +468,7 @@ class AssistantMessage(Vertical):
         how many lines that added above `top` (the viewport's top, in the body's lines: the
         ChatLog scrolls by as much so the text in view stays put) and whether some still wait."""
         self._settled = set()
-        body = next((c for c in self.children if c.has_class("body")), None)
+        body = self._body_or_none()
         if body is None or not self._settling:
             return 0, False
         where = spans(body)
