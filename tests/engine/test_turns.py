@@ -136,10 +136,12 @@ async def test_cancel_kills_a_running_tool(engine, store, gw):
     s = await make_session(store)
     gw.push(stream([], tool_calls=[bash("c1", "sleep 30; echo never >> effects.log")]))
     turn_id = await engine.send(s.id, "sleep")
-    for _ in range(200):
+    for _ in range(600):  # a readiness wait (the sandbox may start slowly on a loaded machine)
         if "tool.started" in kinds(await store.read_events(s.id)):
             break
         await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"the tool never started: {kinds(await store.read_events(s.id))}")
     await engine.cancel(turn_id)
     await asyncio.wait_for(engine.start(s.id), 10)
     turn = await store.get_turn(turn_id)
