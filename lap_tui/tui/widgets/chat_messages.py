@@ -13,6 +13,7 @@ import time
 
 from rich.text import Text
 from textual import events
+from textual._wrap import compute_wrap_offsets  # (private, pinned Textual: what Static wraps with)
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
@@ -129,6 +130,9 @@ class AssistantMessage(Vertical):
     AssistantMessage > .note { color: $warning; }
     """
 
+    class Waiting(Message):
+        """Runs wait to become Markdown: the ChatLog should check folds (which converts them)."""
+
     def __init__(self, block: Block, sanitiser: Sanitiser, *, folds: bool = False) -> None:
         """`folds`: in a ChatLog, which says through `refold` which runs are near the view."""
         super().__init__(classes="message")
@@ -230,8 +234,6 @@ class AssistantMessage(Vertical):
             sp = self._tail.rfind(" ", 0, limit)
             return max(nl, sp) + 1 if max(nl, sp) > 0 else limit
         start = nl + 1 if nl >= 0 else 0
-        from textual._wrap import compute_wrap_offsets
-
         offsets = [o for o in compute_wrap_offsets(self._tail[start:limit + KEEP // 2], width, 8)
                    if start + o <= limit]
         return start + offsets[-1] if offsets else (nl + 1 if nl > 0 else limit)
@@ -317,9 +319,6 @@ class AssistantMessage(Vertical):
             self._stepping = True
             self.call_after_refresh(self._convert_step, self._generation)
 
-    class Waiting(Message):
-        """Runs wait to become Markdown: the ChatLog should check folds (which converts them)."""
-
     async def tick(self) -> None:
         """The frame tick while the reply streams: new text, heights to pin, a run to convert."""
         if self._pending:
@@ -392,7 +391,8 @@ class AssistantMessage(Vertical):
         """`md`'s own height once it has parsed (None: not yet), on screen or not."""
         if not md.is_attached or not md.children or not all(c.is_mounted for c in md.children):
             return None
-        return md.get_content_height(md.parent.size, self.app.size, md.parent.content_size.width) or None  # type: ignore[union-attr]
+        body: Widget = md.parent  # type: ignore[assignment]
+        return md.get_content_height(body.size, self.app.size, body.content_size.width) or None
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size.width != self._width:

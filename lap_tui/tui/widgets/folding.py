@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textual._wrap import compute_wrap_offsets  # (private, pinned Textual: what Static wraps with)
 from textual.geometry import Size
 from textual.widget import Widget
 
@@ -56,8 +57,6 @@ class Folded(Widget):
 
 def plain_height(text: str, width: int) -> int:
     """The lines `text` takes as plain text wrapped at `width` (what a `_Piece` shows)."""
-    from textual._wrap import compute_wrap_offsets
-
     if width <= 0:
         return 0
     return sum(len(compute_wrap_offsets(line, width, 8)) + 1 for line in text.rstrip("\n").split("\n"))
