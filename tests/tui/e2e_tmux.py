@@ -24,6 +24,9 @@ PY = str(ROOT / ".venv" / "bin" / "python")
 LAP = str(ROOT / ".venv" / "bin" / "lap-tui")
 
 
+EXITED = "lap-tui-has-exited"  # printed in the pane once the app's process ends
+
+
 class Tmux:
     def __init__(self, env: dict[str, str]) -> None:
         self.sock = f"lap-e2e-{os.getpid()}"
@@ -36,7 +39,7 @@ class Tmux:
         self.n = getattr(self, "n", 0) + 1
         self.sock = f"lap-e2e-{os.getpid()}-{self.n}"  # a fresh server: the last one may still be exiting
         envs = " ".join(f"{k}={v}" for k, v in self.env.items())
-        self.run("new-session", "-d", "-x", "80", "-y", "24", f"env {envs} {command}; sleep 60")
+        self.run("new-session", "-d", "-x", "80", "-y", "24", f"env {envs} {command}; echo {EXITED}; sleep 60")
 
     def screen(self) -> str:
         return self.run("capture-pane", "-p")
@@ -96,7 +99,7 @@ def main() -> int:
         tmux.wait("not sent yet")
         time.sleep(0.3)
         tmux.keys("C-q")
-        tmux.wait(r"^\s*$", timeout=5)
+        tmux.wait(EXITED, timeout=10)  # quit for real before the reopen (not killed mid-save)
         tmux.kill()
         step("reopen: the same chat with its history and the draft")
         tmux.start(LAP)
