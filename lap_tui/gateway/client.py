@@ -411,8 +411,18 @@ class GatewayClient:
         detail = self._detail(content)
         if status == 404 or (status == 400 and _MODEL_MISSING.search(detail)):
             served = await self._served_models()
-            if status == 404 or served is None or model not in served:
+            if served is not None and model not in served:
                 raise ModelNotFound(model, served)
+            if status == 400 and served is None:  # the gateway itself said the model is missing
+                raise ModelNotFound(model, None)
+            if status == 404:
+                # The model is listed (or nothing is: the models URL 404s too), so the 404 is
+                # about the URL, e.g. LITELLM_API_BASE with a wrong path: say what was answered.
+                url = self._shown_url(self.base_url + "/chat/completions")
+                raise GatewayRejected(f"the gateway answered HTTP 404 to POST {url}" +
+                                      (f"; it said: {detail}" if detail else ""),
+                                      BASE_HINT + " (the URL of the gateway, with or without /v1)",
+                                      status=404, detail=detail)
         self._raise_status(status, phrase, content, headers, what=f"use model {model!r}")
 
     async def _served_models(self) -> list[str] | None:

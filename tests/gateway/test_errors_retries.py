@@ -182,6 +182,24 @@ async def test_wrong_base_url_404_on_models_says_so(gateway, make_client):
     assert "no OpenAI-compatible API" in ei.value.message
 
 
+async def test_wrong_base_url_path_on_chat_says_what_the_gateway_answered(gateway, make_client):
+    # LITELLM_API_BASE=http://host:4000/nope: the chat URL 404s, and so does the models list.
+    with pytest.raises(GatewayRejected) as ei:
+        await collect(make_client(gateway.base_url + "/nope").stream_chat("gpt-test", MSGS))
+    assert not isinstance(ei.value, ModelNotFound)
+    assert ei.value.status == 404
+    assert "HTTP 404" in ei.value.message and "/nope/v1/chat/completions" in ei.value.message
+    assert "it said: Not Found" in ei.value.message and "LITELLM_API_BASE" in (ei.value.hint or "")
+
+
+async def test_404_for_a_served_model_reports_the_gateway_message(gateway, make_client):
+    gateway.push(error(404, "no route for POST /v1/chat/completions"))
+    with pytest.raises(GatewayRejected) as ei:
+        await collect(make_client().stream_chat("gpt-test", MSGS))
+    assert not isinstance(ei.value, ModelNotFound)
+    assert "no route for POST /v1/chat/completions" in ei.value.message
+
+
 async def test_the_key_never_appears_in_errors_or_reprs(gateway, make_client):
     gateway.push(error(401, f"Invalid key {KEY} passed"), error(400, f"bad request from {KEY}"))
     client = make_client()
