@@ -19,6 +19,7 @@ from lap_tui.domain.agent import Agent
 from lap_tui.domain.errors import LapError
 from lap_tui.store.base import Store
 from lap_tui.tui import commands, keymap
+from lap_tui.tui.key_order import KeyOrder
 from lap_tui.tui.loop import after_refresh, import_in_thread
 from lap_tui.tui.safety import Sanitiser
 from lap_tui.tui.services import Services
@@ -68,6 +69,7 @@ class LapApp(App):
         self._collected_for = -1.0  # the busy_at whose quiet spell had its full collection
         self.engine_ready = asyncio.Event()  # set once `engine` is the engine (or the watch-only stand-in)
         self._mounted = asyncio.Event()
+        self._key_order = KeyOrder(self, self._deliver_key)
         if services.deterministic:
             self.animation_level = "none"
         # set_reactive: assigning a reactive before the app runs would wait for a loop that is not there
@@ -87,7 +89,16 @@ class LapApp(App):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
-            self.input_at = time.monotonic()
+            if not event.is_forwarded:  # from the terminal: after the keys typed before it
+                self.input_at = time.monotonic()
+                await self._key_order.key(event)
+                return
+            await super().on_event(event)  # back from the focused widget: the app's own bindings
+            await self._key_order.landed_at_app(event)
+            return
+        await super().on_event(event)
+
+    async def _deliver_key(self, event: events.Key) -> None:
         await super().on_event(event)
 
     def on_load(self) -> None:
@@ -129,7 +140,7 @@ class LapApp(App):
             try:
                 self.store = await self.services.open_store()
             except LapError as exc:
-                self.health = {**self.health, "store": ("down", str(exc).splitlines()[0][:60])}
+                self.health = {**self.health, "store": ("down", str(exc).splitlines()[0])}
                 self.notify(f"store: {exc}", severity="error", timeout=30)
                 return
             self.health = {**self.health, "store": ("ok", self.store.kind)}
@@ -203,7 +214,7 @@ class LapApp(App):
             if inspect.isawaitable(backend):
                 backend = await backend
         except Exception as exc:  # noqa: BLE001
-            self.health = {**self.health, "sandboxes": ("down", str(exc).splitlines()[0][:50])}
+            self.health = {**self.health, "sandboxes": ("down", str(exc).splitlines()[0])}
             return
         self.sandboxes = backend
         name = getattr(backend, "name", None) or getattr(backend, "kind", None) or type(backend).__name__
@@ -219,7 +230,7 @@ class LapApp(App):
                 await self.store.list_agents(limit=1)
                 self.health = {**self.health, "store": ("ok", self.store.kind)}
             except Exception as exc:  # noqa: BLE001
-                self.health = {**self.health, "store": ("down", str(exc)[:40])}
+                self.health = {**self.health, "store": ("down", str(exc))}
             if self.services.deterministic:
                 return
             await asyncio.sleep(HEALTH_EVERY)
@@ -234,7 +245,7 @@ class LapApp(App):
         except asyncio.TimeoutError:
             self.health = {**self.health, "gateway": ("down", "no answer")}
         except LapError as exc:  # e.g. "the gateway rejected the key"
-            self.health = {**self.health, "gateway": ("down", exc.message[:40])}
+            self.health = {**self.health, "gateway": ("down", str(exc))}  # whole: the bar ellipsises, its tooltip shows all
         except Exception as exc:  # noqa: BLE001
             self.health = {**self.health, "gateway": ("down", type(exc).__name__)}
 

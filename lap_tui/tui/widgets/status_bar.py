@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from lap_tui.tui.safety import neutralise
+
 
 class StatusBar(Static):
     DEFAULT_CSS = """
@@ -19,6 +21,14 @@ class StatusBar(Static):
 
     def _show(self, health: dict[str, tuple[str, str]]) -> None:
         self.update(self._text(health))
+        self.tooltip = self._details(health)
+
+    @staticmethod
+    def _details(health: dict[str, tuple[str, str]]) -> Text | None:
+        """The whole reason behind each ✗, which the one-line bar may have to cut."""
+        lines = [f"{name}: {neutralise(detail)}" for name in ("store", "gateway", "sandboxes")
+                 for state, detail in [health.get(name, ("…", ""))] if state == "down" and detail]
+        return Text("\n".join(lines)) if lines else None  # Text: the reason is never markup
 
     def _text(self, health: dict[str, tuple[str, str]]) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
