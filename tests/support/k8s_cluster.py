@@ -1,0 +1,172 @@
+"""A real Kubernetes control plane for tests: the `bin/k8s-dev` cluster (docs/KUBERNETES-DEV.md).
+
+The `k8s_cluster` fixture (session scope, tests/k8s/conftest.py) reuses a running
+`bin/k8s-dev` cluster or starts one, and at the end stops only a cluster it started itself.
+When the binaries are not built it skips, or fails under CI=true (the suite's `need()` rule).
+
+The object it yields, `K8sCluster`:
+
+- `.kubeconfig` (Path) and `.context` (str): give both to the `kubernetes` client
+  (`config.load_kube_config(config_file=str(c.kubeconfig), context=c.context)`).
+- `.kubectl(*args, input=None, check=False, timeout=120) -> CompletedProcess[str]`: the built
+  kubectl on this cluster (text mode, output captured).
+- `.volume_dir(namespace, claim) -> Path`: the host directory standing in for that PVC: the
+  working directory of `exec` in any pod that mounts the claim (a pod with no PVC: its name).
+- `.log_file(namespace, pod) -> Path`: the pod's log file (CRI format) served by pods/log;
+  append with `.append_log(namespace, pod, line)`.
+- `.restart_apiserver(while_down=None)`: stops the kube-apiserver process, waits until it has
+  exited, calls `while_down()` if given, starts it again and waits until /readyz answers.
+  Open watches break; clients must re-watch from their last resourceVersion.
+- `.compact_etcd() -> int`: compacts etcd up to its current revision (returned). A
+  resourceVersion older than that then gets 410 Gone from etcd; the API server's watch cache
+  may still serve a recent one until it restarts, so for a guaranteed 410 call
+  `restart_apiserver()` after it.
+- `.state_dir` (Path): the cluster's state directory (logs of the controller and pod host).
+
+`k8s_namespace` (function scope) is a fresh namespace for one test, deleted afterwards.
+
+kwok differs from a kubelet (see the doc): pods run no image; exec runs unisolated on this
+host; a non-zero exit comes back as a 500 "exit status N", stdin EOF is never delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S_DEV = ROOT / "bin" / "k8s-dev"
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("LAP_K8S_DIR") or Path.home() / ".cache/lap-tui/k8s-dev/cluster")
+
+
+def _bin_dir() -> Path:
+    """The binary cache dir for the versions in dev/k8s/versions.sh (as bin/k8s-dev computes it)."""
+    out = subprocess.run(["bash", "-c", f'. "{ROOT}/dev/k8s/versions.sh" && echo "$K8S_DEV_BIN"'],
+                         capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+def missing_binaries() -> list[str]:
+    out = subprocess.run(["bash", "-c", f'. "{ROOT}/dev/k8s/versions.sh" && echo "${{K8S_DEV_BINARIES[@]}}"'],
+                         capture_output=True, text=True, check=True)
+    b = _bin_dir()
+    return [n for n in out.stdout.split() if not os.access(b / n, os.X_OK)]
+
+
+def is_running() -> bool:
+    return subprocess.run([str(K8S_DEV), "status"], capture_output=True).returncode == 0
+
+
+def _wait(cond: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"k8s-dev: timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is gone for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class K8sCluster:
+    def __init__(self, state: Path) -> None:
+        self.state_dir = state
+        env = dict(line.split("=", 1) for line in (state / "cluster.env").read_text().splitlines() if "=" in line)
+        self.kubeconfig = state / "kubeconfig"
+        self.context: str = env["CONTEXT"]
+        self.bin_dir = Path(env["K8S_DEV_BIN"])
+        self.cluster_dir = Path(env["KWOK_WORKDIR"]) / "clusters" / env["CLUSTER_NAME"]
+        self._env = env
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = False,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), "--context", self.context, *args]
+        return subprocess.run(cmd, input=input, capture_output=True, text=True, check=check, timeout=timeout)
+
+    def volume_dir(self, namespace: str, claim: str) -> Path:
+        return self.state_dir / "volumes" / namespace / claim
+
+    def log_file(self, namespace: str, pod: str) -> Path:
+        return self.state_dir / "logs" / namespace / f"{pod}.log"
+
+    def append_log(self, namespace: str, pod: str, line: str, stream: str = "stdout") -> None:
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+        with open(self.log_file(namespace, pod), "a", encoding="utf-8") as f:
+            f.write(f"{now} {stream} F {line}\n")
+
+    def api_ready(self) -> bool:
+        return self.kubectl("get", "--raw", "/readyz", timeout=10).returncode == 0
+
+    def restart_apiserver(self, while_down: Callable[[], None] | None = None) -> None:
+        pid_file = self.cluster_dir / "pids" / "kube-apiserver.pid"
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        _wait(lambda: not _pid_alive(pid), "kube-apiserver to exit", 60)
+        if while_down is not None:
+            while_down()
+        # `kwokctl start cluster` starts the components that are not running (here: the API server).
+        env = {**os.environ, "KWOK_WORKDIR": self._env["KWOK_WORKDIR"],
+               "KWOK_KUBECTL_BINARY": str(self.bin_dir / "kubectl")}
+        subprocess.run([str(self.bin_dir / "kwokctl"), "--name", self._env["CLUSTER_NAME"], "start", "cluster",
+                        "--kubeconfig", str(self.kubeconfig)], env=env, check=True, capture_output=True,
+                       timeout=180)
+        _wait(self.api_ready, "the API server to answer /readyz again")
+
+    def _etcd_url(self) -> str:
+        conf = (self.cluster_dir / "kwok.yaml").read_text()
+        # kwok.yaml (written by kwokctl) holds `etcdPort: N` under options.
+        for line in conf.splitlines():
+            if line.strip().startswith("etcdPort:"):
+                return f"http://127.0.0.1:{int(line.split(':', 1)[1])}"
+        raise RuntimeError(f"no etcdPort in {self.cluster_dir / 'kwok.yaml'}")
+
+    def _etcd(self, path: str, body: dict) -> dict:
+        req = urllib.request.Request(self._etcd_url() + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+
+    def compact_etcd(self) -> int:
+        # etcd's JSON gateway: a range read gives the current revision, then compact up to it.
+        rev = int(self._etcd("/v3/kv/range", {"key": "AA==", "limit": 1})["header"]["revision"])
+        self._etcd("/v3/kv/compaction", {"revision": rev, "physical": True})
+        return rev
+
+
+def start_or_reuse() -> tuple[K8sCluster, bool]:
+    """The running cluster (started=False) or a newly started one (started=True).
+
+    A cluster that exists but is stopped or partly running is brought up and not counted as
+    ours: only a cluster created here is deleted at the end."""
+    if is_running():
+        return K8sCluster(state_dir()), False
+    existed = (state_dir() / "kwok").exists()
+    out = subprocess.run([str(K8S_DEV), "up"], capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError(f"bin/k8s-dev up failed ({out.returncode}):\n{out.stderr[-4000:]}")
+    return K8sCluster(state_dir()), not existed
+
+
+def stop() -> None:
+    subprocess.run([str(K8S_DEV), "down"], capture_output=True, text=True, timeout=300, check=True)
