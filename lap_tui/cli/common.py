@@ -1,4 +1,10 @@
-"""What every subcommand shares: settings, the store, and output for people and scripts."""
+"""What every subcommand shares: settings, the store, and output for people and scripts.
+
+Everything printed for people passes the one neutraliser (`lap_tui/domain/text.py`, the same
+as the app's): names, titles, models and prompts come from the store, which any teammate's
+process can write, and replies come from a model. JSON output escapes C1 controls, bidi and
+invisible characters (`json_safe`).
+"""
 
 from __future__ import annotations
 
@@ -9,36 +15,77 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable, Sequence
 
 from lap_tui.config import Settings, load_settings
+from lap_tui.domain.text import Sanitiser, json_safe, one_line
 from lap_tui.store import Store, open_store
 
 
 @asynccontextmanager
 async def opened_store(settings: Settings | None = None) -> AsyncIterator[Store]:
     settings = settings or load_settings()
-    store = await open_store(settings.database_url)
+    store = await open_store(settings.database_url, create_dir=settings.may_create_database_dir)
     try:
         yield store
     finally:
         await store.close()
 
 
+async def delete_sandboxes_of(settings: Settings, store: Store, session_ids: Sequence[str], *,
+                              keep: bool) -> list[str]:
+    """The sandboxes that deleting these sessions leaves unused: deleted now (before the
+    sessions, so a failure leaves nothing orphaned), or only named when `keep`."""
+    ids = await store.sandboxes_left_unused(session_ids)
+    if keep or not ids:
+        return ids
+    from lap_tui.sandbox import backend_for
+
+    for sid in ids:
+        record = await store.get_sandbox(sid)
+        if record is not None:
+            await backend_for(settings, store, record.backend).delete(sid)
+    return ids
+
+
+def sandboxes_note(ids: Sequence[str], *, kept: bool) -> str:
+    """What happened to the sandboxes, for the one line a deletion prints."""
+    if not ids:
+        return ""
+    names = ", ".join(ids)
+    if kept:
+        return f"; kept {plural(len(ids), 'sandbox', 'sandboxes')} {names} (`lap-tui sandboxes delete` removes it)"
+    return f" and {plural(len(ids), 'sandbox', 'sandboxes')} {names} with its files"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """"1 session", "2 sessions", "0 sandboxes"."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts (one object per line for lists)")
 
 
+def to_json(obj: Any) -> str:
+    return json_safe(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+    sys.stdout.write(to_json(obj) + "\n")
 
 
 def emit_json_lines(objs: Iterable[Any]) -> None:
     out = sys.stdout
     for obj in objs:
-        out.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+        out.write(to_json(obj) + "\n")
     out.flush()
 
 
+def sanitiser(settings: Settings) -> Sanitiser:
+    """Neutralises, then masks every secret value this process knows of."""
+    return Sanitiser(settings.redactor)
+
+
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "nothing to show") -> None:
-    rows = [["" if v is None else str(v) for v in r] for r in rows]
+    rows = [["" if v is None else one_line(str(v)) for v in r] for r in rows]
     if not rows:
         print(empty)
         return
@@ -53,4 +100,4 @@ def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
     pairs = list(pairs)
     width = max(len(k) for k, _ in pairs)
     for k, v in pairs:
-        print(f"{k + ':':<{width + 1}} {'' if v is None else v}")
+        print(f"{k + ':':<{width + 1}} {'' if v is None else one_line(str(v))}")

@@ -9,6 +9,7 @@ import sys
 
 from lap_tui import __version__
 from lap_tui.domain.errors import LapError
+from lap_tui.domain.text import one_line
 
 # command -> module under lap_tui.cli; each module has register(subparsers).
 COMMANDS = {
@@ -45,7 +46,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             raise
         mod.register(sub)
         registered.add(module)
+    _remember_parsers(parser)
     return parser
+
+
+def _remember_parsers(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)command's parser becomes a default of its own namespace, the deepest winning,
+    so an unknown option is reported with the usage of the subcommand it was given to."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.set_defaults(_parser=child)
+                _remember_parsers(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if only is None and not wants_help and not (words and words[0] not in VIEWS):
         only = ""  # the app: no subcommands to register
     parser = build_parser(only)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        getattr(args, "_parser", parser).error("unrecognized arguments: " + " ".join(unknown))
     try:
         if args.command is None:
             from lap_tui.tui.launch import launch
@@ -66,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             return launch(view=args.view, session=args.session, read_only=args.read_only)
         return asyncio.run(args.handler(args)) or 0
     except LapError as exc:
-        print(f"lap-tui: {exc}", file=sys.stderr)
+        print(f"lap-tui: {one_line(str(exc))}", file=sys.stderr)  # errors quote names from the store
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

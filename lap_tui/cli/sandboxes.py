@@ -7,12 +7,14 @@ import asyncio
 import signal
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
-from lap_tui.cli.common import add_json_flag, emit_json, emit_json_lines, opened_store, print_table
+from lap_tui.cli.common import add_json_flag, emit_json, emit_json_lines, opened_store, plural, print_table, sanitiser
 from lap_tui.config import Settings, load_settings
 from lap_tui.domain.clock import epoch_from_iso
 from lap_tui.domain.errors import InvalidInput, NotFound
+from lap_tui.domain.names import clip
 from lap_tui.domain.sandbox import SandboxStatus
 
 
@@ -38,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     lg = verbs.add_parser("logs", help="a sandbox's event log")
     lg.add_argument("session")
     lg.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    add_json_flag(lg)
+    lg.add_argument("--raw", action="store_true",
+                    help="print the lines exactly as stored (by default escape sequences and other controls, "
+                         "which an agent's commands can hold, are neutralised)")
     lg.set_defaults(handler=logs)
 
     for verb, helptext in (("suspend", "stop a sandbox's processes, keep its files"),
@@ -54,6 +60,9 @@ def _exec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cwd", help="working directory inside the sandbox (default /workspace)")
     p.add_argument("--stdin", action="store_true", help="pass this process's standard input to the command")
     p.add_argument("--raw", action="store_true", help="do not mask secret values in the output")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object when it ends: exit_code, stdout, stderr (each up to 1 MiB), "
+                        "truncation, timed_out, killed, duration_s")
 
 
 def _split_command(args: argparse.Namespace) -> list[str]:
@@ -76,14 +85,26 @@ def _backend(settings: Settings, store: Any, kind: str = "auto") -> Any:
 
 
 async def _resolve(store: Any, backend: Any, ref: str, *, create: bool) -> str:
-    """A sandbox id from a sandbox id, or from a session id/prefix (creating it when asked)."""
+    """A sandbox id from a sandbox id or a unique prefix of one, or from a session id/prefix
+    (creating its sandbox when asked)."""
     if await store.get_sandbox(ref) is not None:
         return ref
+    by_prefix = [r.id for r in await store.list_sandboxes() if r.id.startswith(ref)] if ref else []
     try:
         session = await store.get_session(ref)
     except (InvalidInput, NotFound):
-        raise NotFound(f"no session or sandbox {ref!r}", "`lap-tui sandboxes list` and "
-                       "`lap-tui sessions list` show them") from None
+        session = None
+    if session is not None and by_prefix and by_prefix != [session.sandbox_ref]:
+        raise InvalidInput(f"{clip(ref)!r} is both a session id prefix and a sandbox id prefix",
+                           "give more of the id, or the sandbox's full name")
+    if session is None:
+        if len(by_prefix) == 1:
+            return by_prefix[0]
+        if len(by_prefix) > 1:
+            raise InvalidInput(f"sandbox id prefix {clip(ref)!r} is ambiguous ({plural(len(by_prefix), 'match', 'matches')})",
+                               "give more of the id")
+        raise NotFound(f"no session or sandbox {clip(ref)!r}", "`lap-tui sandboxes list` and "
+                       "`lap-tui sessions list` show them")
     if session.sandbox_ref and await store.get_sandbox(session.sandbox_ref) is not None:
         return session.sandbox_ref
     if not create:
@@ -109,12 +130,15 @@ async def list_(args: argparse.Namespace) -> int:
     settings = load_settings()
     async with opened_store(settings) as store:
         statuses: list[SandboxStatus] = await _backend(settings, store, "local").list()
+        orphans = await store.orphan_sandbox_ids()
+    statuses = [replace(s, orphan=True) if s.id in orphans and not s.orphan else s for s in statuses]
     if args.json:
         emit_json_lines(s.to_dict() for s in statuses)
         return 0
     now = time.time()
     print_table(("NAME", "TEAM", "SESSION", "CONTEXT", "PHASE", "READY", "AGE", "LAST USED", "WARNING"),
-                ((s.id, s.team, (s.session_id or "")[:12], s.context_key, s.phase.value,
+                ((s.id, s.team, (s.session_id or "")[:12] + (" (gone)" if s.orphan and s.session_id else ""),
+                  s.context_key, s.phase.value + (" (orphan)" if s.orphan else ""),
                   "yes" if s.ready else "no", _age(s.created_at, now), _age(s.last_used_at, now),
                   s.warning or "") for s in statuses),
                 empty="no sandboxes yet: `lap-tui sandboxes exec SESSION -- CMD` creates one")
@@ -138,17 +162,30 @@ async def exec_(args: argparse.Namespace) -> int:
         out.write(masks[name].feed(chunk))
         out.flush()
 
+    if args.json:  # nothing streamed: one object at the end, each stream masked whole
+        on_output = None  # type: ignore[assignment]
+
     stdin = sys.stdin.buffer.read() if args.stdin else None
     async with opened_store(settings) as store:
         backend = _backend(settings, store)
         sid = await _resolve(store, backend, args.session, create=True)
         try:
             result = await backend.exec(sid, cmd, cwd=args.cwd, timeout=args.timeout, stdin=stdin,
-                                        on_output=on_output, max_output=64 * 1024)
+                                        on_output=on_output, max_output=(2**20 if args.json else 64 * 1024))
         finally:
-            for name, out in outs.items():
-                out.write(masks[name].flush())
-                out.flush()
+            if not args.json:
+                for name, out in outs.items():
+                    out.write(masks[name].flush())
+                    out.flush()
+    if args.json:
+        def text(name: str, data: bytes) -> str:
+            return (masks[name].feed(data) + masks[name].flush()).decode("utf-8", "replace")
+
+        emit_json({"sandbox": sid, "exit_code": result.exit_code, "stdout": text("stdout", result.stdout),
+                   "stderr": text("stderr", result.stderr), "stdout_truncated": result.stdout_truncated,
+                   "stderr_truncated": result.stderr_truncated, "timed_out": result.timed_out,
+                   "killed": result.killed, "duration_s": round(result.duration_s, 3)})
+        return result.exit_code
     if result.timed_out:
         print(f"lap-tui: the command was killed after {args.timeout:g} s (--timeout)", file=sys.stderr)
     elif result.killed:
@@ -176,8 +213,13 @@ async def logs(args: argparse.Namespace) -> int:
         backend = _backend(settings, store)
         sid = await _resolve(store, backend, args.session, create=False)
         lines = await backend.logs(sid, tail=args.tail)
+    if args.json:
+        emit_json_lines({"sandbox": sid, "line": line} for line in lines)
+        return 0
+    # The log quotes the commands an agent ran: model-written text, neutralised unless --raw.
+    clean = (lambda s: s) if args.raw else sanitiser(settings).line
     for line in lines:
-        print(line)
+        print(clean(line))
     return 0
 
 

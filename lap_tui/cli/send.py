@@ -6,7 +6,7 @@ import argparse
 import sys
 from dataclasses import replace
 
-from lap_tui.cli.common import add_json_flag, emit_json, opened_store
+from lap_tui.cli.common import add_json_flag, emit_json, opened_store, sanitiser
 from lap_tui.config import load_settings
 from lap_tui.domain.journal import EventKind, JournalEvent, TurnStatus
 from lap_tui.store.base import Store
@@ -73,9 +73,9 @@ async def run(args: argparse.Namespace) -> int:
                    "prompt_tokens": turn.prompt_tokens, "completion_tokens": turn.completion_tokens,
                    "cost_usd": turn.cost_usd, "error": turn.error})
     elif reply:
-        print(reply)
+        print(sanitiser(settings).clean(reply))  # a model's text must not drive the terminal
     if turn.status is TurnStatus.FAILED:
-        print(f"lap-tui: the turn failed: {turn.error}", file=sys.stderr)
+        print(f"lap-tui: the turn failed: {sanitiser(settings).line(turn.error or '')}", file=sys.stderr)
         return 1
     if turn.status is TurnStatus.CANCELLED:
         print("lap-tui: the turn was cancelled", file=sys.stderr)

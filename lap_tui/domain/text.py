@@ -165,3 +165,22 @@ class SafeStream:
         clean = self._clean + neutralise(self._raw)
         self._raw = self._clean = ""
         return self._s._redact(clean)
+
+
+_JSON_UNSAFE = re.compile(rf"[\x7f-\x9f\u2028\u2029\u200d{_INVISIBLE}]")
+
+
+def _json_escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    if c > 0xFFFF:  # JSON writes an astral character (a tag) as a surrogate pair
+        c -= 0x10000
+        return "\\u%04x\\u%04x" % (0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF))
+    return "\\u%04x" % c
+
+
+def json_safe(text: str) -> str:
+    """A JSON text with DEL, C1 controls, line separators and invisible characters written as
+    \\u escapes (JSON already escapes C0): printing it cannot drive a terminal or hide text,
+    and readable non-ASCII stays as it is. Valid because such characters can only be inside
+    JSON strings."""
+    return _JSON_UNSAFE.sub(_json_escape, text)
