@@ -12,7 +12,7 @@ from typing import Any
 
 from lap_tui.domain.agent import Agent, SandboxSettings
 from lap_tui.domain.errors import LapError
-from lap_tui.domain.names import MAX_LABEL
+from lap_tui.domain.names import MAX_LABEL, label_problem
 from lap_tui.domain.session import Session
 
 SESSION_PREFIX = "s-"
@@ -37,6 +37,28 @@ class SandboxPhase(str, Enum):
     RUNNING = "Running"
     SUSPENDED = "Suspended"
     FAILED = "Failed"
+
+
+def check_sandbox_id(value: object) -> str:
+    """`value` if it is a sandbox id this program could have made (a DNS-1123 label), else SandboxError.
+
+    Ids come back from a store other processes write (a teammate's, a bug's): they become host
+    paths, cgroup names and kill targets only after this check, wherever they come from.
+    """
+    problem = label_problem("sandbox", value) if isinstance(value, str) else "sandbox id is not a string"
+    if problem is not None:
+        raise SandboxError(f"refusing sandbox id {str(value)[:80]!r}: not a name lap-tui makes ({problem})",
+                           "a row nobody made through lap-tui: `lap-tui sandboxes delete` removes the row only")
+    return value  # type: ignore[return-value]
+
+
+def sandbox_id_problem(value: object) -> str | None:
+    """The same check as a message, or None when `value` is a valid sandbox id."""
+    try:
+        check_sandbox_id(value)
+    except SandboxError as exc:
+        return exc.message
+    return None
 
 
 def session_sandbox_id(session_id: str) -> str:

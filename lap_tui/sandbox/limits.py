@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from lap_tui.domain.sandbox import check_sandbox_id
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 GROUP = "lap-tui"
 CPU_PERIOD_US = 100_000
@@ -100,6 +102,9 @@ class Cgroups:
         return {"": base}
 
     def dirs(self, sandbox_id: str) -> list[Path]:
+        # The id names a cgroup we write limits to and kill the processes of: only our own names,
+        # one level under our own groups (an absolute id would replace the base in `/`).
+        check_sandbox_id(sandbox_id)
         return [b / sandbox_id for b in (self._bases or {}).values()]
 
     def prepare(self, sandbox_id: str, limits: Limits) -> list[str]:
@@ -107,8 +112,7 @@ class Cgroups:
         if not self.available():
             return []
         assert self._bases is not None
-        for ctrl, base in self._bases.items():
-            d = base / sandbox_id
+        for (ctrl, base), d in zip(self._bases.items(), self.dirs(sandbox_id)):
             key = f"{ctrl}:{sandbox_id}:{limits}"
             try:
                 d.mkdir()

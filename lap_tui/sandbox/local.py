@@ -23,7 +23,8 @@ from lap_tui.domain.agent import SandboxSettings
 from lap_tui.domain.clock import epoch_from_iso, now_iso
 from lap_tui.domain.errors import InvalidInput, NotFound
 from lap_tui.domain.sandbox import (WORKSPACE, DirEntry, ExecResult, SandboxError, SandboxEvent, SandboxPhase,
-                                    SandboxSpec, SandboxStatus, SandboxUnavailable)
+                                    SandboxSpec, SandboxStatus, SandboxUnavailable, check_sandbox_id,
+                                    sandbox_id_problem)
 from lap_tui.domain.secrets import Redactor
 from lap_tui.sandbox import bwrap as bw
 from lap_tui.sandbox import paths
@@ -102,18 +103,27 @@ class LocalBackend(SandboxBackend):
         return self._cgroups.describe()
 
     # --- lifecycle ---------------------------------------------------------------------
+    def sandbox_dir(self, sandbox_id: str) -> Path:
+        """The sandbox's own directory, never anywhere else: ids come from a store others write."""
+        d = self.root / check_sandbox_id(sandbox_id)
+        if os.path.realpath(d) != os.path.join(os.path.realpath(self.root), sandbox_id):
+            raise SandboxError(f"the directory of sandbox {sandbox_id} ({d}) leads outside {self.root}",
+                               "remove that link; lap-tui made a plain directory there")
+        return d
+
     def workspace(self, sandbox_id: str) -> Path:
-        return self.root / sandbox_id / "workspace"
+        return self.sandbox_dir(sandbox_id) / "workspace"
 
     async def ensure(self, spec: SandboxSpec) -> SandboxStatus:
         mode = self._mode()
         spec.settings.validate()
+        check_sandbox_id(spec.id)  # made from store rows (session id, context key): check before use
         rec = await self.store.get_sandbox(spec.id)
         if rec is not None and (rec.team != spec.team or rec.backend != self.name):
             raise SandboxError(f"sandbox {spec.id} belongs to team {rec.team} ({rec.backend} backend)",
                                "sandboxes are never shared across teams or backends")
         self.workspace(spec.id).mkdir(parents=True, exist_ok=True)
-        (self.root / spec.id / "run").mkdir(exist_ok=True)
+        (self.sandbox_dir(spec.id) / "run").mkdir(exist_ok=True)
         now = now_iso()
         data = {"settings": spec.settings.to_dict(), "isolation": mode,
                 "workspace": str(self.workspace(spec.id))}
@@ -154,11 +164,14 @@ class LocalBackend(SandboxBackend):
         return _status(rec)
 
     async def delete(self, sandbox_id: str) -> None:
-        rec = await self._record(sandbox_id)
-        self._kill_all(sandbox_id, "deleted")
-        await self._reap(sandbox_id)
-        self._cgroups.remove(sandbox_id)
-        await asyncio.to_thread(_rmtree, self.root / sandbox_id)
+        rec = await self._record(sandbox_id, checked=False)
+        if sandbox_id_problem(rec.id) is None:
+            self._kill_all(sandbox_id, "deleted")
+            await self._reap(sandbox_id)
+            self._cgroups.remove(sandbox_id)
+            await asyncio.to_thread(_rmtree, self.sandbox_dir(sandbox_id))
+        # else: a row lap-tui never made; its id names no directory, cgroup or process of ours,
+        # so only the row goes.
         await self.store.delete_sandbox(sandbox_id)
         if rec.session_id:
             try:
@@ -179,7 +192,7 @@ class LocalBackend(SandboxBackend):
     async def logs(self, sandbox_id: str, *, tail: int | None = None) -> list[str]:
         await self._record(sandbox_id)
         try:
-            lines = (self.root / sandbox_id / "events.log").read_text(errors="replace").splitlines()
+            lines = (self.sandbox_dir(sandbox_id) / "events.log").read_text(errors="replace").splitlines()
         except FileNotFoundError:
             lines = []
         return lines[-tail:] if tail else lines
@@ -188,8 +201,8 @@ class LocalBackend(SandboxBackend):
         now = time.time() if now is None else now
         done = []
         for rec in await self.store.list_sandboxes(backend=self.name):
-            if rec.phase != SandboxPhase.RUNNING.value:
-                continue
+            if rec.phase != SandboxPhase.RUNNING.value or sandbox_id_problem(rec.id):
+                continue  # a row with an id lap-tui never makes is not ours to suspend
             idle = int((rec.data or {}).get("settings", {}).get("idle_suspend_seconds", 0))
             last = rec.last_used_at or rec.created_at
             if idle <= 0 or not last or now - epoch_from_iso(last) < idle:
@@ -252,7 +265,7 @@ class LocalBackend(SandboxBackend):
                                "see `lap-tui sandboxes logs`") from None
         running = _Running(proc)
         state.running.add(running)
-        pidfile = self.root / sandbox_id / "run" / str(proc.pid)
+        pidfile = self.sandbox_dir(sandbox_id) / "run" / str(proc.pid)
         _touch_file(pidfile)
         readers = [asyncio.create_task(_pump(proc.stdout, "stdout", out, on_output)),
                    asyncio.create_task(_pump(proc.stderr, "stderr", err, on_output))]
@@ -371,7 +384,9 @@ class LocalBackend(SandboxBackend):
         return await asyncio.to_thread(paths.list_dir, self.workspace(sandbox_id), path)
 
     # --- helpers -----------------------------------------------------------------------
-    async def _record(self, sandbox_id: str) -> SandboxRecord:
+    async def _record(self, sandbox_id: str, *, checked: bool = True) -> SandboxRecord:
+        if checked:
+            check_sandbox_id(sandbox_id)
         rec = await self.store.get_sandbox(sandbox_id)
         if rec is None or rec.backend != self.name:
             raise NotFound(f"no sandbox {sandbox_id!r}", "`lap-tui sandboxes list` shows them")
@@ -398,7 +413,7 @@ class LocalBackend(SandboxBackend):
 
     def _live_pids(self, sandbox_id: str) -> list[int]:
         """bwrap processes of this sandbox started by any lap-tui process, from the pid files."""
-        rundir = self.root / sandbox_id / "run"
+        rundir = self.sandbox_dir(sandbox_id) / "run"
         marker = os.fsencode(str(self.workspace(sandbox_id)))
         live = []
         try:
@@ -420,6 +435,7 @@ class LocalBackend(SandboxBackend):
         return live
 
     def _kill_all(self, sandbox_id: str, reason: str) -> int:
+        check_sandbox_id(sandbox_id)  # a kill target: never an id we could not have made
         n = 0
         for r in list(self._state(sandbox_id).running):
             r.kill(reason)
@@ -444,7 +460,7 @@ class LocalBackend(SandboxBackend):
             await asyncio.wait([asyncio.ensure_future(p) for p in procs], timeout=DRAIN_AFTER_KILL)
 
     def _log(self, sandbox_id: str, line: str) -> None:
-        path = self.root / sandbox_id / "events.log"
+        path = self.sandbox_dir(sandbox_id) / "events.log"
         try:
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write(f"{now_iso()} {self._redact(line)}\n")
