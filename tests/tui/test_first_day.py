@@ -64,3 +64,40 @@ async def test_text_then_send_in_one_burst_sends_all_of_it(services_factory):
         burst(app, list("Summarise the repo") + ["ctrl+j"])
         await wait_for(pilot, lambda: sent, what=f"a send (draft: {draft.text!r})")
         assert sent == ["Summarise the repo"]
+
+
+# -- 2: the agents list is live
+async def test_agents_made_elsewhere_appear_and_go_and_age_ticks(services_factory, monkeypatch):
+    from lap_tui.domain.agent import Agent
+    from lap_tui.domain.clock import epoch_from_iso
+    from lap_tui.tui.screens.agents import AgentsScreen
+    from lap_tui.tui.widgets.table import LapTable
+    from tests.tui.conftest import FROZEN, frozen_store_clock
+
+    services = services_factory(deterministic=False)
+    with frozen_store_clock(monkeypatch):
+        seed(services, seed_basic)
+    clock = [epoch_from_iso(FROZEN) + 30]
+    services.clock = lambda: clock[0]
+    app = LapApp(services)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app, pilot)
+        table = app.screen.query_one(LapTable)
+        assert isinstance(app.screen, AgentsScreen) and table.row_count == 2
+
+        async def other_process(fn):
+            store = await services.open_store()  # a second connection, as the CLI would open
+            try:
+                return await fn(store)
+            finally:
+                await store.close()
+
+        await other_process(lambda s: s.create_agent(Agent(id="a" * 32, name="made-by-cli", team="default", model="m")))
+        await wait_for(pilot, lambda: "a" * 32 in table.rows, what="the agent made elsewhere listed")
+        await other_process(lambda s: s.delete_agent("a0000000000000000000000000000002"))
+        await wait_for(pilot, lambda: "a0000000000000000000000000000002" not in table.rows,
+                       what="the agent deleted elsewhere gone")
+        before = table.get_cell("a0000000000000000000000000000001", "age")
+        clock[0] += 3600 * 5
+        await wait_for(pilot, lambda: table.get_cell("a0000000000000000000000000000001", "age") != before,
+                       what="AGE ticks")

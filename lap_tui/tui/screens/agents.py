@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Iterable
 
 from textual import on, work
@@ -16,7 +18,9 @@ from lap_tui.tui.screens.base import TableScreen
 from lap_tui.tui.widgets.filter_bar import FilterBar
 from lap_tui.tui.widgets.table import LapTable
 
-COLUMNS = ("NAME", "TEAM", "MODEL", "HARNESS", "SANDBOX", "AGE")
+COLUMNS = (("NAME", "name"), ("TEAM", "team"), ("MODEL", "model"), ("HARNESS", "harness"),
+           ("SANDBOX", "sandbox"), ("AGE", "age"))
+REFRESH_EVERY = 2.0  # seconds between reads of the store while the list is shown (like Sessions)
 
 
 class AgentsScreen(TableScreen):
@@ -31,11 +35,14 @@ class AgentsScreen(TableScreen):
         self._filter = ""
         self._loaded = False
         self._filled = False
+        self._read_at = 0.0  # monotonic time of the last read of the store
+        self._want: str | None = None  # an agent to select once it is in the list (just saved)
 
     def compose_body(self) -> ComposeResult:
         yield FilterBar()
         table = LapTable(id="agents")
-        table.add_columns(*COLUMNS)
+        for label, key in COLUMNS:
+            table.add_column(label, key=key)
         yield table
 
     def on_mount(self) -> None:
@@ -45,22 +52,64 @@ class AgentsScreen(TableScreen):
         else:
             self.query_one("#title").set(detail="opening the store…")
 
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self._poll()  # back on the list (or shown first): read again, then every REFRESH_EVERY
+
+    @work(group="agents-poll", exclusive=True)
+    async def _poll(self) -> None:
+        """Agents created, changed or deleted by another process (the CLI, a teammate on the
+        same Postgres) appear while the list is shown, and AGE ticks."""
+        await self.lap.store_ready.wait()
+        wait = REFRESH_EVERY - (time.monotonic() - self._read_at)
+        while True:
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if self.app.screen is not self:  # covered by another screen: read again on resume
+                return
+            self._read_at = time.monotonic()
+            try:
+                await self.lap.refresh_agents()
+            except Exception as exc:  # noqa: BLE001 - a store that went away: said, and tried again
+                self.query_one("#title").set(detail=f"cannot read the agents: {str(exc).splitlines()[0]}")
+            if self.lap.services.deterministic:
+                return
+            wait = REFRESH_EVERY
+
     def show_agents(self, agents: list[Agent]) -> None:
         self._agents = agents
         self._loaded = True
+        self._read_at = time.monotonic()
         self._fill()
 
+    def select_agent(self, agent_id: str) -> None:
+        """Put the cursor on this agent now, or as soon as it is listed (a form just saved it)."""
+        self._want = agent_id
+        table = self.query_one(LapTable)
+        if agent_id in table.rows:
+            table.move_cursor(row=table.get_row_index(agent_id), animate=False)
+            self._want = None
+
+    def _cells(self, a: Agent, now: float) -> tuple[str, ...]:
+        return (a.name, a.team, a.model, a.harness, a.sandbox.backend, age(a.created_at, now))
+
     def _fill(self) -> None:
-        table = self.query_one(DataTable)
-        keep = self.selected_id() if self._filled else self.lap.initial.agent_id
+        """Cells are updated in place; rows are rebuilt only when the set or order changed."""
+        table = self.query_one(LapTable)
+        keep = self._want or (self.selected_id() if self._filled else self.lap.initial.agent_id)
         self._filled = True
-        table.clear()
         now = self.lap.services.clock()
         f = self._filter.lower()
-        for a in self._agents:
-            if f and f not in f"{a.name} {a.team} {a.model} {a.harness}".lower():
-                continue
-            table.add_row(a.name, a.team, a.model, a.harness, a.sandbox.backend, age(a.created_at, now), key=a.id)
+        rows = [a for a in self._agents if not f or f in f"{a.name} {a.team} {a.model} {a.harness}".lower()]
+        if [a.id for a in rows] != [k.value for k in table.rows]:
+            table.clear()
+            for a in rows:
+                table.add_row(*self._cells(a, now), key=a.id)
+        else:
+            for a in rows:
+                for (_, col), value in zip(COLUMNS, self._cells(a, now)):
+                    if table.get_cell(a.id, col) != value:
+                        table.update_cell(a.id, col, value)
         if not self._agents:
             hint = "no agents yet — press n to create one" if not self.lap.read_only else "no agents yet"
             self.query_one("#title").set(detail=hint)
@@ -68,7 +117,10 @@ class AgentsScreen(TableScreen):
             self.query_one("#title").set(detail=f"{table.row_count} of {len(self._agents)}" if f else
                                          plural(len(self._agents), "agent"))
         if keep is not None and keep in table.rows:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
+            if table.cursor_row != table.get_row_index(keep):
+                table.move_cursor(row=table.get_row_index(keep), animate=False)
+            if keep == self._want:
+                self._want = None
 
     def selected_id(self) -> str | None:
         return self.query_one(LapTable).selected_key()
