@@ -28,6 +28,7 @@ _KEYS: dict[str, tuple[str, str, bool]] = {
     "team": ("LAP_TEAM", "team", False),
     "theme": ("LAP_THEME", "theme", False),
     "allow_unisolated": ("LAP_ALLOW_UNISOLATED", "allow_unisolated", False),
+    "create_db": ("LAP_CREATE_DB", "create_db", False),
 }
 _TOML_TABLES = {"keys"}  # [keys]: binding id -> key(s)
 _TRUE = {"1", "true", "yes", "on"}
@@ -75,6 +76,7 @@ class Settings:
     container_env_sources: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     config_file: Path | None = None
+    config_path: Path | None = None  # where the config file is looked for, whether or not it exists
     data_dir: Path = Path(".")
     state_dir: Path = Path(".")
 
@@ -84,6 +86,13 @@ class Settings:
     @property
     def database_url(self) -> str:
         return self["database_url"]
+
+    @property
+    def may_create_database_dir(self) -> bool:
+        """A missing folder for the SQLite file is created only for the default database (under
+        the data dir) or when asked (LAP_CREATE_DB=1): a typo in the URL must not become a new,
+        empty store."""
+        return self.values["database_url"].source == "default" or bool(self["create_db"])
 
     @property
     def redactor(self) -> Redactor:
@@ -108,6 +117,7 @@ class Settings:
                                 for k in sorted(self.container_env)}
         out["keys"] = dict(self.keys)
         out["config_file"] = str(self.config_file) if self.config_file else None
+        out["config_path"] = str(self.config_path) if self.config_path else None
         out["data_dir"] = str(self.data_dir)
         return out
 
@@ -135,6 +145,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         "team": "default",
         "theme": "lap-dark",
         "allow_unisolated": False,
+        "create_db": False,
     }
     values: dict[str, Setting] = {}
     for name, (env_name, toml_key, secret) in _KEYS.items():
@@ -149,6 +160,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         value = _coerce(name, raw, source, type(defaults[name]))
         values[name] = Setting(value, source, secret)
     check_database_url(values["database_url"].value, values["database_url"].source)
+    check_api_base(values["litellm_api_base"].value, values["litellm_api_base"].source)
 
     container_env: dict[str, str] = {}
     container_sources: dict[str, str] = {}
@@ -164,7 +176,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         raise ConfigError(f"config file {cfg_path}: [keys] must map binding ids to key strings",
                           'e.g. [keys] "app.quit" = "ctrl+q"')
     return Settings(values=values, container_env=container_env, container_env_sources=container_sources,
-                    keys=dict(keys), config_file=cfg_path if cfg_path.exists() else None,
+                    keys=dict(keys), config_file=cfg_path if cfg_path.exists() else None, config_path=cfg_path,
                     data_dir=ddir, state_dir=state_dir(environ))
 
 
@@ -185,6 +197,20 @@ def check_database_url(url: str, source: str = "LAP_DATABASE_URL") -> None:
             raise ConfigError(f"database URL {mask_url_password(url)!r} ({source}) names no host", fix)
         return
     raise ConfigError(f"database URL {mask_url_password(url)!r} ({source}) is not supported", fix)
+
+
+def check_api_base(url: str, source: str = "LITELLM_API_BASE") -> None:
+    """The gateway's address must be an http(s) URL with a host: `not-a-url` is refused at once
+    instead of failing every turn later."""
+    fix = "use the gateway's URL, e.g. http://127.0.0.1:4000 (with or without /v1)"
+    shown = mask_url_password(url)[:120] if "://" in url else url[:120]
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigError(f"LITELLM_API_BASE {shown!r} ({source}) is malformed: {exc}", fix) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"LITELLM_API_BASE {shown!r} ({source}) is not an http(s) URL", fix)
 
 
 def sqlite_path(url: str) -> str:

@@ -35,6 +35,23 @@ def test_sandbox_settings_validation_and_memory():
             SandboxSettings(**bad).validate()
     with pytest.raises(InvalidInput, match="harness"):
         Agent(id="x", name="a", team="t", model="m", harness="emacs").validate()
+
+
+@pytest.mark.parametrize("bad, why", [
+    (dict(memory="12"), "'12' \\(12 bytes\\) is too little"), (dict(memory="63Mi"), "too little"),
+    (dict(memory="1K"), "too little"), (dict(cpu="0"), "too little"), (dict(cpu="0.05"), "too little"),
+    (dict(cpu="99m"), "too little"), (dict(cpu="0m"), "too little"),
+])
+def test_sandbox_limits_below_the_floor_are_refused(bad, why):
+    with pytest.raises(InvalidInput, match=why) as ei:
+        SandboxSettings(**bad).validate()
+    assert "at least" in (ei.value.hint or "")
+
+
+def test_sandbox_limits_at_the_floor_are_accepted():
+    SandboxSettings(memory="64Mi", cpu="100m").validate()
+    SandboxSettings(memory=str(64 * 2**20), cpu="0.1").validate()
+    SandboxSettings(memory="1G", cpu="2").validate()
     with pytest.raises(InvalidInput, match="model"):
         Agent(id="x", name="a", team="t", model=" ").validate()
 

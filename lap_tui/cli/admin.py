@@ -11,6 +11,8 @@ from lap_tui.store import open_store
 
 def register(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("migrate", help="apply pending database migrations (also done at every start)")
+    m.add_argument("--create", action="store_true",
+                   help="create the SQLite database's folder if it is missing (as LAP_CREATE_DB=1 does)")
     add_json_flag(m)
     m.set_defaults(handler=migrate)
     c = sub.add_parser("config", help="show the effective settings and where each came from (secrets masked)")
@@ -20,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 async def migrate(args: argparse.Namespace) -> int:
     settings = load_settings()
-    store = await open_store(settings.database_url, migrate=False)
+    store = await open_store(settings.database_url, migrate=False,
+                             create_dir=args.create or settings.may_create_database_dir)
     try:
         report = await store.migrate()
         url = store.display_url
@@ -43,7 +46,10 @@ async def config(args: argparse.Namespace) -> int:
     rows = [(name, v["value"], v["source"]) for name, v in desc.items() if isinstance(v, dict) and "source" in v]
     rows += [(f"CONTAINER_ENV_{k}", v["value"], v["source"]) for k, v in desc["container_env"].items()]
     print_table(("SETTING", "VALUE", "SOURCE"), rows)
-    print(f"\nconfig file: {desc['config_file'] or '(none)'}")
+    if desc["config_file"]:
+        print(f"\nconfig file: {desc['config_file']}")
+    else:
+        print(f"\nconfig file: none at {desc['config_path']} (create it, or point LAP_CONFIG_FILE at another)")
     print(f"data dir:    {desc['data_dir']}")
     if desc["keys"]:
         print("key bindings: " + ", ".join(f"{k}={v}" for k, v in desc["keys"].items()))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from lap_tui.cli.common import add_json_flag, emit_json, emit_json_lines, opened_store, print_fields, print_table
+from lap_tui.cli.common import (add_json_flag, delete_sandboxes_of, emit_json, emit_json_lines, opened_store,
+                                plural, print_fields, print_table, sandboxes_note)
 from lap_tui.config import load_settings
 from lap_tui.domain.agent import HARNESSES, SANDBOX_BACKENDS, SCOPES, Agent, SandboxSettings
-from lap_tui.domain.errors import Conflict
+from lap_tui.domain.errors import Conflict, InvalidInput
 from lap_tui.domain.ids import new_id
-from lap_tui.domain.names import validate_label
+from lap_tui.domain.names import clip, validate_label
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,10 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(e)
     e.set_defaults(handler=edit)
 
-    d = verbs.add_parser("delete", help="delete an agent (with --yes: its sessions and journals too)")
+    d = verbs.add_parser("delete", help="delete an agent (with --yes: its sessions, journals and sandboxes too)")
     d.add_argument("name")
     _add_team(d)
-    d.add_argument("--yes", action="store_true", help="also delete the agent's sessions")
+    d.add_argument("--yes", action="store_true", help="also delete the agent's sessions and their sandboxes")
+    d.add_argument("--keep-sandbox", action="store_true",
+                   help="keep the sessions' sandboxes and files (they are then listed as orphans)")
     add_json_flag(d)
     d.set_defaults(handler=delete)
 
@@ -119,7 +122,15 @@ async def show(args: argparse.Namespace) -> int:
     return 0
 
 
+_EDIT_OPTIONS = ("rename", "model", "prompt", "harness", "sandbox_backend", "image", "cpu", "memory", "network",
+                 "scope", "idle_suspend", "env")
+
+
 async def edit(args: argparse.Namespace) -> int:
+    if all(getattr(args, name) is None for name in _EDIT_OPTIONS):
+        raise InvalidInput(f"nothing to change for agent {clip(args.name)!r}",
+                           "pass what to change, e.g. --model M, --prompt TEXT, --memory 2Gi or --rename NEW_NAME "
+                           "(`lap-tui agents edit -h` lists them)")
     async with opened_store() as store:
         agent = await store.get_agent(args.name, _team(args))
         changed = replace(
@@ -136,17 +147,23 @@ async def edit(args: argparse.Namespace) -> int:
 
 
 async def delete(args: argparse.Namespace) -> int:
-    async with opened_store() as store:
+    settings = load_settings()
+    async with opened_store(settings) as store:
         agent = await store.get_agent(args.name, _team(args))
         count = await store.count_sessions(agent.id)
         if count and not args.yes:
-            raise Conflict(f"agent {agent.name!r} has {count} session(s); deleting it deletes them and their journals",
-                           "pass --yes to delete them too")
+            raise Conflict(f"agent {agent.name!r} has {plural(count, 'session')}; deleting it deletes "
+                           f"{'it' if count == 1 else 'them'}, {'its journal' if count == 1 else 'their journals'}"
+                           " and sandboxes", "pass --yes to delete them too (--keep-sandbox keeps the sandboxes)")
+        sessions = [s.id for s in await store.list_sessions(agent.id, limit=max(count, 1))]
+        sandboxes = await delete_sandboxes_of(settings, store, sessions, keep=args.keep_sandbox)
         deleted = await store.delete_agent(agent.id)
     if args.json:
-        emit_json({"deleted": agent.name, "team": agent.team, "sessions_deleted": deleted})
+        emit_json({"deleted": agent.name, "team": agent.team, "sessions_deleted": deleted,
+                   ("sandboxes_kept" if args.keep_sandbox else "sandboxes_deleted"): sandboxes})
     else:
-        print(f"deleted agent {agent.name} (team {agent.team}) and {deleted} session(s)")
+        print(f"deleted agent {agent.name} (team {agent.team}) and {plural(deleted, 'session')}"
+              + sandboxes_note(sandboxes, kept=args.keep_sandbox))
     return 0
 
 

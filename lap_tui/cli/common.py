@@ -51,7 +51,8 @@ def sandboxes_note(ids: Sequence[str], *, kept: bool) -> str:
         return ""
     names = ", ".join(ids)
     if kept:
-        return f"; kept {plural(len(ids), 'sandbox', 'sandboxes')} {names} (`lap-tui sandboxes delete` removes it)"
+        return (f"; kept {plural(len(ids), 'sandbox', 'sandboxes')} {names} "
+                f"(`lap-tui sandboxes delete` removes {'it' if len(ids) == 1 else 'them'})")
     return f" and {plural(len(ids), 'sandbox', 'sandboxes')} {names} with its files"
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from lap_tui.cli.common import add_json_flag, emit_json, emit_json_lines, opened_store, print_fields, print_table
+from lap_tui.cli.common import (add_json_flag, delete_sandboxes_of, emit_json, emit_json_lines, opened_store,
+                                plural, print_fields, print_table, sandboxes_note)
 from lap_tui.config import load_settings
 from lap_tui.domain.ids import new_id
 from lap_tui.domain.names import validate_label
@@ -35,8 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_flag(sh)
     sh.set_defaults(handler=show)
 
-    d = verbs.add_parser("delete", help="delete a session and its journal")
+    d = verbs.add_parser("delete", help="delete a session, its journal and its sandbox")
     d.add_argument("session")
+    d.add_argument("--keep-sandbox", action="store_true",
+                   help="keep the session's sandbox and files (it is then listed as an orphan)")
     add_json_flag(d)
     d.set_defaults(handler=delete)
 
@@ -86,11 +89,14 @@ async def show(args: argparse.Namespace) -> int:
 
 
 async def delete(args: argparse.Namespace) -> int:
-    async with opened_store() as store:
+    settings = load_settings()
+    async with opened_store(settings) as store:
         s = await store.get_session(args.session)
+        sandboxes = await delete_sandboxes_of(settings, store, [s.id], keep=args.keep_sandbox)
         await store.delete_session(s.id)
     if args.json:
-        emit_json({"deleted": s.id})
+        emit_json({"deleted": s.id, ("sandboxes_kept" if args.keep_sandbox else "sandboxes_deleted"): sandboxes})
     else:
-        print(f"deleted session {s.id} and its {s.last_seq} journal event(s)")
+        print(f"deleted session {s.id}, its {plural(s.last_seq, 'journal event')}"
+              + sandboxes_note(sandboxes, kept=args.keep_sandbox))
     return 0

@@ -20,6 +20,12 @@ _MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MEMORY_FACTORS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
                    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+# Below these a sandbox cannot run a shell and a small tool: `--memory 12` (12 bytes) made every
+# command die of the limit, `--cpu 0` or `1m` starved it. Same floors for the CLI and the form.
+MIN_MEMORY = "64Mi"
+MIN_MEMORY_BYTES = 64 * 2**20
+MIN_CPU = "100m"
+MIN_CPU_CORES = 0.1
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,15 @@ class SandboxSettings:
             raise InvalidInput(f"sandbox scope {self.scope!r} is unknown", "use session or context")
         if not _CPU.match(self.cpu):
             raise InvalidInput(f"cpu {self.cpu!r} is not a CPU quantity", "use e.g. 1, 0.5 or 500m")
+        if self.cpu_cores < MIN_CPU_CORES:
+            raise InvalidInput(f"cpu {self.cpu!r} is too little to run anything",
+                               f"use at least {MIN_CPU} (0.1 of a core), e.g. 1 or 500m")
         if not _MEMORY.match(self.memory):
             raise InvalidInput(f"memory {self.memory!r} is not a memory quantity", "use e.g. 512Mi or 2Gi")
+        if self.memory_bytes < MIN_MEMORY_BYTES:
+            shown = f"{self.memory!r} ({self.memory_bytes} bytes)" if self.memory.isdigit() else repr(self.memory)
+            raise InvalidInput(f"memory {shown} is too little to run a shell",
+                               f"use at least {MIN_MEMORY}, e.g. 512Mi or 2Gi (a bare number means bytes)")
         if self.idle_suspend_seconds < 0:
             raise InvalidInput("idle suspend time is negative", "use 0 to never suspend, or seconds")
         for name in self.env:
@@ -50,6 +63,10 @@ class SandboxSettings:
                 raise InvalidInput(f"env var name {name!r} is invalid",
                                    "use letters, digits and '_', not starting with a digit")
         return self
+
+    @property
+    def cpu_cores(self) -> float:
+        return int(self.cpu[:-1]) / 1000 if self.cpu.endswith("m") else float(self.cpu)
 
     @property
     def memory_bytes(self) -> int:

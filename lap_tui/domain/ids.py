@@ -6,6 +6,7 @@ import re
 import uuid
 
 from lap_tui.domain.errors import InvalidInput
+from lap_tui.domain.names import clip
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 MIN_PREFIX = 4
@@ -19,7 +20,7 @@ def validate_id_prefix(kind: str, value: str) -> str:
     value = value.strip().lower()
     if len(value) < MIN_PREFIX or len(value) > 32 or not _HEX.match(value):
         raise InvalidInput(
-            f"{kind} id {value!r} is not an id",
+            f"{kind} id {clip(value)!r} is not an id",
             f"give the id or a unique prefix of at least {MIN_PREFIX} hex digits",
         )
     return value

@@ -8,6 +8,13 @@ from lap_tui.domain.errors import InvalidInput
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_LABEL = 63
+SHOWN = 40  # characters of a user's input echoed back in an error
+
+
+def clip(text: str, limit: int = SHOWN) -> str:
+    """Input echoed in an error, cut to a readable length: a pasted 300-character name must not
+    fill the screen (the message says how long it was where the length matters)."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def validate_label(kind: str, value: str) -> str:
@@ -16,7 +23,7 @@ def validate_label(kind: str, value: str) -> str:
         raise InvalidInput(f"{kind} name is empty", "use lowercase letters, digits and '-'")
     if len(value) > MAX_LABEL:
         raise InvalidInput(
-            f"{kind} name {value!r} is {len(value)} characters long",
+            f"{kind} name {clip(value)!r} is {len(value)} characters long",
             f"use at most {MAX_LABEL}",
         )
     if not _LABEL.match(value):
@@ -25,7 +32,7 @@ def validate_label(kind: str, value: str) -> str:
             bad = sorted(set(re.findall(r"[^-a-z0-9]", value)))
             problem = "may not contain " + " ".join(repr(c) for c in bad)
         raise InvalidInput(
-            f"{kind} name {value!r} {problem}",
+            f"{kind} name {clip(value)!r} {problem}",
             "use lowercase letters, digits and '-', e.g. 'code-reviewer'",
         )
     return value

@@ -115,12 +115,15 @@ class SandboxStatus:
     updated_at: str = ""
     last_used_at: str | None = None
     suspended_at: str | None = None
+    orphan: bool = False  # lap-tui's labels, but no session or record of it in the store
 
     @property
     def warning(self) -> str | None:
         """Shown next to the sandbox wherever it appears."""
         if not self.isolated:
             return "UNISOLATED: commands run as plain host processes"
+        if self.orphan:
+            return "ORPHAN: no session in the store owns it (delete it with `lap-tui sandboxes delete`)"
         return None
 
     def to_dict(self) -> dict[str, Any]:

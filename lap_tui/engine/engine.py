@@ -9,10 +9,11 @@ the journal and continues from its last checkpoint; completed steps are never re
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from lap_tui.config import Settings
 from lap_tui.domain.clock import iso_from_epoch
@@ -63,6 +64,8 @@ class Engine:
         self._turn_tasks: dict[str, asyncio.Task[None]] = {}  # turn id -> the task running it
         self._watchers: dict[str, set[asyncio.Queue[Any]]] = {}
         self._redact = settings.redactor
+        # Called with each turn this process has driven until it stopped (`worker --json`).
+        self.on_turn_driven: Callable[[str], Awaitable[None] | None] | None = None
 
     # --- services, built on first use (off the TUI's first paint) ----------------------
     @property
@@ -197,6 +200,16 @@ class Engine:
             turns = [t for t in turns if t.updated_at < cutoff]
         return list(dict.fromkeys(t.session_id for t in turns))
 
+    async def _report_turn(self, turn_id: str) -> None:
+        if self.on_turn_driven is None:
+            return
+        try:
+            result = self.on_turn_driven(turn_id)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # a reporter must not stop the driving
+            log.exception("reporting turn %s failed", turn_id)
+
     async def drive_session(self, session_id: str) -> bool:
         """Run the session's unfinished turns, oldest first, while holding its lease.
 
@@ -223,6 +236,7 @@ class Engine:
                         task.cancel()  # another driver took over: stop writing at once
                     await asyncio.gather(task, return_exceptions=True)
                     self._turn_tasks.pop(turn.id, None)
+                    await self._report_turn(turn.id)
                 if task.cancelled() or isinstance(task.exception(), LeaseLost):
                     break
                 if isinstance(task.exception(), StoreError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 from lap_tui.domain.agent import Agent
 from lap_tui.domain.journal import JournalEvent, Turn, TurnStatus
@@ -152,3 +152,11 @@ class Store(ABC):
     async def list_sandboxes(self, *, backend: str | None = None) -> list[SandboxRecord]: ...
     @abstractmethod
     async def delete_sandbox(self, sandbox_id: str) -> None: ...
+    @abstractmethod
+    async def orphan_sandbox_ids(self) -> set[str]:
+        """Sandboxes no session uses any more (their session, or every session of their
+        context, was deleted while they were kept): listed as orphans."""
+    @abstractmethod
+    async def sandboxes_left_unused(self, session_ids: Sequence[str]) -> list[str]:
+        """The sandboxes that deleting these sessions leaves with no session: a session's own
+        sandbox, and a context sandbox once no other session of the context remains."""

@@ -20,6 +20,7 @@ from lap_tui.domain.agent import Agent, SandboxSettings
 from lap_tui.domain.clock import now_iso
 from lap_tui.domain.errors import Conflict, InvalidInput, NotFound, StoreError
 from lap_tui.domain.ids import validate_id_prefix
+from lap_tui.domain.names import clip
 from lap_tui.domain.journal import JournalEvent, Turn, TurnStatus
 from lap_tui.domain.lease import Lease
 from lap_tui.domain.session import Session, SessionStatus
@@ -222,7 +223,7 @@ class SqlStore(Store):
         async with self._read() as db:
             rows = await db.fetch(f"SELECT {_AGENT_COLS} FROM agents a WHERE a.team = ? AND a.name = ?", team, name)
         if not rows:
-            raise NotFound(f"no agent {name!r} in team {team!r}", "see `lap-tui agents list`")
+            raise NotFound(f"no agent {clip(name)!r} in team {clip(team)!r}", "see `lap-tui agents list`")
         return _agent(rows[0])
 
     async def get_agent_by_id(self, agent_id: str) -> Agent:
@@ -293,7 +294,7 @@ class SqlStore(Store):
                 f"SELECT {_SESSION_COLS} FROM sessions s JOIN agents a ON a.id = s.agent_id"
                 " WHERE s.id >= ? AND s.id < ? ORDER BY s.id LIMIT 2", prefix, prefix + "g")
         if not rows:
-            raise NotFound(f"no session {id_or_prefix!r}", "see `lap-tui sessions list`")
+            raise NotFound(f"no session {clip(id_or_prefix)!r}", "see `lap-tui sessions list`")
         if len(rows) > 1:
             raise InvalidInput(f"session id prefix {id_or_prefix!r} is ambiguous", "give more of the id")
         return _session(rows[0])
@@ -527,3 +528,22 @@ class SqlStore(Store):
     async def delete_sandbox(self, sandbox_id: str) -> None:
         async with self._write() as db:
             await db.execute("DELETE FROM sandboxes WHERE id = ?", sandbox_id)
+
+    async def orphan_sandbox_ids(self) -> set[str]:
+        async with self._read() as db:
+            rows = await db.fetch("SELECT x.id FROM sandboxes x WHERE NOT EXISTS (SELECT 1 FROM sessions s"
+                                  " WHERE s.id = x.session_id OR s.sandbox_ref = x.id)")
+        return {r[0] for r in rows}
+
+    async def sandboxes_left_unused(self, session_ids: Sequence[str]) -> list[str]:
+        ids = list(dict.fromkeys(session_ids))
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        async with self._read() as db:
+            rows = await db.fetch(
+                f"SELECT x.id FROM sandboxes x WHERE (x.session_id IN ({marks})"
+                f" OR x.id IN (SELECT sandbox_ref FROM sessions WHERE id IN ({marks})))"
+                " AND NOT EXISTS (SELECT 1 FROM sessions s WHERE (s.id = x.session_id OR s.sandbox_ref = x.id)"
+                f" AND s.id NOT IN ({marks})) ORDER BY x.id", *ids, *ids, *ids)
+        return [r[0] for r in rows]

@@ -32,9 +32,10 @@ class _Db:
 class SqliteStore(SqlStore):
     kind = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, create_dir: bool = True) -> None:
         super().__init__()
         self.path = Path(path).expanduser()
+        self._create_dir = create_dir
         self.display_url = f"sqlite://{self.path}"
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -44,6 +45,10 @@ class SqliteStore(SqlStore):
         self._rlock = asyncio.Lock()
 
     async def open(self) -> None:
+        if not self._create_dir and not self.path.parent.is_dir():
+            raise StoreError(f"the folder {self.path.parent} of the SQLite database does not exist",
+                             "fix LAP_DATABASE_URL, or set LAP_CREATE_DB=1 (or `lap-tui migrate --create`) "
+                             "to create it")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -26,7 +26,7 @@ def build_services(settings: Settings):
     async def open_store() -> Store:
         from lap_tui.store import open_store as _open
 
-        return await _open(settings.database_url)
+        return await _open(settings.database_url, create_dir=settings.may_create_database_dir)
 
     async def make_engine(store: Store) -> Any:
         return (await import_in_thread("lap_tui.engine.services")).build_engine(settings, store)

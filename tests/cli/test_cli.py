@@ -72,7 +72,7 @@ def test_agents_round_trip(env):
     msg = fails("agents", "delete", "critic", env=env)
     assert "1 session" in msg and "--yes" in msg
     out = json.loads(ok("agents", "delete", "critic", "--yes", "--json", env=env))
-    assert out == {"deleted": "critic", "team": "default", "sessions_deleted": 1}
+    assert out == {"deleted": "critic", "team": "default", "sessions_deleted": 1, "sandboxes_deleted": []}
     fails("sessions", "show", sid, env=env, code=3)
 
 
