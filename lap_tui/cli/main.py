@@ -21,6 +21,8 @@ COMMANDS = {
     "worker": "worker",
     "migrate": "admin",
     "config": "admin",
+    "harnesses": "harnesses",
+    "relay": "harnesses",
 }
 VIEWS = ("agents", "sessions", "sandboxes")
 

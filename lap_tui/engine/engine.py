@@ -301,7 +301,13 @@ class Engine:
             await self.store.set_session_status(session.id, SessionStatus.RUNNING)
             watcher = asyncio.create_task(self._watch_cancel(turn, asyncio.current_task()))
             try:
-                await self._loop(turn, agent, session, others, mine)
+                harness = self._harness(agent)
+                if harness is None:  # the built-in tool loop
+                    await self._loop(turn, agent, session, others, mine)
+                else:
+                    from lap_tui.engine.cli_turn import run_cli_turn
+
+                    await run_cli_turn(self, turn, agent, session, mine, harness)
             finally:
                 watcher.cancel()
         except asyncio.CancelledError:
@@ -315,6 +321,17 @@ class Engine:
             await self._fail(turn, exc.reason)
         except LapError as exc:
             await self._fail(turn, str(exc))
+
+    def _harness(self, agent: Any) -> Any:
+        """The agent's CLI harness definition; None for the built-in loop (harnesses/)."""
+        if agent.harness == "builtin":
+            return None
+        from lap_tui.engine.cli_turn import harness_definitions
+
+        h = harness_definitions(self.settings).get(agent.harness)
+        if h is None:
+            raise _TurnFailed(f"harness {agent.harness!r} is not defined here (see `lap-tui harnesses list`)")
+        return h if h.is_cli else None
 
     async def _settle_interrupted(self, turn: Turn, state: TurnState) -> list[JournalEvent]:
         """Tool calls that started but never finished: interrupted, unless safe to re-run."""

@@ -160,3 +160,15 @@ class Store(ABC):
     async def sandboxes_left_unused(self, session_ids: Sequence[str]) -> list[str]:
         """The sandboxes that deleting these sessions leaves with no session: a session's own
         sandbox, and a context sandbox once no other session of the context remains."""
+
+    # Relay tokens (CLI harnesses reach the gateway with these; only hashes are stored)
+    @abstractmethod
+    async def put_relay_token(self, token_hash: str, session_id: str) -> None:
+        """Record a session's token (one per session: a new one replaces the old)."""
+    @abstractmethod
+    async def relay_grant(self, token_hash: str) -> tuple[str, str | None] | None:
+        """(session id, turn id to charge) for a live token; None when unknown or revoked."""
+    @abstractmethod
+    async def set_relay_turn(self, session_id: str, turn_id: str | None) -> None: ...
+    @abstractmethod
+    async def revoke_relay_tokens(self, session_id: str) -> int: ...

@@ -547,3 +547,23 @@ class SqlStore(Store):
                 " AND NOT EXISTS (SELECT 1 FROM sessions s WHERE (s.id = x.session_id OR s.sandbox_ref = x.id)"
                 f" AND s.id NOT IN ({marks})) ORDER BY x.id", *ids, *ids, *ids)
         return [r[0] for r in rows]
+
+    # --- relay tokens --------------------------------------------------------------------
+    async def put_relay_token(self, token_hash: str, session_id: str) -> None:
+        async with self._write() as db:
+            await db.execute("DELETE FROM relay_tokens WHERE session_id = ?", session_id)
+            await db.execute("INSERT INTO relay_tokens (token_hash, session_id, turn_id, created_at)"
+                             " VALUES (?, ?, NULL, ?)", token_hash, session_id, now_iso())
+
+    async def relay_grant(self, token_hash: str) -> tuple[str, str | None] | None:
+        async with self._read() as db:
+            rows = await db.fetch("SELECT session_id, turn_id FROM relay_tokens WHERE token_hash = ?", token_hash)
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def set_relay_turn(self, session_id: str, turn_id: str | None) -> None:
+        async with self._write() as db:
+            await db.execute("UPDATE relay_tokens SET turn_id = ? WHERE session_id = ?", turn_id, session_id)
+
+    async def revoke_relay_tokens(self, session_id: str) -> int:
+        async with self._write() as db:
+            return await db.execute("DELETE FROM relay_tokens WHERE session_id = ?", session_id)

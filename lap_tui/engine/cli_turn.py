@@ -1,0 +1,246 @@
+"""A turn on a CLI harness (opencode, Claude Code, Codex, or any defined in harnesses/).
+
+The CLI runs detached in the session's sandbox (sandbox/detached.py), its JSON lines going to
+`.lap/turns/<turn>-<attempt>/out.jsonl` in the workspace. The driver follows that file and
+journals what each line stands for (harness/events.py), every event carrying its cursor
+`data["cli"] = {"attempt", "at", "n"}`: the line's starting byte offset and the event's index
+within the line. A driver that died is replaced by one that reads the journal's last cursor
+and continues from that line, skipping the events of it already journaled: nothing is lost or
+journaled twice, and the CLI never noticed.
+
+Write-ahead: `harness.event` {"type": "cli.started"} is journaled before the CLI starts; a
+turn whose CLI is gone without an exit code (its sandbox's processes were killed) is resumed
+through the definition's resume form in a new attempt, journaled as `cli.resumed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lap_tui.domain.clock import epoch_from_iso
+from lap_tui.domain.errors import LapError
+from lap_tui.domain.journal import EventKind, JournalEvent, Turn, TurnStatus
+from lap_tui.harness.cli import (CLI_MOUNT, FORWARDER, FORWARDER_MOUNT, RELAY_MOUNT, HarnessNotInstalled,
+                                 harness_root, install_dir, installed_bin, plan_turn)
+from lap_tui.harness.definition import HarnessDefinition, load_definitions, user_harness_dirs
+from lap_tui.harness.events import Mapped, map_event, parse_line, session_id_of
+
+if TYPE_CHECKING:
+    from lap_tui.engine.engine import Engine
+
+READ_CHUNK = 1 << 20
+POLL_MIN, POLL_MAX = 0.05, 0.5  # following the output file: fast while it grows, slower when quiet
+MAX_ATTEMPTS = 3  # CLI processes per turn (the first, then resumes after the sandbox lost it)
+
+
+class CliTurnFailed(LapError):
+    pass
+
+
+def harness_definitions(settings: Any) -> dict[str, HarnessDefinition]:
+    found, _problems = load_definitions(*user_harness_dirs(getattr(settings, "config_file", None)))
+    return found
+
+
+@dataclass
+class _Cursor:
+    attempt: int = 0
+    offset: int = 0  # where the next unread line starts
+    skip: int = 0  # events of the line at `offset` already journaled
+
+
+def _progress(mine: list[JournalEvent]) -> tuple[dict[str, Any] | None, _Cursor, bool]:
+    """The last CLI start of the turn, where its output was journaled up to, and whether that
+    attempt already reached its end."""
+    started: dict[str, Any] | None = None
+    cur = _Cursor()
+    ended = False
+    for ev in mine:
+        d = ev.data
+        if ev.kind == EventKind.HARNESS_EVENT and d.get("type") in ("cli.started", "cli.resumed"):
+            started = dict(d, at_epoch=epoch_from_iso(ev.at) if ev.at else time.time())
+            cur, ended = _Cursor(int(d.get("attempt", 0))), False
+        elif ev.kind == EventKind.HARNESS_EVENT and d.get("type") == "cli.exited":
+            ended = True
+        c = d.get("cli") if isinstance(d, dict) else None
+        if isinstance(c, dict) and int(c.get("attempt", -1)) == cur.attempt:
+            cur.offset, cur.skip = int(c["at"]), int(c["n"]) + 1
+    return started, cur, ended
+
+
+async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, mine: list[JournalEvent],
+                       h: HarnessDefinition) -> None:
+    from lap_tui.engine.relay_service import ensure_relay, issue_token, socket_path
+    from lap_tui.sandbox import ensure_for_session
+    from lap_tui.sandbox.detached import Detached
+
+    settings, store = engine.settings, engine.store
+    root = harness_root(settings.data_dir)
+    if installed_bin(root, h) is None:
+        raise HarnessNotInstalled(f"the {h.name} CLI ({h.npm}@{h.version}) is not installed",
+                                  f"run `lap-tui harnesses install {h.name}`")
+    status = await ensure_for_session(engine.sandboxes, store, agent, session)
+    sid = status.id
+    detached = Detached(engine.sandboxes)
+    started, cur, ended = _progress(mine)
+    name = f"turn-{turn.id}"
+    await ensure_relay(settings)  # also when re-attaching: the CLI may still need it
+
+    async def launch(kind: str, attempt: int, note: str = "") -> dict[str, Any]:
+        session_now = await store.get_session(session.id)
+        cli_session = session_now.harness_session_id
+        resume = bool(cli_session)
+        if h.session_id_from == "uuid" and not cli_session:
+            cli_session = str(uuid.uuid4())
+            await store.update_session(session.id, harness_session_id=cli_session)
+        token = await issue_token(store, session.id)
+        await store.set_relay_turn(session.id, turn.id)
+        prompt = _prompt(mine) if not note else f"{note}\n\n{_prompt(mine)}"
+        plan = plan_turn(h, turn_id=turn.id, attempt=attempt, prompt=prompt, model=agent.model, token=token,
+                         session_id=cli_session, resume=resume)
+        data = {"type": kind, "harness": h.name, "version": h.version, "attempt": attempt, "output": plan.output,
+                "stderr": plan.stderr, "resume": resume}
+        ev = await engine._append(turn, EventKind.HARNESS_EVENT, data)  # write-ahead
+        mine.append(ev)
+        relay_dir = str(socket_path(settings).parent)
+        await detached.start(sid, name, plan.argv, env=plan.env, ro_binds=[
+            (str(install_dir(root, h)), CLI_MOUNT), (relay_dir, RELAY_MOUNT), (str(FORWARDER), FORWARDER_MOUNT)])
+        return dict(data, at_epoch=time.time())
+
+    if started is None or ended:
+        started = await launch("cli.started", 0 if started is None else cur.attempt + 1)
+        cur = _Cursor(int(started["attempt"]))
+    elif detached.state(sid, name).state == "running":
+        mine.append(await engine._append(turn, EventKind.HARNESS_EVENT, {
+            "type": "cli.reattached", "attempt": cur.attempt, "offset": cur.offset}))
+    try:
+        await _follow(engine, turn, session, mine, h, detached, sid, name, started, cur, launch)
+    except asyncio.CancelledError:
+        await asyncio.shield(detached.kill(sid, name))
+        raise
+    except BaseException:
+        raise
+
+
+async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[JournalEvent], h: HarnessDefinition,
+                  detached: Any, sid: str, name: str, started: dict[str, Any], cur: _Cursor, launch: Any) -> None:
+    store = engine.store
+    redact = engine._redact
+    known_sid = (await store.get_session(session.id)).harness_session_id
+    journaled_sid = next((e.data.get("harness_session_id") for e in reversed(mine)
+                          if e.kind == EventKind.HARNESS_EVENT and e.data.get("type") == "cli.session"), None)
+    last_error = ""
+    poll = POLL_MIN
+    buf = b""
+    start_at = float(started.get("at_epoch") or time.time())
+    while True:
+        output = str(started["output"])
+        data = await detached.read_from(sid, output, cur.offset + len(buf), READ_CHUNK)
+        if data:
+            buf += data
+            poll = POLL_MIN
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                at = cur.offset
+                cur.offset += len(line) + 1
+                skip, cur.skip = cur.skip, 0
+                obj = parse_line(line)
+                if obj is None:
+                    continue
+                sid_seen = session_id_of(h, obj) if h.session_id_from == "output" else None
+                if sid_seen and sid_seen != journaled_sid:  # once per turn, outside the line's count
+                    journaled_sid = sid_seen
+                    await _journal(engine, turn, Mapped("session", {"harness_session_id": sid_seen}),
+                                   {"attempt": cur.attempt, "at": at, "n": skip - 1}, redact)
+                if sid_seen and sid_seen != known_sid:
+                    known_sid = sid_seen
+                    await store.update_session(session.id, harness_session_id=sid_seen)
+                n = -1
+                for m in map_event(h, obj):
+                    if m.kind == "raw":
+                        continue
+                    n += 1
+                    if n < skip:
+                        continue  # journaled by the driver before us
+                    if m.kind == "error":
+                        last_error = redact(str(m.data.get("message", "")))
+                    await _journal(engine, turn, m, {"attempt": cur.attempt, "at": at, "n": n}, redact)
+            continue
+        st = detached.state(sid, name)
+        if st.state == "running":
+            if time.time() - start_at > h.timeout:
+                await detached.kill(sid, name)
+                raise CliTurnFailed(f"the {h.name} CLI ran longer than its {h.timeout:g} s timeout and was stopped")
+            await asyncio.sleep(poll)
+            poll = min(poll * 2, POLL_MAX)
+            continue
+        # Ended: read once more (it may have written its last lines just before exiting).
+        if await detached.read_from(sid, output, cur.offset + len(buf), READ_CHUNK):
+            continue
+        if st.state == "gone":
+            if cur.attempt + 1 >= MAX_ATTEMPTS:
+                raise CliTurnFailed(f"the {h.name} CLI was stopped {MAX_ATTEMPTS} times before finishing the turn")
+            started = await launch("cli.resumed", cur.attempt + 1,
+                                   note="(lap-tui: your previous turn was interrupted before it finished; "
+                                        "check the workspace and continue the task.)")
+            cur.attempt, cur.offset, cur.skip, buf = int(started["attempt"]), 0, 0, b""
+            continue
+        err_tail = redact(await _stderr_tail(detached, sid, str(started.get("stderr", "")), st.stderr))
+        await engine._append(turn, EventKind.HARNESS_EVENT, {"type": "cli.exited", "attempt": cur.attempt,
+                                                            "exit_code": st.exit_code})
+        if st.exit_code != 0 or last_error:
+            reason = last_error or f"the {h.name} CLI exited with code {st.exit_code}"
+            if err_tail and not last_error:
+                reason += f": {err_tail}"
+            raise CliTurnFailed(reason)
+        t = await store.get_turn(turn.id)
+        await engine._append(turn, EventKind.TURN_COMPLETED, {
+            "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens, "cost_usd": t.cost_usd,
+            "harness": h.name})
+        await store.update_turn(turn.id, status=TurnStatus.COMPLETED)
+        await engine._session_after(turn, TurnStatus.COMPLETED)
+        return
+
+
+async def _journal(engine: "Engine", turn: Turn, m: Mapped, cursor: dict[str, int], redact: Any) -> None:
+    d = m.data
+    if m.kind == "text":
+        await engine._append(turn, EventKind.MODEL_MESSAGE, {
+            "text": redact(d["text"]), "tool_calls": [], "usage": {}, "cost_usd": 0.0, "cli": cursor})
+    elif m.kind == "tool_use":
+        await engine._append(turn, EventKind.TOOL_STARTED, {
+            "tool_call_id": d["tool_call_id"], "name": d["name"], "arguments": redact(d["arguments"]), "cli": cursor})
+    elif m.kind == "tool_result":
+        await engine._append(turn, EventKind.TOOL_FINISHED, {
+            "tool_call_id": d["tool_call_id"], "output": redact(d["output"]), "exit_code": d.get("exit_code"),
+            "truncated": False, "error": d.get("error"), "cli": cursor})
+    elif m.kind == "usage":
+        await engine._append(turn, EventKind.HARNESS_EVENT, {"type": "usage", **d, "cli": cursor})
+    elif m.kind == "error":
+        await engine._append(turn, EventKind.HARNESS_EVENT, {"type": "error", "message": redact(d["message"]),
+                                                            "cli": cursor})
+    elif m.kind == "session":
+        await engine._append(turn, EventKind.HARNESS_EVENT, {"type": "cli.session", **d, "cli": cursor})
+
+
+def _prompt(mine: list[JournalEvent]) -> str:
+    for ev in mine:
+        if ev.kind == EventKind.USER_MESSAGE:
+            return str(ev.data.get("text", ""))
+    return ""
+
+
+async def _stderr_tail(detached: Any, sid: str, path: str, keeper_err: str) -> str:
+    text = ""
+    if path:
+        try:
+            text = (await detached.read_from(sid, path, 0, 1 << 20)).decode("utf-8", "replace")
+        except LapError:
+            text = ""
+    text = (text + "\n" + keeper_err).strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return " | ".join(lines[-3:])[-600:]

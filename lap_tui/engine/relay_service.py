@@ -1,0 +1,139 @@
+"""The relay as a service of this host: one `lap-tui relay` process per data directory.
+
+The relay must outlive whichever lap-tui started a CLI's turn (the CLI keeps calling the
+model after its driver died), so it is its own process: started on demand by the first
+driver that needs it (detached, in its own session), found again through its unix socket,
+single per data directory (a lock file), and gone after an hour with no request and no open
+connection. It reads the same settings as lap-tui (the store to check tokens and charge
+turns; the gateway's address and key), so the key stays in lap-tui's processes.
+
+Tokens: `issue_token` makes a random one per session, stores only its SHA-256 and returns the
+token for the sandbox. A session has one live token (a new one replaces the old); deleting
+the session or its agent deletes it (ON DELETE CASCADE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from lap_tui.config import Settings
+from lap_tui.domain.errors import LapError
+from lap_tui.gateway.relay import Grant, Relay, Usage, hash_token
+from lap_tui.store.base import Store
+
+log = logging.getLogger(__name__)
+
+IDLE_EXIT = 3600.0
+START_WAIT = 20.0
+MAX_SOCKET_PATH = 107
+
+
+class RelayError(LapError):
+    pass
+
+
+def socket_path(settings: Settings) -> Path:
+    path = Path(settings.data_dir) / "relay" / "sock" / "relay.sock"  # its own dir: bound into sandboxes
+    if len(os.fsencode(str(path))) > MAX_SOCKET_PATH:
+        raise RelayError(f"the relay's socket path {path} is longer than a unix socket allows",
+                         "use a shorter data directory (XDG_DATA_HOME)")
+    return path
+
+
+async def issue_token(store: Store, session_id: str) -> str:
+    token = "lap-" + secrets.token_urlsafe(32)
+    await store.put_relay_token(hash_token(token), session_id)
+    return token
+
+
+def _alive(path: Path) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(2.0)
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+async def ensure_relay(settings: Settings) -> Path:
+    """The relay's socket, starting the relay process if none answers."""
+    path = socket_path(settings)
+    if await asyncio.to_thread(_alive, path):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_file = open(path.parent.parent / "relay.log", "ab")
+    try:
+        subprocess.Popen([sys.executable, "-m", "lap_tui", "relay", "--socket", str(path)],
+                         stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
+                         env=dict(os.environ))
+    finally:
+        log_file.close()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_WAIT
+    while loop.time() < deadline:
+        if await asyncio.to_thread(_alive, path):
+            return path
+        await asyncio.sleep(0.05)
+    tail = (path.parent.parent / "relay.log").read_text(errors="replace")[-500:]
+    raise RelayError(f"the relay did not start within {START_WAIT:g} s", f"see {path.parent.parent / 'relay.log'}: {tail}")
+
+
+async def serve(settings: Settings, store: Store, path: Path, *, idle_exit: float = IDLE_EXIT) -> int:
+    """Run the relay until idle for `idle_exit` seconds. 0 when it ran, 1 if another one runs."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = open(path.parent.parent / "relay.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return 1  # another relay owns the socket
+    try:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+        async def authorize(token_hash: str) -> Grant | None:
+            row = await store.relay_grant(token_hash)
+            return Grant(row[0], row[1]) if row else None
+
+        async def account(grant: Grant, usage: Usage) -> None:
+            if grant.turn_id:
+                await store.update_turn(grant.turn_id, add_prompt_tokens=usage.prompt_tokens,
+                                        add_completion_tokens=usage.completion_tokens, add_cost_usd=usage.cost_usd)
+
+        relay = Relay(settings["litellm_api_base"], settings["litellm_api_key"], authorize=authorize, account=account)
+        server = await relay.serve_unix(str(path))
+        os.chmod(path, 0o666)  # sandboxes run as mapped users; the token is the check
+        log.info("relay listening on %s, forwarding to %s", path, relay.upstream)
+        (path.parent.parent / "relay.pid").write_text(f"{os.getpid()}\n")
+        print(f"READY {path}", flush=True)
+        seen, idle = -1, 0.0
+        try:
+            while idle < idle_exit:
+                await asyncio.sleep(5.0)
+                if relay.requests != seen or relay.active:
+                    seen, idle = relay.requests, 0.0
+                else:
+                    idle += 5.0
+        finally:
+            server.close()
+            await relay.aclose()
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        return 0
+    finally:
+        lock.close()
