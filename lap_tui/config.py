@@ -264,3 +264,54 @@ def _read_dotenv(path: Path) -> dict[str, str]:
 
     # Read, never exported to os.environ: child processes must not inherit these secrets.
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+# --- files only this user may reach ------------------------------------------------------
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+def sqlite_files(settings: Settings) -> list[Path]:
+    """The embedded database and its companions (WAL, shared memory, rollback journal)."""
+    url = settings.database_url
+    if not url.lower().startswith("sqlite:") or not sqlite_path(url):
+        return []
+    db = Path(sqlite_path(url)).expanduser()
+    return [db] + [db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal")]
+
+
+def private_paths(settings: Settings) -> list[Path]:
+    """What holds secrets or other teams' work: the data dir (workspaces, the database), the
+    state dir (drafts), the config file (the gateway key) and the SQLite files wherever they are."""
+    return ([settings.data_dir, settings.data_dir / "sandboxes", settings.state_dir]
+            + ([settings.config_file] if settings.config_file else []) + sqlite_files(settings))
+
+
+def secure_private_paths(settings: Settings) -> list[str]:
+    """Take group and other permissions off lap-tui's own files (dirs 0700, files 0600): one line
+    per change, to be said once. Only what this user owns and nothing through a link; creates nothing."""
+    import stat
+
+    fixed = []
+    for path in private_paths(settings):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid() or not mode & 0o077:
+            continue
+        new = mode & ~0o077 | (PRIVATE_DIR if stat.S_ISDIR(st.st_mode) else PRIVATE_FILE)
+        try:
+            os.chmod(path, new)
+        except OSError:
+            continue
+        fixed.append(f"{path} could be read by other users of this host (mode {mode:o}): now {new:o}")
+    return fixed
+
+
+def announce_private_paths(settings: Settings) -> None:
+    """secure_private_paths, said on stderr (at start: a later start has nothing left to say)."""
+    import sys
+
+    for line in secure_private_paths(settings):
+        print(f"lap-tui: {line}", file=sys.stderr)

@@ -14,7 +14,7 @@ import sys
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable, Sequence
 
-from lap_tui.config import Settings, load_settings
+from lap_tui.config import Settings, announce_private_paths, load_settings
 from lap_tui.domain.text import Sanitiser, json_safe, one_line
 from lap_tui.store import Store, open_store
 
@@ -22,6 +22,7 @@ from lap_tui.store import Store, open_store
 @asynccontextmanager
 async def opened_store(settings: Settings | None = None) -> AsyncIterator[Store]:
     settings = settings or load_settings()
+    announce_private_paths(settings)
     store = await open_store(settings.database_url, create_dir=settings.may_create_database_dir)
     try:
         yield store

@@ -122,8 +122,14 @@ class LocalBackend(SandboxBackend):
         if rec is not None and (rec.team != spec.team or rec.backend != self.name):
             raise SandboxError(f"sandbox {spec.id} belongs to team {rec.team} ({rec.backend} backend)",
                                "sandboxes are never shared across teams or backends")
-        self.workspace(spec.id).mkdir(parents=True, exist_ok=True)
-        (self.sandbox_dir(spec.id) / "run").mkdir(exist_ok=True)
+        sdir = self.sandbox_dir(spec.id)
+        # Owner-only down to each sandbox's directory: a sandbox may leave setuid files in its
+        # workspace (as root they are root's), which no other user of the host may reach.
+        _private_dirs(*([Path(self.settings.data_dir)] if self.root.parent == Path(self.settings.data_dir) else []),
+                      self.root, sdir)
+        os.chmod(sdir, 0o700)  # also for directories made before this rule
+        self.workspace(spec.id).mkdir(exist_ok=True)
+        (sdir / "run").mkdir(exist_ok=True)
         now = now_iso()
         data = {"settings": spec.settings.to_dict(), "isolation": mode,
                 "workspace": str(self.workspace(spec.id))}
@@ -583,6 +589,16 @@ def _unlink(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _private_dirs(*dirs: Path) -> None:
+    """Each made owner-only when missing (their parents as usual); existing ones are left as they are."""
+    for d in dirs:
+        d.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
 
 
 def _rmtree(path: Path) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import sys
 from typing import Any
 
-from lap_tui.config import Settings, load_settings
+from lap_tui.config import Settings, announce_private_paths, load_settings
 from lap_tui.store.base import Store
 from lap_tui.tui.loop import import_in_thread
 
@@ -65,6 +65,7 @@ async def _preopen(services: Any) -> None:
 
 def launch(view: str | None = None, session: str | None = None, read_only: bool = False) -> int:
     settings = load_settings()
+    announce_private_paths(settings)
     services = build_services(settings)
     # Textual reads keys and writes frames in threads of their own, which wait for the GIL while
     # the event loop is busy (a reply streaming in): with Python's 5 ms switch interval a key took
