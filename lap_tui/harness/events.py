@@ -144,6 +144,7 @@ def _result(call_id: str, f: dict[str, Any]) -> Mapped:
     status = f.get("status")
     is_error = f.get("is_error") is True or status in ("error", "failed")
     code = f.get("exit_code")
-    return Mapped("tool_result", {"tool_call_id": call_id, "output": _text(f.get("output")),
+    output = _text(f.get("output")) or _text(f.get("error_output"))  # some CLIs put a failure's text apart
+    return Mapped("tool_result", {"tool_call_id": call_id, "output": output,
                                   "exit_code": code if isinstance(code, int) and not isinstance(code, bool) else None,
                                   "error": "the tool failed" if is_error else None})

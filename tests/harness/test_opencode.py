@@ -98,3 +98,100 @@ async def test_a_tool_using_turn_then_a_resumed_one(hx_env, gw):
     resumed = [e.data for e in events if e.kind == "harness.event" and e.data.get("type") == "cli.started"]
     assert [d["resume"] for d in resumed] == [False, True]
     assert turns[-1].status.value == "completed" and turns[-1].prompt_tokens == 40
+
+
+async def wait_for(env, session_id: str, check, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events, _turns, _s = await events_of(env, session_id)
+        if check(events):
+            return events
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+def lap(env, *args) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "lap_tui", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=env["XDG_STATE_HOME"].rsplit("/", 1)[0])
+
+
+def is_cli(e, kind: str) -> bool:
+    return e.kind == "harness.event" and e.data.get("type") == kind
+
+
+async def test_sigkill_the_driver_mid_turn_then_reattach_exactly_once(hx_env, gw, tmp_path):
+    env = hx_env
+    sid = new_session(env)
+    release = tmp_path / "release"
+    gw.push(stream([], tool_calls=[bash("call_1", "echo one >> effects.log")],
+                   usage={"prompt_tokens": 5, "completion_tokens": 1}),
+            stream(["after ", "the kill"], usage={"prompt_tokens": 9, "completion_tokens": 2},
+                   wait_file=str(release)))
+    doomed = lap(env, "send", sid, "run it", "--wait")
+    try:
+        await wait_for(env, sid, lambda evs: any(e.kind == "tool.finished" for e in evs), "the tool finished")
+        os.kill(doomed.pid, signal.SIGKILL)  # the CLI is now waiting for the model's second answer
+    finally:
+        doomed.wait(30)
+    worker = lap(env, "worker", "--once", "--poll", "0.05")
+    try:
+        await wait_for(env, sid, lambda evs: any(is_cli(e, "cli.reattached") for e in evs),
+                       "a new driver re-attached to the running CLI")
+        release.touch()
+        out, err = worker.communicate(timeout=180)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, err
+    events, (turn,), _s = await events_of(env, sid)
+    counts = Counter((e.kind, e.data.get("type")) for e in events)
+    assert counts[("tool.started", None)] == 1 and counts[("tool.finished", None)] == 1, counts
+    assert counts[("model.message", None)] == 1, counts
+    assert counts[("harness.event", "cli.started")] == 1  # one CLI process did the whole turn
+    assert counts[("harness.event", "cli.session")] == 1
+    assert counts[("harness.event", "usage")] == 2  # opencode's two steps, each once
+    assert counts[("turn.completed", None)] == 1
+    assert [e.data["text"] for e in events if e.kind == "model.message"] == ["after the kill"]
+    cursors = [(e.data["cli"]["attempt"], e.data["cli"]["at"], e.data["cli"]["n"]) for e in events if "cli" in e.data]
+    assert len(cursors) == len(set(cursors))
+    assert (workspace(env, sid) / "effects.log").read_text() == "one\n"
+    assert (turn.status.value, turn.prompt_tokens, turn.completion_tokens) == ("completed", 14, 3)
+
+
+async def test_the_master_key_never_enters_the_sandbox_and_tokens_are_revoked(hx_env, gw):
+    import httpx
+
+    from lap_tui.engine.relay_service import issue_token
+
+    env = hx_env
+    sid = new_session(env)
+    # Everything the sandbox's processes hold, seen from inside: environments and command lines.
+    dump = "cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' > seen.txt; ls -la /lap/relay >> seen.txt"
+    gw.push(stream([], tool_calls=[bash("call_d", dump)]), stream(["dumped"]))
+    r = send(env, sid, "dump")
+    assert r.returncode == 0, r.stdout + r.stderr
+    ws = workspace(env, sid)
+    events, _t, _s = await events_of(env, sid)
+    assert (ws / "seen.txt").exists(), [e.data for e in events if e.kind.startswith("tool.")]
+    seen = (ws / "seen.txt").read_text()
+    assert "OPENCODE_CONFIG_CONTENT" in seen and '"apiKey":"lap-' in seen  # the check sees the CLI's env
+    assert MASTER_KEY not in seen
+    assert "relay.sock" in seen and "relay.log" not in seen  # only the socket is bound in
+    for path in ws.rglob("*"):  # its files, the CLI's own state included
+        if path.is_file() and not path.is_symlink():
+            assert MASTER_KEY.encode() not in path.read_bytes(), path
+
+    sock = Path(env["XDG_DATA_HOME"]) / "lap-tui" / "relay" / "sock" / "relay.sock"
+    store = await open_store(db_url(env))
+    try:
+        token = await issue_token(store, sid)
+    finally:
+        await store.close()
+
+    async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(sock)), base_url="http://relay") as c:
+        ok = await c.get("/v1/models", headers={"authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and "gpt-test" in ok.text
+        assert (await c.get("/v1/models", headers={"authorization": "Bearer lap-guessed"})).status_code == 401
+        assert (await c.get("/v1/models")).status_code == 401
+        cli(env, "sessions", "delete", sid)
+        revoked = await c.get("/v1/models", headers={"x-api-key": token})
+        assert revoked.status_code == 401 and "revoked" in revoked.text

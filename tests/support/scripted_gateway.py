@@ -32,6 +32,7 @@ Response types ("type", default "stream"):
                 usage_cost: float        put "cost" into the usage chunk (LiteLLM's streaming cost)
                 cost: float              x-litellm-response-cost response header
                 delay: s between events; first_delay: s before the response headers
+                wait_file: path, wait_max: s   hold the response until that file exists (any type)
                 stamps: N               N more chunks "[<unix time when sent>]" (latency benchmarks)
                 drop_after: N            close the connection after N content events (mid-stream drop)
                 stall_after: N, stall_s  go silent for stall_s after N content events, then continue
@@ -292,6 +293,11 @@ class _Handler(BaseHTTPRequestHandler):
         model = (req or {}).get("model", "") if isinstance(req, dict) else ""
         if r.get("first_delay"):
             self.gw.stopping.wait(float(r["first_delay"]))
+        if r.get("wait_file"):  # hold the answer until the test creates this file (a condition, not a time)
+            deadline = time.monotonic() + float(r.get("wait_max", 120))
+            while not os.path.exists(r["wait_file"]) and time.monotonic() < deadline:
+                if self.gw.stopping.wait(0.02):
+                    break
         if kind == "stream":
             return self._stream(r, req, _stream_events(r, req))
         if kind == "words":
