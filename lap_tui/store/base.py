@@ -111,11 +111,14 @@ class Store(ABC):
     # Journal
     @abstractmethod
     async def append(self, session_id: str, kind: str, data: dict[str, Any] | None = None, *,
-                     turn_id: str | None = None, holder: str | None = None) -> JournalEvent:
+                     turn_id: str | None = None, holder: str | None = None,
+                     event_id: str | None = None) -> JournalEvent:
         """Append one event in its own transaction; O(1) whatever the journal's length.
 
         With `holder`, the append succeeds only while `holder` holds the session's lease
-        (LeaseLost otherwise): a driver that lost its lease cannot write.
+        (LeaseLost otherwise): a driver that lost its lease cannot write. `event_id` (a new id
+        by default) is unique in the journal: appending it again returns the event already
+        written, so a retry after a lost commit reply neither duplicates nor drops it.
         """
     @abstractmethod
     async def read_events(self, session_id: str, *, after_seq: int = 0, limit: int | None = None,

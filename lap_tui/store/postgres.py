@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -16,9 +17,12 @@ from lap_tui.domain.errors import StoreError
 from lap_tui.domain.journal import JournalEvent
 from lap_tui.store.sql import SqlStore
 
+log = logging.getLogger(__name__)
+
 MIGRATION_LOCK_KEY = 0x1A9_7001  # any constant shared by every lap-tui process
 NOTIFY_CHANNEL = "lap_journal"
 CONNECT_TIMEOUT = 5.0
+APPEND_ATTEMPTS = 5  # a lost connection mid-append: tries in all, backing off up to 1 s (~2 s in all)
 
 # Errors that mean the connection (not the statement) failed: the server went away.
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -145,18 +149,46 @@ class PostgresStore(SqlStore):
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
 
     async def _append(self, session_id: str, turn_id: str | None, kind: str, at: str, data: str,
-                      holder: str | None) -> int | None:
-        guard = " AND EXISTS (SELECT 1 FROM leases WHERE session_id = $1 AND holder = $6)" if holder else ""
-        args: list[Any] = [session_id, at, turn_id, kind, data] + ([holder] if holder else [])
+                      holder: str | None, event_id: str) -> int | None:
+        guard = " AND EXISTS (SELECT 1 FROM leases WHERE session_id = $1 AND holder = $7)" if holder else ""
+        args: list[Any] = [session_id, at, turn_id, kind, data, event_id] + ([holder] if holder else [])
         # One statement, one round trip: bump the counter, insert, and notify followers on commit.
         sql = (f"WITH s AS (UPDATE sessions SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1{guard}"
                " RETURNING last_seq),"
-               " e AS (INSERT INTO events (session_id, seq, turn_id, kind, at, data)"
-               " SELECT $1, s.last_seq, $3::text, $4::text, $2, $5::text FROM s RETURNING seq)"
+               " e AS (INSERT INTO events (session_id, seq, turn_id, kind, at, data, event_id)"
+               " SELECT $1, s.last_seq, $3::text, $4::text, $2, $5::text, $6::text FROM s RETURNING seq)"
                f" SELECT seq, pg_notify('{NOTIFY_CHANNEL}', $1 || ':' || seq::text) FROM e")
-        async with self._conn() as conn:
-            row = await conn.fetchrow(sql, *args)
-        return int(row[0]) if row else None
+        if self._pool is None:
+            raise StoreError("the store is closed")
+        # A connection lost mid-append leaves us not knowing whether it committed (the reply
+        # may be what was lost): try again on a fresh connection, and the event's id decides.
+        for attempt in range(1, APPEND_ATTEMPTS + 1):
+            try:
+                async with self._pool.acquire() as conn:
+                    if attempt > 1:
+                        seq = await conn.fetchval("SELECT seq FROM events WHERE event_id = $1", event_id)
+                        if seq is not None:
+                            return int(seq)  # it had committed: the reply was lost, not the event
+                    try:
+                        row = await conn.fetchrow(sql, *args)
+                    except asyncpg.exceptions.UniqueViolationError as exc:
+                        if getattr(exc, "constraint_name", None) != "events_by_event_id":
+                            raise
+                        return int(await conn.fetchval("SELECT seq FROM events WHERE event_id = $1", event_id))
+                return int(row[0]) if row else None
+            except _CONNECTION_ERRORS as exc:
+                if attempt == APPEND_ATTEMPTS:
+                    raise self._explain(exc) from None
+                log.info("append to %s: the connection failed (%s); trying again", session_id, exc)
+                await asyncio.sleep(min(0.05 * 2 ** attempt, 1.0))
+        raise AssertionError("unreachable")
+
+    def _lease_now(self, now: float | None) -> tuple[str, list[Any]]:
+        # The server's clock, never the writer's: two hosts whose clocks disagree still agree on
+        # whether a lease has expired. An explicit `now` (tests) is taken as given.
+        if now is not None:
+            return "CAST(? AS DOUBLE PRECISION)", [float(now)]
+        return "CAST(EXTRACT(EPOCH FROM now()) AS DOUBLE PRECISION)", []
 
     async def follow(self, session_id: str, *, after_seq: int = 0,
                      poll_interval: float = 0.1) -> AsyncIterator[JournalEvent]:

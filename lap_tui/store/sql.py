@@ -14,12 +14,12 @@ from abc import abstractmethod
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from importlib import resources
-from typing import Any, AsyncIterator, Protocol, Sequence
+from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 
 from lap_tui.domain.agent import Agent, SandboxSettings
 from lap_tui.domain.clock import now_iso
 from lap_tui.domain.errors import Conflict, InvalidInput, NotFound, StoreError
-from lap_tui.domain.ids import validate_id_prefix
+from lap_tui.domain.ids import new_id, validate_id_prefix
 from lap_tui.domain.names import clip
 from lap_tui.domain.journal import JournalEvent, Turn, TurnStatus
 from lap_tui.domain.lease import Lease
@@ -132,6 +132,7 @@ def _dumps(data: dict[str, Any] | None) -> str:
 class SqlStore(Store):
     def __init__(self) -> None:
         self._local_appends = _LocalAppends()
+        self.clock: Callable[[], float] = time.time  # lease times, where the dialect takes them locally
 
     # --- what a dialect provides -------------------------------------------------------
     @abstractmethod
@@ -148,8 +149,14 @@ class SqlStore(Store):
 
     @abstractmethod
     async def _append(self, session_id: str, turn_id: str | None, kind: str, at: str, data: str,
-                      holder: str | None) -> int | None:
-        """Insert the next event; its seq, or None if the session (or `holder`'s lease) is missing."""
+                      holder: str | None, event_id: str) -> int | None:
+        """Insert the next event; its seq, or None if the session (or `holder`'s lease) is missing.
+        An `event_id` already in the journal returns that event's seq and writes nothing."""
+
+    def _lease_now(self, now: float | None) -> tuple[str, list[Any]]:
+        """SQL for "now" in lease times, and its arguments: the writer's clock (`self.clock`),
+        right for SQLite, whose writers share one host. Postgres uses the server's clock."""
+        return "?", [float(self.clock() if now is None else now)]
 
     @abstractmethod
     def _is_unique_violation(self, exc: BaseException) -> bool: ...
@@ -392,10 +399,13 @@ class SqlStore(Store):
 
     # --- journal -----------------------------------------------------------------------
     async def append(self, session_id: str, kind: str, data: dict[str, Any] | None = None, *,
-                     turn_id: str | None = None, holder: str | None = None) -> JournalEvent:
+                     turn_id: str | None = None, holder: str | None = None,
+                     event_id: str | None = None) -> JournalEvent:
         at = now_iso()
         data = data or {}
-        seq = await self._append(session_id, turn_id, kind, at, _dumps(data), holder)
+        # Chosen here, before the first try: a retry after a lost commit reply finds it committed.
+        event_id = event_id or new_id()
+        seq = await self._append(session_id, turn_id, kind, at, _dumps(data), holder, event_id)
         if seq is not None:
             self._local_appends.notify(session_id)
         if seq is None:
@@ -465,28 +475,28 @@ class SqlStore(Store):
     # --- leases ------------------------------------------------------------------------
     async def acquire_lease(self, session_id: str, holder: str, ttl: float, *, now: float | None = None,
                             steal_from: str | None = None) -> bool:
-        now = time.time() if now is None else now
+        t, t_args = self._lease_now(now)
         # Take it if free, expired, already ours, or held by `steal_from` (a holder the caller
         # knows is dead); the row lock makes this one-winner.
         async with self._write() as db:
             rows = await db.fetch(
                 "INSERT INTO leases (session_id, holder, acquired_at, heartbeat_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET"
+                f" VALUES (?, ?, {t}, {t}, {t} + ?) ON CONFLICT (session_id) DO UPDATE SET"
                 " acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at"
                 " ELSE excluded.acquired_at END,"
                 " holder = excluded.holder, heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at"
                 " WHERE leases.holder = excluded.holder OR leases.expires_at < excluded.heartbeat_at"
                 " OR leases.holder = ?"
                 " RETURNING holder",
-                session_id, holder, float(now), float(now), float(now + ttl), steal_from or "")
+                session_id, holder, *t_args, *t_args, *t_args, float(ttl), steal_from or "")
         return bool(rows)
 
     async def renew_lease(self, session_id: str, holder: str, ttl: float, *, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
+        t, t_args = self._lease_now(now)
         async with self._write() as db:
             n = await db.execute(
-                "UPDATE leases SET heartbeat_at = ?, expires_at = ? WHERE session_id = ? AND holder = ?"
-                " AND expires_at >= ?", float(now), float(now + ttl), session_id, holder, float(now))
+                f"UPDATE leases SET heartbeat_at = {t}, expires_at = {t} + ? WHERE session_id = ? AND holder = ?"
+                f" AND expires_at >= {t}", *t_args, *t_args, float(ttl), session_id, holder, *t_args)
         return n == 1
 
     async def release_lease(self, session_id: str, holder: str) -> None:
