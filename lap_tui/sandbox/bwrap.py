@@ -75,15 +75,19 @@ def _try(path: str) -> Probe:
 
 
 def command_argv(bwrap: str, *, workspace: Path, argv: Sequence[str], cwd: str, hostname: str,
-                 network: bool, interactive: bool = False) -> list[str]:
+                 network: bool, interactive: bool = False, seccomp_fd: int | None = None,
+                 hide: Sequence[str] = (), tmp_bytes: int | None = None) -> list[str]:
     """bwrap's argv around `argv`. The environment is not on it: it goes as bwrap's own (clean)
-    environment, so no value shows up in `ps` on the host."""
+    environment, so no value shows up in `ps` on the host. `seccomp_fd` is a descriptor the
+    filter program can be read from (`seccomp.filter_fd`), passed on to bwrap."""
     a = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if not network:
         a.append("--unshare-net")
     a += ["--die-with-parent", "--cap-drop", "ALL", "--hostname", hostname]
     if not interactive:
-        a.append("--new-session")  # no controlling terminal: no TIOCSTI injection into ours
+        a.append("--new-session")  # no controlling terminal (the interactive shell's is lap-tui's pty)
+    if seccomp_fd is not None:
+        a += ["--seccomp", str(seccomp_fd)]  # no TIOCSTI/TIOCLINUX (sandbox/seccomp.py)
     for d in SYSTEM_DIRS:
         if os.path.islink(d):
             a += ["--symlink", os.readlink(d), d]
@@ -95,14 +99,39 @@ def command_argv(bwrap: str, *, workspace: Path, argv: Sequence[str], cwd: str, 
     for d in HIDDEN_DIRS:
         if os.path.isdir(d) and not os.path.islink(d):
             a += ["--tmpfs", d, "--remount-ro", d]
+    a += _hide_private(hide)
     if network:
         a += _resolv_conf()
-    a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/var/tmp",
+    # The only writable memory-backed places: sized so that together they stay within the
+    # sandbox's memory (rlimits do not count tmpfs pages), and /dev itself read-only.
+    shm = [] if tmp_bytes is None else ["--size", str(max(tmp_bytes // 4, 1 << 20)), "--tmpfs", "/dev/shm",
+                                         "--remount-ro", "/dev", "--size", str(max(tmp_bytes * 3 // 4, 1 << 20))]
+    a += ["--proc", "/proc", "--dev", "/dev", *shm, "--tmpfs", "/tmp", "--dir", "/var/tmp",
           "--bind", str(workspace), WORKSPACE,
           "--remount-ro", "/",  # bwrap's root tmpfs: nothing but the mounts above is writable
           "--chdir", cwd, "--"]
     a += list(argv)
     return a
+
+
+def _hide_private(paths: Sequence[str]) -> list[str]:
+    """An empty read-only tmpfs over each of lap-tui's own directories (/dev/null over files) that
+    the system directories mounted above would otherwise show: a data or config directory under
+    /opt or /usr/local holds every workspace, the database and the gateway key."""
+    mounted = [os.path.realpath(d) for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d)]
+    done = list(HIDDEN_DIRS)
+    out: list[str] = []
+    for p in sorted({os.path.realpath(p) for p in paths}):
+        if not any(p == m or p.startswith(m + "/") for m in mounted):
+            continue  # not in the sandbox's view at all
+        if any(p == h or p.startswith(h + "/") for h in done):
+            continue  # inside one already hidden
+        if os.path.isdir(p):
+            out += ["--tmpfs", p, "--remount-ro", p]
+            done.append(p)
+        elif os.path.exists(p):
+            out += ["--ro-bind", "/dev/null", p]
+    return out
 
 
 def _resolv_conf() -> list[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import AsyncIterator, Mapping, Sequence
 
-from lap_tui.config import Settings
+from lap_tui.config import Settings, config_dir, sqlite_files
 from lap_tui.domain.agent import SandboxSettings
 from lap_tui.domain.clock import epoch_from_iso, now_iso
 from lap_tui.domain.errors import InvalidInput, NotFound
@@ -27,7 +27,7 @@ from lap_tui.domain.sandbox import (WORKSPACE, DirEntry, ExecResult, SandboxErro
                                     sandbox_id_problem)
 from lap_tui.domain.secrets import Redactor
 from lap_tui.sandbox import bwrap as bw
-from lap_tui.sandbox import paths
+from lap_tui.sandbox import paths, pty_relay, seccomp
 from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend
 from lap_tui.sandbox.env import sandbox_env, secret_values
 from lap_tui.sandbox.limits import Cgroups, Limits, preexec
@@ -51,16 +51,14 @@ class _Running:
     def kill(self, reason: str) -> None:
         if self.killed is None:
             self.killed = reason
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # bwrap leads its own group
-        except ProcessLookupError:
-            pass
+        _kill_tree(self.proc.pid)
 
 
 @dataclass
 class _State:
     running: set[_Running] = field(default_factory=set)
     touched: float = 0.0
+    warned_seccomp: bool = False
 
 
 class LocalBackend(SandboxBackend):
@@ -113,6 +111,12 @@ class LocalBackend(SandboxBackend):
 
     def workspace(self, sandbox_id: str) -> Path:
         return self.sandbox_dir(sandbox_id) / "workspace"
+
+    def _private_paths(self) -> list[str]:
+        """lap-tui's own places, hidden in every sandbox wherever they are (bwrap.command_argv)."""
+        s = self.settings
+        return [str(p) for p in (s.data_dir, self.root, s.state_dir, config_dir(self.environ),
+                                 *([s.config_file] if s.config_file else []), *sqlite_files(s))]
 
     async def ensure(self, spec: SandboxSpec) -> SandboxStatus:
         mode = self._mode()
@@ -254,7 +258,7 @@ class LocalBackend(SandboxBackend):
                    cwd: str | None = None, timeout: float | None = DEFAULT_TIMEOUT, stdin: bytes | None = None,
                    on_output: OutputCallback | None = None, max_output: int | None = None) -> ExecResult:
         argv = _check_argv(argv)
-        rec, mode, full_argv, proc_env, join, limits, workspace = await self._prepare(
+        rec, mode, full_argv, proc_env, join, limits, workspace, keep = await self._prepare(
             sandbox_id, argv, env, cwd, interactive=False)
         cap = self.max_output if max_output is None else max_output
         out, err = CappedBuffer(cap), CappedBuffer(cap)
@@ -265,10 +269,12 @@ class LocalBackend(SandboxBackend):
                 *full_argv, env=proc_env, cwd=str(workspace),
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True, preexec_fn=preexec(join, limits))
+                start_new_session=True, preexec_fn=preexec(join, limits), pass_fds=keep)
         except (OSError, Exception) as exc:  # SubprocessError from preexec_fn
             raise SandboxError(f"cannot start a command in sandbox {sandbox_id}: {exc}",
                                "see `lap-tui sandboxes logs`") from None
+        finally:
+            _close_fds(keep)
         running = _Running(proc)
         state.running.add(running)
         pidfile = self.sandbox_dir(sandbox_id) / "run" / str(proc.pid)
@@ -313,29 +319,50 @@ class LocalBackend(SandboxBackend):
             feeder.cancel()
         await asyncio.gather(*readers, *([feeder] if feeder else []), return_exceptions=True)
 
-    async def shell(self, sandbox_id: str, argv: Sequence[str] | None = None) -> int:
+    async def shell(self, sandbox_id: str, argv: Sequence[str] | None = None, *,
+                    terminal: tuple[int, int] | None = None) -> int:
+        """The command runs on a pty lap-tui owns, relayed to the user's terminal (`terminal`:
+        the descriptors keys come from and output goes to; stdin and stdout by default). It never
+        holds the user's terminal, so it cannot type into it (TIOCSTI), take its foreground group
+        or leave it in raw mode: see sandbox/pty_relay.py."""
         if argv is None:
             argv = ["/bin/bash", "-i"] if os.path.exists("/bin/bash") else ["/bin/sh", "-i"]
         extra = {k: self.environ[k] for k in ("TERM", "COLORTERM") if k in self.environ}
-        rec, mode, full_argv, proc_env, join, limits, workspace = await self._prepare(
+        rec, mode, full_argv, proc_env, join, limits, workspace, keep = await self._prepare(
             sandbox_id, _check_argv(argv), extra, None, interactive=True)
         self._log(sandbox_id, f"shell {_show_argv(argv, self._redact)}")
-        proc = await asyncio.create_subprocess_exec(*full_argv, env=proc_env, cwd=str(workspace),
-                                                    preexec_fn=preexec(join, limits))
+        relay = pty_relay.PtyRelay(*(terminal or pty_relay.terminal_fds()))
+        try:
+            # Its own session (so the process-group kill reaches it) with the pty as its terminal.
+            proc = await asyncio.create_subprocess_exec(
+                *full_argv, env=proc_env, cwd=str(workspace), stdin=relay.slave, stdout=relay.slave,
+                stderr=relay.slave, start_new_session=True, pass_fds=keep,
+                preexec_fn=pty_relay.controlling_terminal(preexec(join, limits)))
+        except BaseException as exc:
+            relay.close()
+            if isinstance(exc, Exception):
+                raise SandboxError(f"cannot start a shell in sandbox {sandbox_id}: {exc}",
+                                   "see `lap-tui sandboxes logs`") from None
+            raise
+        finally:
+            _close_fds(keep)
+            relay.close_slave()
         running = _Running(proc)
         state = self._state(sandbox_id)
         state.running.add(running)
-        pidfile = self.root / sandbox_id / "run" / str(proc.pid)
+        pidfile = self.sandbox_dir(sandbox_id) / "run" / str(proc.pid)
         _touch_file(pidfile)
         try:
-            code = await proc.wait()
-        except asyncio.CancelledError:
+            code = await relay.relay(proc)
+        except BaseException:
             running.kill("cancelled")
             raise
         finally:
             state.running.discard(running)
             _unlink(pidfile)
-        await self._touch(sandbox_id)
+        if running.killed:
+            self._log(sandbox_id, f"shell ended: killed ({running.killed})")
+        await self._touch(sandbox_id)  # a sandbox deleted meanwhile has no row: nothing written
         return _SIGNALLED_BASE - code if code < 0 else code
 
     async def _prepare(self, sandbox_id: str, argv: list[str], env: Mapping[str, str] | None, cwd: str | None,
@@ -364,16 +391,31 @@ class LocalBackend(SandboxBackend):
             except OSError as exc:
                 if self._limits_mode == "cgroup":
                     raise SandboxError(f"cannot set up the cgroup of sandbox {sandbox_id}: {exc}") from None
+        keep: tuple[int, ...] = ()
         if mode == "bwrap":
             inner_cwd = _inner_cwd(cwd)
+            filter_fd = self._seccomp_fd(sandbox_id)
+            keep = (filter_fd,) if filter_fd is not None else ()
             full = bw.command_argv(self.isolation().bwrap or "bwrap", workspace=workspace, argv=argv,
                                    cwd=inner_cwd, hostname=sandbox_id, network=settings.network,
-                                   interactive=interactive)
+                                   interactive=interactive, seccomp_fd=filter_fd,
+                                   hide=self._private_paths(), tmp_bytes=limits.memory_bytes)
         else:
             host_cwd = workspace.joinpath(*paths.resolve(workspace, _inner_cwd(cwd)))
             proc_env["HOME"] = str(workspace)
             full = ["/usr/bin/env", "-C", str(host_cwd), "--", *argv]
-        return rec, mode, full, proc_env, join, limits, workspace
+        return rec, mode, full, proc_env, join, limits, workspace, keep
+
+    def _seccomp_fd(self, sandbox_id: str) -> int | None:
+        """A fresh descriptor of the no-terminal-injection filter for one bwrap (it reads it whole)."""
+        try:
+            return seccomp.filter_fd(seccomp.program())
+        except seccomp.Unsupported as exc:
+            state = self._state(sandbox_id)
+            if not state.warned_seccomp:
+                state.warned_seccomp = True
+                self._log(sandbox_id, str(exc))
+            return None
 
     # --- files -------------------------------------------------------------------------
     async def read_file(self, sandbox_id: str, path: str, *, max_bytes: int | None = None) -> bytes:
@@ -447,11 +489,7 @@ class LocalBackend(SandboxBackend):
             r.kill(reason)
             n += 1
         for pid in self._live_pids(sandbox_id):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-                n += 1
-            except (ProcessLookupError, PermissionError):
-                pass
+            n += _kill_tree(pid)
         for pid in self._cgroups.pids(sandbox_id) if self._cgroups.available() else ():
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -582,6 +620,26 @@ def _touch_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except FileNotFoundError:
         pass
+
+
+def _kill_tree(pid: int) -> int:
+    """SIGKILL a command's process group, and its first process by pid as well: bwrap dying takes
+    its pid namespace, every process of the sandbox, along (--die-with-parent), even when the
+    group kill misses (a process that is not its group's leader, as shells of older versions
+    were). 1 if anything was killed."""
+    hit = 0
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+            hit = 1
+        except (ProcessLookupError, PermissionError):
+            pass
+    return hit
+
+
+def _close_fds(fds: Sequence[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def _unlink(path: Path) -> None:
