@@ -23,7 +23,7 @@ from lap_tui.tui.key_order import KeyOrder
 from lap_tui.tui.loop import after_refresh, import_in_thread
 from lap_tui.tui.safety import Sanitiser
 from lap_tui.tui.services import Services
-from lap_tui.tui.state import UiState, load_state, save_state
+from lap_tui.tui.state import UiState, load_state, save_state, state_for
 from lap_tui.tui.themes import DEFAULT, load_themes, user_theme_dirs
 
 HEALTH_EVERY = 10.0  # seconds between store/gateway checks
@@ -49,8 +49,9 @@ class LapApp(App):
         self.settings = services.settings
         self.read_only = read_only
         self.start_view, self.start_session = view, session
+        self.state_path = state_for(services.state_path, view=view, read_only=read_only)
         if state is None:
-            state = load_state(services.state_path) if services.state_path else UiState()
+            state = load_state(self.state_path) if self.state_path else UiState()
         self.state = state
         # What to reopen, kept apart: screens update `state` as soon as they show.
         self.initial = copy.deepcopy(state)
@@ -123,7 +124,7 @@ class LapApp(App):
         for p in self._theme_problems:
             self.notify(p, severity="warning", timeout=8)
         self._mounted.set()
-        if self.services.state_path and not self.services.deterministic:
+        if self.state_path and not self.services.deterministic:
             self.set_interval(1.0, self._save_if_dirty)
 
     def _start_theme(self) -> str:
@@ -358,9 +359,9 @@ class LapApp(App):
             if hasattr(screen, "capture_state"):
                 screen.capture_state()
         self._state_dirty = False
-        if self.services.state_path:
+        if self.state_path:
             try:
-                save_state(self.services.state_path, self.state)
+                save_state(self.state_path, self.state)
             except OSError as exc:
                 self.log.warning(f"UI state not saved: {exc}")
 

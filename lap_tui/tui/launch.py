@@ -9,6 +9,7 @@ gateway and sandbox backend (httpx, kubernetes, asyncpg) load after the first sc
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from typing import Any
 
@@ -63,6 +64,20 @@ async def _preopen(services: Any) -> None:
     services.store = store
 
 
+def _save_on_hangup(loop: asyncio.AbstractEventLoop, app: Any) -> None:
+    """Closing the terminal (SIGHUP) or a `kill` (SIGTERM) saves the UI state, then quits: it is
+    otherwise written at most once a second, and a step taken just before was lost."""
+    def stop(sig: int) -> None:
+        app.save_state()
+        app.exit(return_code=128 + sig)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop, sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
+            pass
+
+
 def launch(view: str | None = None, session: str | None = None, read_only: bool = False) -> int:
     settings = load_settings()
     announce_private_paths(settings)
@@ -79,6 +94,7 @@ def launch(view: str | None = None, session: str | None = None, read_only: bool 
         from lap_tui.tui.app import LapApp
 
         app = LapApp(services, view=view, session=session, read_only=read_only)
+        _save_on_hangup(loop, app)
         app.run(loop=loop)
         app.save_state()
         return app.return_code or 0

@@ -63,6 +63,15 @@ def state_path(state_dir: Path) -> Path:
     return Path(state_dir) / FILE_NAME
 
 
+def state_for(path: Path | None, *, view: str | None = None, read_only: bool = False) -> Path | None:
+    """The working app's state file, or one of its own for a `--read-only` or `--view` run: a
+    dashboard pane must not change where the working app reopens, nor take its drafts."""
+    parts = (["read-only"] if read_only else []) + ([f"view-{view}"] if view else [])
+    if path is None or not parts:
+        return path
+    return path.with_name(f"{path.stem}.{'.'.join(parts)}{path.suffix}")
+
+
 def load_state(path: Path) -> UiState:
     try:
         return UiState.from_dict(json.loads(path.read_text(encoding="utf-8")))

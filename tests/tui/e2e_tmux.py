@@ -112,6 +112,17 @@ def main() -> int:
         screen = tmux.wait(r"Chat · e2e-bot")
         tmux.wait(r"echo: hello from tmux")
         tmux.wait("not sent yet")
+        step("more of the draft, then the terminal closes at once (SIGHUP): the state is saved on the way out")
+        tmux.keys(" plus hup", literal=True)
+        tmux.wait("not sent yet plus hup")
+        tmux.kill()
+        state = tmp / "state" / "lap-tui" / "ui-state.json"
+        end = time.monotonic() + 15
+        while "plus hup" not in (state.read_text() if state.exists() else "") and time.monotonic() < end:
+            time.sleep(0.05)
+        tmux.start(LAP)
+        tmux.wait(r"Chat · e2e-bot")
+        tmux.wait("not sent yet plus hup")
         step("ctrl+l leaves the draft; : command line → :sandboxes, then ? for the keys")
         tmux.keys("C-l")
         tmux.wait(r"c Copy")  # focus has moved (a person types slower than tmux)

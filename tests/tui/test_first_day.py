@@ -101,3 +101,78 @@ async def test_agents_made_elsewhere_appear_and_go_and_age_ticks(services_factor
         clock[0] += 3600 * 5
         await wait_for(pilot, lambda: table.get_cell("a0000000000000000000000000000001", "age") != before,
                        what="AGE ticks")
+
+
+# -- 4: reopening exactly
+async def seed_long_chat(store, turns: int = 40) -> None:
+    await seed_basic(store)
+    for i in range(turns):
+        t = f"7{i:031d}"
+        await store.append(SESSION_ID, "turn.queued", {}, turn_id=t)
+        await store.append(SESSION_ID, "user.message", {"text": f"question {i}"}, turn_id=t)
+        await store.append(SESSION_ID, "turn.started", {}, turn_id=t)
+        await store.append(SESSION_ID, "model.message", {"text": f"answer {i}\n\n- item a\n- item b\n\nend {i}"},
+                           turn_id=t)
+        await store.append(SESSION_ID, "turn.completed", {}, turn_id=t)
+
+
+async def reopened_from_end(services, state) -> tuple[float, bool]:
+    from lap_tui.tui.widgets.chat_log import ChatLog
+
+    app = LapApp(services, state=state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.shown.is_set(),
+                       what="the chat shown")
+        log = app.screen.query_one(ChatLog)
+        await wait_for(pilot, lambda: not log._refold_due, what="settled")
+        await pilot.pause(0.3)  # any late layout change would move it: it must not
+        return log.max_scroll_y - log.scroll_y, log.following
+
+
+@pytest.mark.parametrize("from_end", [36, 72.9, 150, 300])
+async def test_a_chat_reopens_exactly_that_far_above_the_end(services_factory, from_end):
+    """One page or more above the end reopened at the bottom (or clamped to the first page)."""
+    from lap_tui.tui.state import UiState
+
+    services = services_factory()
+    seed(services, seed_long_chat)
+    state = UiState(screen="chat", session_id=SESSION_ID, chat_follow=False, chat_scroll_from_end=from_end)
+    got, following = await reopened_from_end(services, state)
+    assert got == round(from_end) and not following
+
+
+async def test_one_line_above_the_end_is_not_the_end(services_factory):
+    from lap_tui.tui.state import UiState
+    from lap_tui.tui.widgets.chat_log import ChatLog
+
+    services = services_factory()
+    seed(services, seed_long_chat)
+    app = LapApp(services, session=SESSION_ID)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.shown.is_set(), what="chat")
+        log = app.screen.query_one(ChatLog)
+        await wait_for(pilot, lambda: log.max_scroll_y > 5, what="laid out")
+        log.scroll_to(y=log.max_scroll_y - 1, animate=False, immediate=True)
+        app.screen.capture_state()
+        assert not app.state.chat_follow and app.state.chat_scroll_from_end == 1.0
+    got, _ = await reopened_from_end(services, UiState(screen="chat", session_id=SESSION_ID, chat_follow=False,
+                                                       chat_scroll_from_end=1.0))
+    assert got == 1
+
+
+@pytest.mark.parametrize("kw", [{"read_only": True}, {"view": "sandboxes"}])
+async def test_read_only_and_view_runs_keep_a_state_of_their_own(services_factory, kw):
+    from lap_tui.tui.state import UiState, load_state, save_state, state_path
+
+    services = services_factory(save_state=True)
+    seed(services, seed_chat)
+    main = state_path(services.settings.state_dir)
+    save_state(main, UiState(screen="chat", session_id=SESSION_ID, drafts={SESSION_ID: "mine"}))
+    before = main.read_bytes()
+    app = LapApp(services, **kw)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        app.note("screen", "agents")
+        await app.action_quit()
+    assert main.read_bytes() == before  # the working app reopens where it was
+    assert app.state_path != main and load_state(app.state_path).screen == "agents"

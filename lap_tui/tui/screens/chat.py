@@ -8,6 +8,7 @@ show the same thing. Only the engine's lease holder runs a turn; this screen jus
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Iterable
 
 from textual import on, work
@@ -27,6 +28,7 @@ from lap_tui.tui.widgets.chat_log import ChatLog
 PAGE_TURNS = 8  # turns mounted at first and per older page
 FETCH = 400  # events read per query while gathering a page
 MAX_FETCH = 20_000  # a single giant turn: stop gathering after this many events
+RESTORE_REFRESHES = 40  # at most this many refreshes to settle a reopened chat's scroll position
 
 
 def page_start(events: list[JournalEvent], turns: int) -> int | None:
@@ -150,7 +152,10 @@ class ChatScreen(LapScreen):
         # Mount only the newest turns that fill the screen (and a little more); the rest of the
         # page is held for the first scroll up, without another read.
         width = max(20, self.app.size.width - 6)
-        cut = fill_start(events, width, self.app.size.height + 10)
+        st = self.lap.state
+        back = st.chat_scroll_from_end if self._restoring and st.session_id == self.session_id \
+            and not st.chat_follow else 0.0  # reopened that far above the end: mount that much too
+        cut = fill_start(events, width, self.app.size.height + 10 + int(back))
         if cut:
             self._held, self._held_more, events, more = events[:cut], more, events[cut:], True
         self._oldest_seq = events[0].seq if events else None
@@ -171,8 +176,8 @@ class ChatScreen(LapScreen):
         if split:
             await after_refresh(self)
             await log.prepend(blocks[:split], more)
+        await self._restore_scroll(log)
         self.shown.set()
-        self._restore_scroll(log)
         after = events[-1].seq if events else 0
         if not events:
             after = await store.last_seq(self.session_id)
@@ -191,16 +196,30 @@ class ChatScreen(LapScreen):
                              EventKind.TURN_STARTED, EventKind.MODEL_MESSAGE):
                 self._refresh_title()
 
-    def _restore_scroll(self, log: ChatLog) -> None:
+    async def _restore_scroll(self, log: ChatLog) -> None:
+        """Reopen exactly where the view was left, `chat_scroll_from_end` lines above the bottom.
+        Older turns are mounted until there is that much to scroll, and the offset is set again
+        on each refresh until the layout holds still (Markdown replaces its stand-ins a frame or
+        two after mounting, long replies fold): one early scroll_to was clamped to what was
+        mounted then, or undone by the anchor. A key pressed meanwhile ends it: the user leads."""
         st = self.lap.state
-        if st.session_id == self.session_id and self._restoring and not st.chat_follow:
-            from_end = st.chat_scroll_from_end
-
-            def go() -> None:
-                log.scroll_to(y=max(0, log.max_scroll_y - from_end), animate=False)
-
-            log.call_after_refresh(go)
-        self._restoring = False
+        restoring, self._restoring = self._restoring, False
+        if not (restoring and st.session_id == self.session_id and not st.chat_follow):
+            return
+        from_end, began, last, still = st.chat_scroll_from_end, time.monotonic(), None, 0
+        for _ in range(RESTORE_REFRESHES):
+            await after_refresh(self)
+            if self.app.input_at > began or not self.is_attached:
+                return
+            while log.max_scroll_y < from_end and (self._held or self._oldest_seq is not None and log.has_older):
+                await self._older_page()
+                await after_refresh(self)
+            log.scroll_to(y=max(0, round(log.max_scroll_y - from_end)), animate=False, immediate=True)
+            shape = (log.virtual_size.height, log.max_scroll_y)
+            still = still + 1 if shape == last else 0
+            last = shape
+            if still >= 3:
+                return
 
     @work(group="chat-title", exclusive=True)
     async def _refresh_title(self) -> None:
@@ -230,6 +249,9 @@ class ChatScreen(LapScreen):
 
     @work(group="chat-older", exclusive=True)
     async def _load_older(self) -> None:
+        await self._older_page()
+
+    async def _older_page(self) -> None:
         log = self.query_one(ChatLog)
         if self._held:
             events, more, self._held = self._held, self._held_more, []
@@ -253,13 +275,17 @@ class ChatScreen(LapScreen):
         self.lap._state_dirty = True
 
     def capture_state(self) -> None:
-        if self.lap.screen is not self:
-            return
+        from textual.screen import ModalScreen
+
+        if next((s for s in reversed(self.lap.screen_stack) if not isinstance(s, ModalScreen)), None) is not self:
+            return  # under `:` or `?` it is still the chat being read
         log = self.query_one(ChatLog)
         st = self.lap.state
         st.session_id = self.session_id
-        st.chat_follow = log.following
-        st.chat_scroll_from_end = 0.0 if log.following else float(log.max_scroll_y - log.scroll_y)
+        # At the very end only (not `following`'s one line of slack, which reopened one line off).
+        at_end = (log.is_anchored and not log._anchor_released) or log.scroll_y >= log.max_scroll_y
+        st.chat_follow = at_end
+        st.chat_scroll_from_end = 0.0 if at_end else float(log.max_scroll_y - log.scroll_y)
         st.set_draft(self.session_id, self.query_one("#draft", TextArea).text)
 
     # -- actions
