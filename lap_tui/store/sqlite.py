@@ -50,9 +50,7 @@ class SqliteStore(SqlStore):
                              "fix LAP_DATABASE_URL, or set LAP_CREATE_DB=1 (or `lap-tui migrate --create`) "
                              "to create it")
         try:
-            # Private from the start: the database holds every team's sessions and tokens.
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _create_private(self.path)  # SQLite gives its -wal and -shm files the same mode
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the directory for {self.path}: {exc.strerror}",
                              "check its permissions or set LAP_DATABASE_URL") from None
@@ -149,7 +147,7 @@ class SqliteStore(SqlStore):
         return self._write()  # BEGIN IMMEDIATE already excludes every other writer
 
     async def _append(self, session_id: str, turn_id: str | None, kind: str, at: str, data: str,
-                      holder: str | None) -> int | None:
+                      holder: str | None, event_id: str) -> int | None:
         if self._writer is None:
             raise StoreError("the store is closed")
         async with self._wlock:
@@ -157,7 +155,7 @@ class SqliteStore(SqlStore):
             # `_execute`): four hops cost more than the SQL itself on the hot path.
             try:
                 seq = await self._writer._execute(_append_tx, self._writer._conn, session_id, turn_id, kind, at,
-                                                  data, holder)
+                                                  data, holder, event_id)
             except sqlite3.OperationalError as exc:
                 raise self._explain(exc) from None
         return seq
@@ -166,16 +164,10 @@ class SqliteStore(SqlStore):
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
 
 
-def _create_private(path: Path) -> None:
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
-    except FileExistsError:
-        pass
-
-
 def _append_tx(conn: sqlite3.Connection, session_id: str, turn_id: str | None, kind: str, at: str, data: str,
-               holder: str | None) -> int | None:
-    """Runs in the connection's thread: bump the session's counter and insert, atomically."""
+               holder: str | None, event_id: str) -> int | None:
+    """Runs in the connection's thread: bump the session's counter and insert, atomically.
+    An event id already in the journal is that event's seq: appending it again writes nothing."""
     guard, args = "", [at, session_id]
     if holder is not None:
         guard = " AND EXISTS (SELECT 1 FROM leases WHERE session_id = ? AND holder = ?)"
@@ -187,9 +179,15 @@ def _append_tx(conn: sqlite3.Connection, session_id: str, turn_id: str | None, k
         if row is None:
             conn.execute("ROLLBACK")
             return None
-        conn.execute("INSERT INTO events (session_id, seq, turn_id, kind, at, data) VALUES (?, ?, ?, ?, ?, ?)",
-                     (session_id, row[0], turn_id, kind, at, data))
+        conn.execute("INSERT INTO events (session_id, seq, turn_id, kind, at, data, event_id)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?)", (session_id, row[0], turn_id, kind, at, data, event_id))
         conn.execute("COMMIT")
+    except sqlite3.IntegrityError as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if "event_id" not in str(exc):
+            raise
+        return int(conn.execute("SELECT seq FROM events WHERE event_id = ?", (event_id,)).fetchone()[0])
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
