@@ -50,7 +50,9 @@ class SqliteStore(SqlStore):
                              "fix LAP_DATABASE_URL, or set LAP_CREATE_DB=1 (or `lap-tui migrate --create`) "
                              "to create it")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Private from the start: the database holds every team's sessions and tokens.
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _create_private(self.path)  # SQLite gives its -wal and -shm files the same mode
         except OSError as exc:
             raise StoreError(f"cannot create the directory for {self.path}: {exc.strerror}",
                              "check its permissions or set LAP_DATABASE_URL") from None
@@ -162,6 +164,13 @@ class SqliteStore(SqlStore):
 
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+
+
+def _create_private(path: Path) -> None:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _append_tx(conn: sqlite3.Connection, session_id: str, turn_id: str | None, kind: str, at: str, data: str,

@@ -154,6 +154,7 @@ def test_broken_configuration_gets_one_line(cli_env, tmp_path):
 def test_corrupt_sqlite_file(cli_env, tmp_path):
     db = tmp_path / "corrupt.db"
     db.write_bytes(b"this is not a database" + os.urandom(8192))
+    db.chmod(0o600)  # private as lap-tui keeps it, so the one line on stderr is the error
     env = dict(cli_env, LAP_DATABASE_URL=f"sqlite://{db}")
     before = db.read_bytes()
     assert "corrupt" in fails("agents", "list", env=env, code=5)
