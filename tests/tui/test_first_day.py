@@ -176,3 +176,29 @@ async def test_read_only_and_view_runs_keep_a_state_of_their_own(services_factor
         await app.action_quit()
     assert main.read_bytes() == before  # the working app reopens where it was
     assert app.state_path != main and load_state(app.state_path).screen == "agents"
+
+
+# -- 6: ctrl+l lands where reading continues
+async def test_ctrl_l_from_the_draft_keeps_the_end_of_a_long_reply_in_view(services_factory):
+    from lap_tui.tui.widgets.chat_log import ChatLog
+
+    async def long_reply(store):
+        await seed_basic(store)
+        t = "7" * 32
+        await store.append(SESSION_ID, "turn.queued", {}, turn_id=t)
+        await store.append(SESSION_ID, "user.message", {"text": "write a lot"}, turn_id=t)
+        await store.append(SESSION_ID, "model.message", {"text": "\n\n".join(f"paragraph {i}" for i in range(120))},
+                           turn_id=t)
+        await store.append(SESSION_ID, "turn.completed", {}, turn_id=t)
+
+    services = services_factory()
+    seed(services, long_reply)
+    app = LapApp(services, session=SESSION_ID)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.shown.is_set(), what="chat")
+        log = app.screen.query_one(ChatLog)
+        await wait_for(pilot, lambda: log.max_scroll_y > 100 and log.scroll_y >= log.max_scroll_y, what="at the end")
+        await pilot.press("ctrl+l")
+        assert log.has_focus
+        await pilot.pause(0.2)
+        assert log.scroll_y >= log.max_scroll_y - 1, (log.scroll_y, log.max_scroll_y)

@@ -262,19 +262,22 @@ class ChatLog(VerticalScroll, can_focus=True):
         if self._selected is None or self._selected not in self.children:
             msgs = self._messages()
             if msgs:
-                self._select(msgs[-1])
+                # The view stays where reading continues (the end, when following): scrolling to
+                # the top of a long last reply sent the reader hundreds of lines back.
+                self._select(msgs[-1], scroll=False)
 
     def on_blur(self) -> None:
         if self._selected is not None:
             self._selected.remove_class("-selected")
             self._selected = None
 
-    def _select(self, w: Widget) -> None:
+    def _select(self, w: Widget, *, scroll: bool = True) -> None:
         if self._selected is not None:
             self._selected.remove_class("-selected")
         self._selected = w
         w.add_class("-selected")
-        self.scroll_to_widget(w, animate=False, top=w.outer_size.height > self.size.height)
+        if scroll:
+            self.scroll_to_widget(w, animate=False, top=w.outer_size.height > self.size.height)
 
     def action_select(self, step: int) -> None:
         msgs = self._messages()
