@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -36,6 +37,12 @@ class Probe:
     problem: str = ""
     hint: str = ""
     version: str = ""
+
+    @property
+    def sizes_tmpfs(self) -> bool:
+        """bwrap's `--size` (bubblewrap 0.5 and later): a tmpfs of a given size."""
+        nums = re.findall(r"\d+", self.version)[:2]
+        return len(nums) == 2 and (int(nums[0]), int(nums[1])) >= (0, 5)
 
 
 _probes: dict[str | None, Probe] = {}

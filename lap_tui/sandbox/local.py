@@ -399,7 +399,8 @@ class LocalBackend(SandboxBackend):
             full = bw.command_argv(self.isolation().bwrap or "bwrap", workspace=workspace, argv=argv,
                                    cwd=inner_cwd, hostname=sandbox_id, network=settings.network,
                                    interactive=interactive, seccomp_fd=filter_fd,
-                                   hide=self._private_paths(), tmp_bytes=limits.memory_bytes)
+                                   hide=self._private_paths(),
+                                   tmp_bytes=limits.memory_bytes if self.isolation().sizes_tmpfs else None)
         else:
             host_cwd = workspace.joinpath(*paths.resolve(workspace, _inner_cwd(cwd)))
             proc_env["HOME"] = str(workspace)
