@@ -13,6 +13,7 @@ import inspect
 import os
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +38,7 @@ from lap_tui.store.base import SandboxRecord, Store
 DEFAULT_PIDS = 512
 DEFAULT_MAX_FILE = 64 * 2**20
 TOUCH_EVERY = 1.0  # seconds between last-used writes for one sandbox
+FILE_DEADLINE = 60.0  # seconds a host-side file operation in a workspace may take
 DRAIN_AFTER_KILL = 5.0
 MAX_LOG = 1 << 20
 _SIGNALLED_BASE = 128
@@ -421,16 +423,54 @@ class LocalBackend(SandboxBackend):
     # --- files -------------------------------------------------------------------------
     async def read_file(self, sandbox_id: str, path: str, *, max_bytes: int | None = None) -> bytes:
         await self._record(sandbox_id)
-        return await asyncio.to_thread(paths.read_file, self.workspace(sandbox_id), path,
-                                       DEFAULT_MAX_FILE if max_bytes is None else max_bytes)
+        return await self._on_host(sandbox_id, f"reading {path!r}", paths.read_file, self.workspace(sandbox_id),
+                                   path, DEFAULT_MAX_FILE if max_bytes is None else max_bytes)
 
     async def write_file(self, sandbox_id: str, path: str, data: bytes, *, mode: int = 0o644) -> None:
         await self._record(sandbox_id)
-        await asyncio.to_thread(paths.write_file, self.workspace(sandbox_id), path, data, mode)
+        await self._on_host(sandbox_id, f"writing {path!r}", paths.write_file, self.workspace(sandbox_id), path,
+                            data, mode)
 
     async def list_dir(self, sandbox_id: str, path: str = ".") -> list[DirEntry]:
         await self._record(sandbox_id)
-        return await asyncio.to_thread(paths.list_dir, self.workspace(sandbox_id), path)
+        return await self._on_host(sandbox_id, f"listing {path!r}", paths.list_dir, self.workspace(sandbox_id), path)
+
+    file_deadline = FILE_DEADLINE
+
+    async def _on_host(self, sandbox_id: str, what: str, fn, *args):  # type: ignore[no-untyped-def]
+        """Run a file operation in a workspace (a directory the sandbox controls) with a deadline.
+
+        In a daemon thread of its own: should the kernel ever hold it (a FIFO, a stuck mount),
+        the caller gets an error in time and the process can still exit."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+
+        def settle(ok: bool, value: object) -> None:
+            if done.done():
+                return  # given up on (cancelled by the deadline)
+            if ok:
+                done.set_result(value)
+            else:
+                done.set_exception(value)  # type: ignore[arg-type]
+
+        def run() -> None:
+            try:
+                result = (True, fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                result = (False, exc)
+            try:
+                loop.call_soon_threadsafe(settle, *result)
+            except RuntimeError:
+                pass  # the loop is gone: nobody waits any more
+
+        threading.Thread(target=run, name=f"lap-file-{sandbox_id}", daemon=True).start()
+        try:
+            return await asyncio.wait_for(done, self.file_deadline)
+        except asyncio.TimeoutError:
+            self._log(sandbox_id, f"{what} did not finish in {self.file_deadline:g} s: given up")
+            raise SandboxError(f"{what} in sandbox {sandbox_id} did not finish in {self.file_deadline:g} s",
+                               "something in the workspace blocks it (a FIFO, a stuck mount): "
+                               "look with `lap-tui sandboxes exec`") from None
 
     # --- helpers -----------------------------------------------------------------------
     async def _record(self, sandbox_id: str, *, checked: bool = True) -> SandboxRecord:

@@ -5,11 +5,16 @@ host reads and writes there for it. So every path is resolved here component by 
 `..` may not climb out, a symlink is followed only while it stays inside, and the final walk
 opens each component with O_NOFOLLOW relative to its parent's descriptor, so a link swapped
 in between the check and the open fails instead of escaping.
+
+Nothing here may block on what the sandbox planted: files are opened O_NONBLOCK and checked
+with fstat before use (a FIFO or device is refused), and temporaries have unpredictable names
+created with O_EXCL, so an existing FIFO is never opened.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -127,13 +132,17 @@ def write_file(root: Path, path: str, data: bytes, mode: int) -> None:
         raise InvalidInput(f"path {path!r} is the workspace itself, a directory", "name a file")
     dfd = _walk(root, comps, path, create_dirs=True)
     name = comps[-1]
-    tmp = f".{name}.lap-tmp-{os.getpid()}"
+    tmp = f".lap-tmp-{secrets.token_hex(12)}"  # a name the sandbox cannot plant anything at
     try:
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode, dir_fd=dfd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         mode, dir_fd=dfd)
         except OSError as exc:
             raise InvalidInput(f"cannot write {path!r}: {exc.strerror}", "check the path") from None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # O_EXCL made it: cannot happen, never trusted
+                raise InvalidInput(f"cannot write {path!r}: not a regular file", "check the path")
+            os.set_blocking(fd, True)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
