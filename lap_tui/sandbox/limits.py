@@ -147,6 +147,22 @@ class Cgroups:
                 pass
         return found
 
+    def oom_kills(self, sandbox_id: str) -> int:
+        """How many processes the kernel has killed in the sandbox's cgroup for going over its
+        memory limit (v1 memory.oom_control, v2 memory.events: "oom_kill N"); 0 where unknown."""
+        total = 0
+        for (ctrl, _), d in zip((self._bases or {}).items(), self.dirs(sandbox_id)):
+            name = {"memory": "memory.oom_control", "": "memory.events"}.get(ctrl)
+            try:
+                text = (d / name).read_text() if name else ""
+            except OSError:
+                continue
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and value.strip().isdigit():
+                    total += int(value)
+        return total
+
     def remove(self, sandbox_id: str) -> None:
         for d in self.dirs(sandbox_id):
             try:

@@ -38,6 +38,7 @@ from lap_tui.store.base import SandboxRecord, Store
 DEFAULT_PIDS = 512
 DEFAULT_MAX_FILE = 64 * 2**20
 TOUCH_EVERY = 1.0  # seconds between last-used writes for one sandbox
+OUT_OF_MEMORY = "out of memory: it went over the sandbox's memory limit (the agent's memory setting)"
 FILE_DEADLINE = 60.0  # seconds a host-side file operation in a workspace may take
 DRAIN_AFTER_KILL = 5.0
 MAX_LOG = 1 << 20
@@ -265,6 +266,7 @@ class LocalBackend(SandboxBackend):
         cap = self.max_output if max_output is None else max_output
         out, err = CappedBuffer(cap), CappedBuffer(cap)
         state = self._state(sandbox_id)
+        ooms = self._cgroups.oom_kills(sandbox_id) if join else 0
         started = time.monotonic()
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -302,6 +304,10 @@ class LocalBackend(SandboxBackend):
         duration = time.monotonic() - started
         if mode == "bwrap" and code == 1 and err.total < 4096:
             _raise_if_not_started(sandbox_id, argv, err.value())
+        if (running.killed is None and code == _SIGNALLED_BASE + signal.SIGKILL and join
+                and self._cgroups.oom_kills(sandbox_id) > ooms):
+            # The kernel's OOM killer, not lap-tui: say so, or a bare 137 explains nothing.
+            running.killed = OUT_OF_MEMORY
         self._log(sandbox_id, f"exec {_show_argv(argv, self._redact)} -> exit {code} in {duration * 1000:.0f} ms"
                   + (f" (killed: {running.killed})" if running.killed else "")
                   + (" (output truncated)" if out.truncated or err.truncated else ""))
