@@ -69,6 +69,25 @@ KEYS: dict[str, Key] = {
 }
 
 
+GROUPS = {"agents": "Agents", "form": "Agent form", "sessions": "Sessions", "chat": "Chat",
+          "sandboxes": "Sandboxes", "confirm": "Dialogs", "table": "Tables", "app": "Everywhere"}
+
+
+def group_of(id_: str) -> str:
+    return GROUPS.get(id_.split(".")[0], "Other")
+
+
+def help_order(ids: list[str]) -> list[tuple[str, list[str]]]:
+    """The ids grouped for `?`: the screen's own groups first, then tables, then the keys that
+    work everywhere; each group in the order of KEYS (f1, f2, f3 stay in that order)."""
+    order = list(KEYS)
+    rank = {g: i for i, g in enumerate(GROUPS.values())}
+    groups: dict[str, list[str]] = {}
+    for id_ in sorted((i for i in ids if i in KEYS), key=order.index):
+        groups.setdefault(group_of(id_), []).append(id_)
+    return sorted(groups.items(), key=lambda g: rank.get(g[0], len(rank)))
+
+
 def bindings(*ids: str) -> list[Binding]:
     out = []
     for id_ in ids:

@@ -202,3 +202,36 @@ async def test_ctrl_l_from_the_draft_keeps_the_end_of_a_long_reply_in_view(servi
         assert log.has_focus
         await pilot.pause(0.2)
         assert log.scroll_y >= log.max_scroll_y - 1, (log.scroll_y, log.max_scroll_y)
+
+
+# -- 9: enter in the keys bar and `?`; `?` lists the app's keys, grouped and ordered
+@pytest.mark.parametrize("view,id_", [("agents", "agents.open"), ("sessions", "sessions.open"),
+                                      ("sandboxes", "sandboxes.open")])
+async def test_enter_is_listed_and_help_shows_the_apps_keys_in_order(services_factory, view, id_):
+    from lap_tui.tui.keymap import KEYS
+    from lap_tui.tui.screens.help import HelpScreen
+    from lap_tui.tui.widgets.keys_bar import KeysBar
+
+    from tests.tui.conftest import seed_sandboxes
+
+    services = services_factory()
+    seed(services, seed_sandboxes)
+    app = LapApp(services, view=view)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await started(app, pilot)
+        await wait_for(pilot, lambda: getattr(app.screen, "VIEW", "") == view, what=view)
+        bar = app.screen.query_one(KeysBar)
+        want = "⏎ " + KEYS[id_].description
+        await wait_for(pilot, lambda: str(bar.render()).startswith(want) or want in str(bar.render()),
+                       what=f"enter in the keys bar: {bar.render()}")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        ids = [r[2] for r in app.screen.key_rows]
+        assert id_ in ids and all(i in KEYS for i in ids)  # no Textual generic keys
+        f_keys = [i for i in ids if i in ("app.agents", "app.sessions", "app.sandboxes")]
+        assert f_keys == ["app.agents", "app.sessions", "app.sandboxes"]
+        assert ids.index(id_) < ids.index("app.quit")  # the screen's own keys before the global ones
+        # enter still opens
+        await pilot.press("escape")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: getattr(app.screen, "VIEW", view) != view, what="enter opened the row")

@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from lap_tui.tui import commands
+from lap_tui.tui import commands, keymap
 
 
 class HelpScreen(ModalScreen[None]):
@@ -31,17 +31,25 @@ class HelpScreen(ModalScreen[None]):
         keys.add_column("key", style="bold", no_wrap=True)
         keys.add_column("does")
         keys.add_column("id", style="dim", no_wrap=True)
-        seen: set[tuple[str, str]] = set()
-        rows = []
+        # The app's own keys only (each has an id in keymap.KEYS), grouped: Textual's generic
+        # ones (Scroll Left, super+c) are not the app's and cannot be remapped by id.
+        by_id: dict[str, list[str]] = {}
+        enabled: dict[str, bool] = {}
         for key, ab in self._active.items():
             b = ab.binding
-            if b.system or not b.description or (b.id or "", key) in seen:
+            if b.system or not b.id or b.id not in keymap.KEYS:
                 continue
-            seen.add((b.id or "", key))
-            rows.append((self.app.get_key_display(b), b.description + ("" if ab.enabled else " (off)"), b.id or ""))
-        self.key_rows = sorted(rows, key=lambda r: (r[2] == "", r[2]))  # ours (with ids) first
-        for row in self.key_rows:
-            keys.add_row(*row)
+            shown = self.app.get_key_display(b)
+            if shown not in by_id.setdefault(b.id, []):
+                by_id[b.id].append(shown)
+            enabled[b.id] = enabled.get(b.id, False) or ab.enabled
+        self.key_rows = []
+        for group, ids in keymap.help_order(list(by_id)):
+            keys.add_row(Text(group, style="bold underline"), "", "")
+            for id_ in ids:
+                row = (", ".join(by_id[id_]), keymap.KEYS[id_].description + ("" if enabled[id_] else " (off)"), id_)
+                self.key_rows.append(row)
+                keys.add_row(*row)
         cmds = Table(box=None, expand=True, pad_edge=False, title="Commands (type : then a name; tab completes)",
                      title_justify="left", title_style="bold")
         cmds.add_column("command", style="bold", no_wrap=True)
