@@ -295,15 +295,18 @@ class LapApp(App):
         from lap_tui.tui.screens.sandboxes import SandboxesScreen
         from lap_tui.tui.screens.sessions import SessionsScreen
 
+        if view not in ("agents", "sessions", "sandboxes"):
+            self.notify(f"unknown view {view!r}", severity="error")
+            return
+        agent_id = self.state.agent_id
+        if view == "sessions" and arg:
+            match = [a for a in self.agents_cache.values() if a.name == arg or a.id.startswith(arg)]
+            if not match:  # said where the user is: the screen stays
+                self.notify(f"no agent {arg!r}", severity="error")
+                return
+            agent_id = match[0].id
         self._to_base()
         if view == "sessions":
-            agent_id = self.state.agent_id
-            if arg:
-                match = [a for a in self.agents_cache.values() if a.name == arg or a.id.startswith(arg)]
-                if not match:
-                    self.notify(f"no agent {arg!r}", severity="error")
-                    return
-                agent_id = match[0].id
             all_agents = self.state.sessions_all or agent_id not in self.agents_cache
             self.push_screen(SessionsScreen(None if all_agents and not arg else agent_id))
         elif view == "sandboxes":

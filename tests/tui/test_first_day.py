@@ -235,3 +235,21 @@ async def test_enter_is_listed_and_help_shows_the_apps_keys_in_order(services_fa
         await pilot.press("escape")
         await pilot.press("enter")
         await wait_for(pilot, lambda: getattr(app.screen, "VIEW", view) != view, what="enter opened the row")
+
+
+# -- 11: a failed command stays where it was
+async def test_sessions_of_an_unknown_agent_says_so_and_stays(services_factory):
+    from lap_tui.tui.screens.sandboxes import SandboxesScreen
+
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services, view="sandboxes")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app, pilot)
+        await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen), what="sandboxes")
+        screen = app.screen
+        await app.run_command("sessions nope")
+        app.go("nowhere")
+        await pilot.pause()
+        assert app.screen is screen
+        assert any("no agent 'nope'" in n.message for n in app._notifications)
