@@ -311,8 +311,6 @@ class LapApp(App):
             self.push_screen(SessionsScreen(None if all_agents and not arg else agent_id))
         elif view == "sandboxes":
             self.push_screen(SandboxesScreen())
-        elif view != "agents":
-            self.notify(f"unknown view {view!r}", severity="error")
         self.note("screen", view if view in ("sessions", "sandboxes") else "agents")
 
     async def open_chat(self, session_id: str, agent_id: str | None, *, with_list: bool = True) -> None:
