@@ -163,23 +163,26 @@ class AgentsScreen(TableScreen):
 
     @work(group="agents-delete", exclusive=True)
     async def _confirm_delete(self, agent: Agent) -> None:
+        from lap_tui.tui.deletion import delete_sandboxes, sandboxes_going
         from lap_tui.tui.screens.confirm import ConfirmScreen
 
         store = self.lap.store
         n = await store.count_sessions(agent.id)
-        boxes = [s for s in await store.list_sandboxes() if s.agent_id == agent.id]
-        detail = (f"This deletes {n} session{'s' if n != 1 else ''} and their journals."
-                  + (f" Its {len(boxes)} sandbox record(s) stay until deleted in Sandboxes." if boxes else "")
-                  + " This cannot be undone.")
+        sessions = [s.id for s in await store.list_sessions(agent.id, limit=max(n, 1))]
+        boxes = await store.sandboxes_left_unused(sessions)
+        detail = (f"This deletes {n} session{'s' if n != 1 else ''} and {'its journal' if n == 1 else 'their journals'}"
+                  + sandboxes_going(boxes, self.lap.sandboxes is not None) + ". This cannot be undone.")
         if not await self.app.push_screen_wait(ConfirmScreen(f"Delete agent {agent.name} (team {agent.team})?",
                                                             detail)):
             return
         try:
+            await delete_sandboxes(self.lap.sandboxes, boxes)  # first: a failure leaves no orphan
             gone = await store.delete_agent(agent.id)
         except LapError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.notify(f"deleted agent {agent.name} and {gone} session(s)")
+        self.notify(f"deleted agent {agent.name} and {gone} session{'s' if gone != 1 else ''}"
+                    + (f" and {len(boxes)} sandbox{'es' if len(boxes) != 1 else ''}" if boxes else ""))
         await self.lap.refresh_agents()
 
     def palette_commands(self) -> Iterable[SystemCommand]:

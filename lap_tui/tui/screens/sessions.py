@@ -146,19 +146,23 @@ class SessionsScreen(TableScreen):
 
     @work(group="sessions-delete", exclusive=True)
     async def _delete(self, s: Session) -> None:
+        from lap_tui.tui.deletion import delete_sandboxes, sandboxes_going
         from lap_tui.tui.screens.confirm import ConfirmScreen
 
-        detail = (f"Its journal of {s.last_seq} event(s) goes with it ({tokens(s.prompt_tokens + s.completion_tokens)}"
-                  f" tokens, {cost(s.cost_usd)}). Its sandbox stays until deleted in Sandboxes.")
+        events = f"{s.last_seq} event{'s' if s.last_seq != 1 else ''}"
+        boxes = await self.lap.store.sandboxes_left_unused([s.id])
+        detail = (f"Its journal of {events} goes with it ({tokens(s.prompt_tokens + s.completion_tokens)}"
+                  f" tokens, {cost(s.cost_usd)})" + sandboxes_going(boxes, self.lap.sandboxes is not None) + ".")
         if not await self.app.push_screen_wait(ConfirmScreen(f"Delete session {short_id(s.id)} of {s.agent_name}?",
                                                             detail)):
             return
         try:
+            await delete_sandboxes(self.lap.sandboxes, boxes)  # first: a failure leaves no orphan
             await self.lap.store.delete_session(s.id)
         except LapError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.notify(f"deleted session {short_id(s.id)}")
+        self.notify(f"deleted session {short_id(s.id)}" + (f" and {', '.join(boxes)}" if boxes else ""))
         self._poll()
 
     def palette_commands(self) -> Iterable[SystemCommand]:
