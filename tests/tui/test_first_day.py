@@ -253,3 +253,27 @@ async def test_sessions_of_an_unknown_agent_says_so_and_stays(services_factory):
         await pilot.pause()
         assert app.screen is screen
         assert any("no agent 'nope'" in n.message for n in app._notifications)
+
+
+# -- 13: the header says what the journal says
+async def test_the_header_says_running_while_the_turn_runs(services_factory):
+    from lap_tui.domain.session import SessionStatus
+    from lap_tui.tui.widgets.title_bar import TitleBar
+
+    async def running(store):
+        await seed_basic(store)
+        t = "7" * 32
+        await store.append(SESSION_ID, "turn.queued", {}, turn_id=t)
+        await store.append(SESSION_ID, "user.message", {"text": "go"}, turn_id=t)
+        await store.append(SESSION_ID, "turn.started", {}, turn_id=t)
+        await store.append(SESSION_ID, "model.requested", {}, turn_id=t)
+        await store.append(SESSION_ID, "model.delta", {"text": "streaming…"}, turn_id=t)
+        await store.set_session_status(SESSION_ID, SessionStatus.QUEUED)  # the row lags behind
+
+    services = services_factory()
+    seed(services, running)
+    app = LapApp(services, session=SESSION_ID, read_only=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.shown.is_set(), what="chat")
+        title = app.screen.query_one(TitleBar)
+        await wait_for(pilot, lambda: title._detail.startswith("running"), what=f"running: {title._detail}")

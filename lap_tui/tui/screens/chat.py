@@ -161,6 +161,7 @@ class ChatScreen(LapScreen):
         self._oldest_seq = events[0].seq if events else None
         for ev in events:
             self.model.apply(ev)
+        self._title(session)  # with the journal's view of the turn in progress
         log = self.query_one(ChatLog)
         log.has_older = more
         blocks = self.model.blocks
@@ -239,9 +240,13 @@ class ChatScreen(LapScreen):
 
     def _title(self, s) -> None:
         name = self.lap.clean(s.title) if s.title else short_id(s.id)
+        # A turn in progress says what the journal says (running, resumed…): the session's row
+        # is written after the journal and said "queued" for a whole streamed reply.
+        active = self.model.active_turn()
+        status = active.status if active is not None else s.status.value
         self.query_one("#title").set(
             title=f"Chat · {s.agent_name} · {name}",
-            detail=f"{s.status.value} · {tokens(s.prompt_tokens + s.completion_tokens)} tokens · {cost(s.cost_usd)}")
+            detail=f"{status} · {tokens(s.prompt_tokens + s.completion_tokens)} tokens · {cost(s.cost_usd)}")
 
     @on(ChatLog.NeedOlder)
     def _older(self) -> None:
