@@ -84,6 +84,7 @@ class StreamInterrupted(GatewayError):
         self.cause = cause
         got = f"{len(partial_text)} characters"
         if self.partial_tool_calls:
-            got += f" and {len(self.partial_tool_calls)} tool call(s)"
+            n = len(self.partial_tool_calls)
+            got += f" and {n} tool call{'s' if n != 1 else ''}"
         super().__init__(f"the model stream broke after {got}: {reason}",
                          "what arrived is kept; retry the turn to continue")
