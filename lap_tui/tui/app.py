@@ -6,6 +6,7 @@ import asyncio
 import copy
 import gc
 import inspect
+import itertools
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -29,6 +30,7 @@ from lap_tui.tui.themes import DEFAULT, load_themes, user_theme_dirs
 HEALTH_EVERY = 10.0  # seconds between store/gateway checks
 GATEWAY_TIMEOUT = 5.0  # a gateway that retries for long is "down" here; the form says so
 PAINT_GRACE = 0.05  # seconds after the first screen's refreshes before heavy imports (engine)
+STORE_RETRY = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds before each new try to open the store
 STANDBY_AFTER = 3.0  # seconds a turn may sit untouched before this terminal drives it itself
 QUIET_GC_EVERY = 5.0  # a full garbage collection runs after this many seconds without streamed text
 FULL_GC_BACKSTOP = 100  # middle-generation passes before an automatic full one (Python's default: 10)
@@ -63,6 +65,7 @@ class LapApp(App):
         self.models: list[str] | None = None
         self.agents_cache: dict[str, Agent] = {}
         self.agents_loaded = False
+        self.store_down: tuple[Exception, int, float] | None = None  # why the store cannot be opened yet
         self.sanitiser = Sanitiser(self.settings.redactor)
         self.store_ready = asyncio.Event()
         self.busy_at = 0.0  # monotonic time streamed text last reached the screen (see ChatLog)
@@ -138,12 +141,7 @@ class LapApp(App):
 
     async def _start(self) -> None:
         if self.store is None:
-            try:
-                self.store = await self.services.open_store()
-            except LapError as exc:
-                self.health = {**self.health, "store": ("down", str(exc).splitlines()[0])}
-                self.notify(f"store: {exc}", severity="error", timeout=30)
-                return
+            await self._open_store_retrying()
             self.health = {**self.health, "store": ("ok", self.store.kind)}
             await self.refresh_agents()
             self.store_ready.set()
@@ -172,6 +170,27 @@ class LapApp(App):
         # Everything below may import heavy libraries: after the first useful paint.
         self.run_worker(self._open_sandboxes(), name="sandboxes", group="services")
         self.run_worker(self._health_loop(), name="health", group="services")
+
+    async def _open_store_retrying(self) -> None:
+        """Open the store; while it cannot be opened (a PostgreSQL server down or unreachable),
+        say why and how to fix it where the list would be, and try again with back-off."""
+        for attempt in itertools.count(1):
+            try:
+                self.store = await self.services.open_store()
+            except Exception as exc:  # noqa: BLE001 - LapError carries the fix; anything else is shown as is
+                wait = STORE_RETRY[min(attempt, len(STORE_RETRY)) - 1]
+                self.health = {**self.health, "store": ("down", str(exc).splitlines()[0])}
+                self._show_store_problem(exc, attempt, wait)
+                await asyncio.sleep(wait)
+                continue
+            self._show_store_problem(None, attempt, 0)
+            return
+
+    def _show_store_problem(self, exc: Exception | None, attempt: int, wait: float) -> None:
+        self.store_down = (exc, attempt, wait) if exc is not None else None
+        for screen in self.screen_stack:
+            if hasattr(screen, "store_problem"):
+                screen.store_problem(exc, attempt, wait)
 
     async def _painted(self) -> None:
         """Wait until the screen as it is now has been drawn (the engine's imports hold the loop)."""

@@ -277,3 +277,37 @@ async def test_the_header_says_running_while_the_turn_runs(services_factory):
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.shown.is_set(), what="chat")
         title = app.screen.query_one(TitleBar)
         await wait_for(pilot, lambda: title._detail.startswith("running"), what=f"running: {title._detail}")
+
+
+# -- 14: an unreachable store is explained where the list would be, and retried
+async def test_an_unreachable_postgres_is_explained_and_retried(services_factory):
+    from textual.widgets import Static
+
+    from lap_tui.store import open_store
+    from lap_tui.tui.widgets.table import LapTable
+
+    services = services_factory()
+    seed(services, seed_basic)
+    reachable = [False]
+    opened = services.open_store
+
+    async def open_() -> object:
+        if not reachable[0]:  # a real connection attempt to a port nothing listens on
+            return await open_store("postgresql://lap@127.0.0.1:1/lap")
+        return await opened()
+
+    services.open_store = open_
+    app = LapApp(services)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        problem = screen.query_one("#store-problem", Static)
+        await wait_for(pilot, lambda: problem.display and "cannot reach PostgreSQL" in str(problem.render()),
+                       what="the reason shown")
+        shown = str(problem.render())
+        assert "Fix: start the server" in shown and "Trying again in" in shown
+        assert not screen.query_one(LapTable).display
+        assert "opening the store" not in screen.query_one("#title")._detail
+        reachable[0] = True
+        await wait_for(pilot, lambda: app.store is not None and screen.query_one(LapTable).row_count == 2,
+                       what="the list once the store opens")
+        assert not problem.display and screen.query_one(LapTable).display

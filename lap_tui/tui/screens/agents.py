@@ -8,12 +8,14 @@ from typing import Iterable
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
-from textual.widgets import DataTable
+from rich.text import Text
+from textual.widgets import DataTable, Static
 
 from lap_tui.domain.agent import Agent
 from lap_tui.domain.errors import LapError
 from lap_tui.tui import keymap
 from lap_tui.tui.formatting import age, plural
+from lap_tui.tui.safety import neutralise
 from lap_tui.tui.screens.base import TableScreen
 from lap_tui.tui.widgets.filter_bar import FilterBar
 from lap_tui.tui.widgets.table import LapTable
@@ -38,8 +40,15 @@ class AgentsScreen(TableScreen):
         self._read_at = 0.0  # monotonic time of the last read of the store
         self._want: str | None = None  # an agent to select once it is in the list (just saved)
 
+    DEFAULT_CSS = """
+    AgentsScreen #store-problem { display: none; padding: 1 2; height: auto; }
+    AgentsScreen.-store-down #store-problem { display: block; }
+    AgentsScreen.-store-down #agents { display: none; }
+    """
+
     def compose_body(self) -> ComposeResult:
         yield FilterBar()
+        yield Static("", id="store-problem")
         table = LapTable(id="agents")
         for label, key in COLUMNS:
             table.add_column(label, key=key)
@@ -49,8 +58,30 @@ class AgentsScreen(TableScreen):
         self.query_one(DataTable).focus()
         if self.lap.agents_loaded:
             self.show_agents(list(self.lap.agents_cache.values()))
+        elif self.lap.store_down is not None:
+            self.store_problem(*self.lap.store_down)
         else:
             self.query_one("#title").set(detail="opening the store…")
+
+    def store_problem(self, exc: Exception | None, attempt: int, wait: float) -> None:
+        """Where the list would be: why the store cannot be opened, the fix, and when the app
+        tries again (None: it is open now)."""
+        if not self.is_mounted:
+            return  # on_mount reads the app's store_down
+        self.set_class(exc is not None, "-store-down")
+        if exc is None:
+            return
+        message, hint = (exc.message, exc.hint) if isinstance(exc, LapError) else (f"{type(exc).__name__}: {exc}", None)
+        text = Text()
+        text.append("The store cannot be opened\n\n", style="bold")
+        text.append(neutralise(message) + "\n\n")
+        if hint:
+            text.append("Fix: ", style="bold")
+            text.append(neutralise(hint) + "\n\n")
+        text.append(f"Trying again in {wait:g} s (attempt {attempt}); the list shows as soon as it opens.",
+                    style="dim")
+        self.query_one("#store-problem", Static).update(text)
+        self.query_one("#title").set(detail=f"store unreachable: retrying in {wait:g} s")
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
