@@ -195,3 +195,75 @@ async def test_the_master_key_never_enters_the_sandbox_and_tokens_are_revoked(hx
         cli(env, "sessions", "delete", sid)
         revoked = await c.get("/v1/models", headers={"x-api-key": token})
         assert revoked.status_code == 401 and "revoked" in revoked.text
+
+
+def sandbox_pids(ws: Path) -> list[int]:
+    """Host processes of the sandbox: everything whose command line names its workspace."""
+    marker = os.fsencode(str(ws))
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as fh:
+                    if marker in fh.read():
+                        out.append(int(name))
+            except OSError:
+                pass
+    return out
+
+
+async def wait_until(check, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def in_process(hx_env, monkeypatch):
+    """This process plays lap-tui: its environment is the test's (the relay it starts inherits it)."""
+    for k in [k for k in os.environ if k.startswith(("LAP_", "LITELLM_", "CONTAINER_ENV_"))]:
+        monkeypatch.delenv(k)
+    for k, v in hx_env.items():
+        monkeypatch.setenv(k, v)
+    return hx_env
+
+
+async def test_cancel_and_the_turn_timeout_kill_the_cli_process_tree(in_process, gw):
+    from lap_tui.config import load_settings
+    from lap_tui.engine.services import build_engine
+
+    env = in_process
+    sid = new_session(env)
+    gw.push(stream([], tool_calls=[bash("call_s", "echo started > started.txt; sleep 600; echo never > after.txt")]))
+    settings = load_settings()
+    store = await open_store(settings.database_url)
+    engine = build_engine(settings, store)
+    try:
+        turn_id = await engine.send(sid, "sleep a long time")
+        await wait_until(lambda: any((p / "workspace" / "started.txt").exists() for p in
+                                     (Path(env["XDG_DATA_HOME"]) / "lap-tui" / "sandboxes").glob("s-*")),
+                         "the CLI's tool started in the sandbox")
+        ws = workspace(env, sid)
+        assert sandbox_pids(ws)
+        await engine.cancel(turn_id)
+        await wait_until(lambda: not sandbox_pids(ws), "every process of the sandbox gone after the cancel")
+        await engine.start(sid)  # the driver ends once the cancelled turn is journaled
+        assert (await store.get_turn(turn_id)).status.value == "cancelled"
+        assert any(e.kind == "turn.cancelled" for e in await store.read_events(sid))
+        assert not (ws / "after.txt").exists()
+
+        # lap-tui's own per-turn timeout: a user's harness definition with a short one.
+        user = Path(env["XDG_CONFIG_HOME"]) / "lap-tui" / "harnesses" / "opencode"
+        user.mkdir(parents=True)
+        text = (Path(__file__).parents[2] / "harnesses" / "opencode" / "harness.toml").read_text()
+        (user / "harness.toml").write_text(text.replace("timeout = 1800", "timeout = 5"))
+        gw.push(stream([], tool_calls=[bash("call_t", "sleep 600; echo x > after.txt")]))
+        turn_id = await engine.send(sid, "and again")
+        await engine.start(sid)
+        turn = await store.get_turn(turn_id)
+        assert turn.status.value == "failed" and "timeout" in (turn.error or ""), turn
+        assert not sandbox_pids(ws) and not (ws / "after.txt").exists()
+    finally:
+        await engine.close()
+        await store.close()
