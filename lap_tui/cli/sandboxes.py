@@ -14,6 +14,7 @@ from lap_tui.cli.common import add_json_flag, emit_json, emit_json_lines, opened
 from lap_tui.config import Settings, load_settings
 from lap_tui.domain.clock import epoch_from_iso
 from lap_tui.domain.errors import InvalidInput, NotFound
+from lap_tui.domain.ids import MIN_PREFIX
 from lap_tui.domain.names import clip
 from lap_tui.domain.sandbox import SandboxStatus
 
@@ -89,7 +90,8 @@ async def _resolve(store: Any, backend: Any, ref: str, *, create: bool) -> str:
     (creating its sandbox when asked)."""
     if await store.get_sandbox(ref) is not None:
         return ref
-    by_prefix = [r.id for r in await store.list_sandboxes() if r.id.startswith(ref)] if ref else []
+    # A prefix names a sandbox to delete or run in: as for ids, 4 characters at least.
+    by_prefix = [r.id for r in await store.list_sandboxes() if r.id.startswith(ref)] if len(ref) >= MIN_PREFIX else []
     try:
         session = await store.get_session(ref)
     except (InvalidInput, NotFound):
@@ -101,10 +103,10 @@ async def _resolve(store: Any, backend: Any, ref: str, *, create: bool) -> str:
         if len(by_prefix) == 1:
             return by_prefix[0]
         if len(by_prefix) > 1:
-            raise InvalidInput(f"sandbox id prefix {clip(ref)!r} is ambiguous ({plural(len(by_prefix), 'match', 'matches')})",
-                               "give more of the id")
-        raise NotFound(f"no session or sandbox {clip(ref)!r}", "`lap-tui sandboxes list` and "
-                       "`lap-tui sessions list` show them")
+            raise InvalidInput(f"sandbox name prefix {clip(ref)!r} is ambiguous "
+                               f"({plural(len(by_prefix), 'match', 'matches')})", "give more of the name")
+        raise NotFound(f"no session or sandbox {clip(ref)!r}", f"give a prefix of {MIN_PREFIX} or more characters; "
+                       "`lap-tui sandboxes list` and `lap-tui sessions list` show them")
     if session.sandbox_ref and await store.get_sandbox(session.sandbox_ref) is not None:
         return session.sandbox_ref
     if not create:

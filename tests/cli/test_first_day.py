@@ -114,13 +114,18 @@ def test_deleting_an_agent_deletes_its_sessions_sandboxes(require_bwrap, cli_env
     assert _sandboxes(cli_env)["s-" + s2[:12]]["orphan"] is True
 
 
-def test_an_ambiguous_sandbox_prefix_is_refused(require_bwrap, cli_env):
-    ok("agents", "create", "coder", "--model", "m", env=cli_env)
-    for _ in range(2):
-        s = ok("sessions", "new", "coder", env=cli_env).strip()
+def test_an_ambiguous_or_too_short_sandbox_prefix_is_refused(require_bwrap, cli_env):
+    ok("agents", "create", "coder", "--model", "m", "--scope", "context", env=cli_env)
+    for context in ("repo-a", "repo-b"):
+        s = ok("sessions", "new", "coder", "--context", context, env=cli_env).strip()
         ok("sandboxes", "exec", s, "--", "true", env=cli_env)
-    assert "ambiguous" in fails("sandboxes", "delete", "s-", env=cli_env, code=2)
-    assert len(_sandboxes(cli_env)) == 2
+    names = sorted(_sandboxes(cli_env))
+    assert [n[:14] for n in names] == ["default-repo-a", "default-repo-b"]
+    assert "ambiguous (2 matches)" in fails("sandboxes", "delete", "default-repo", env=cli_env, code=2)
+    assert "4 or more" in fails("sandboxes", "delete", "def", env=cli_env, code=3)
+    assert sorted(_sandboxes(cli_env)) == names  # nothing deleted
+    ok("sandboxes", "delete", "default-repo-a", env=cli_env)
+    assert sorted(_sandboxes(cli_env)) == names[1:]
 
 
 # ---- items 8, 15, 16: validation and messages ----------------------------------------------------------
