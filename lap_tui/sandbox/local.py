@@ -200,7 +200,9 @@ class LocalBackend(SandboxBackend):
         return _status(await self._record(sandbox_id))
 
     async def list(self) -> list[SandboxStatus]:
-        return [_status(r) for r in await self.store.list_sandboxes(backend=self.name)]
+        # A sandbox no session uses any more (kept at deletion) is listed as an orphan.
+        orphans = await self.store.orphan_sandbox_ids()
+        return [replace(_status(r), orphan=r.id in orphans) for r in await self.store.list_sandboxes(backend=self.name)]
 
     async def logs(self, sandbox_id: str, *, tail: int | None = None) -> list[str]:
         await self._record(sandbox_id)
@@ -576,7 +578,7 @@ def _status(rec: SandboxRecord) -> SandboxStatus:
 
 
 def _visible(s: SandboxStatus) -> tuple:
-    return (s.phase, s.ready, s.isolated, s.message, s.restarts, s.last_used_at, s.suspended_at)
+    return (s.phase, s.ready, s.isolated, s.message, s.restarts, s.last_used_at, s.suspended_at, s.orphan)
 
 
 def _check_argv(argv: Sequence[str]) -> list[str]:
