@@ -47,6 +47,10 @@ Response types ("type", default "stream"):
   json          status (200), body, headers: a whole non-streamed answer
   raw_sse       events: [str | object] sent as `data:` lines as given (objects as JSON), then [DONE]
   hangup        close the connection without answering
+Anthropic Messages (POST /v1/messages) and OpenAI Responses (POST /v1/responses) render the
+same "stream" responses in their own formats (scripted_apis.py): queue them with that "path";
+"requires_tools": true keeps a response for a request that offers tools (a CLI's main loop,
+not its side requests); `path_defaults[path]` answers the rest.
 Control endpoints (for a subprocess): GET /_scripted/requests, POST /_scripted/responses
 (a JSON list, appended), POST /_scripted/reset.
 """
@@ -67,6 +71,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
+
+from tests.support import scripted_apis
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
@@ -129,6 +135,7 @@ class ScriptedGateway:
         self.api_key = api_key
         self.strict_models = strict_models
         self.default = default
+        self.path_defaults: dict[str, dict[str, Any]] = {}  # /v1/messages, /v1/responses: never used up
         self.verbose = verbose
         self._queue: list[dict[str, Any]] = list(responses or [])
         self._requests: list[RecordedRequest] = []
@@ -205,10 +212,11 @@ class ScriptedGateway:
         with self._lock:
             self._requests.append(req)
 
-    def _take(self, path: str) -> dict[str, Any] | None:
+    def _take(self, path: str, body: Any = None) -> dict[str, Any] | None:
+        has_tools = isinstance(body, dict) and bool(body.get("tools"))
         with self._lock:
             for i, r in enumerate(self._queue):
-                if _norm_path(r.get("path", CHAT_PATH)) == path:
+                if _norm_path(r.get("path", CHAT_PATH)) == path and (has_tools or not r.get("requires_tools")):
                     return self._queue.pop(i)
         return None
 
@@ -272,6 +280,12 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._send_json(400, _err_body(
                         f"scripted gateway: script exhausted, no response left for {method} {path}", 400))
                 return self._respond(resp, body)
+            if path in (scripted_apis.MESSAGES_PATH, scripted_apis.RESPONSES_PATH) and method == "POST":
+                resp = gw._take(path, body) or gw.path_defaults.get(path)
+                if resp is None:
+                    return self._send_json(400, _err_body(
+                        f"scripted gateway: script exhausted, no response left for {method} {path}", 400))
+                return self._respond_api(path, resp, body if isinstance(body, dict) else {})
             self._send_json(404, {"detail": "Not Found"})
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
@@ -323,6 +337,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
             return
         raise ValueError(f"scripted gateway: unknown response type {kind!r}")
+
+    def _respond_api(self, path: str, r: dict[str, Any], req: dict[str, Any]) -> None:
+        """Anthropic Messages or OpenAI Responses (tests/support/scripted_apis.py)."""
+        if r.get("type", "stream") != "stream":
+            return self._respond(r, req)
+        if r.get("wait_file") or r.get("first_delay"):
+            if r.get("first_delay"):
+                self.gw.stopping.wait(float(r["first_delay"]))
+            deadline = time.monotonic() + float(r.get("wait_max", 120))
+            while r.get("wait_file") and not os.path.exists(r["wait_file"]) and time.monotonic() < deadline:
+                if self.gw.stopping.wait(0.02):
+                    break
+        messages = path == scripted_apis.MESSAGES_PATH
+        if not req.get("stream"):
+            body = scripted_apis.messages_json(r, req) if messages else None
+            return self._send_json(200, body or {"error": "the Responses API is scripted streamed only"},
+                                   {"x-litellm-response-cost": r["cost"]} if r.get("cost") is not None else None)
+        self._start_stream(r)
+        events = scripted_apis.messages_events(r, req) if messages else scripted_apis.responses_events(r, req)
+        for name, data in events:
+            self._chunk(b"event: " + name.encode() + b"\ndata: " + json.dumps(data).encode() + b"\n\n")
+        self._end()
 
     # writing
     def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
