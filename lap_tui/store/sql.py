@@ -541,8 +541,10 @@ class SqlStore(Store):
 
     async def orphan_sandbox_ids(self) -> set[str]:
         async with self._read() as db:
-            rows = await db.fetch("SELECT x.id FROM sandboxes x WHERE NOT EXISTS (SELECT 1 FROM sessions s"
-                                  " WHERE s.id = x.session_id OR s.sandbox_ref = x.id)")
+            # Two NOT EXISTS, not one with OR: each is an index lookup (primary key, sessions_by_sandbox).
+            rows = await db.fetch("SELECT x.id FROM sandboxes x"
+                                  " WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = x.session_id)"
+                                  " AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.sandbox_ref = x.id)")
         return {r[0] for r in rows}
 
     async def sandboxes_left_unused(self, session_ids: Sequence[str]) -> list[str]:
