@@ -168,6 +168,8 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
                         continue  # journaled by the driver before us
                     if m.kind == "error":
                         last_error = redact(str(m.data.get("message", "")))
+                    if h.tool_id_scope == "turn" and "tool_call_id" in m.data:  # unique in the session
+                        m = Mapped(m.kind, {**m.data, "tool_call_id": f"{turn.id[:12]}-{m.data['tool_call_id']}"})
                     await _journal(engine, turn, m, {"attempt": cur.attempt, "at": at, "n": n}, redact)
             continue
         st = detached.state(sid, name)

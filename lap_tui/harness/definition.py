@@ -57,6 +57,7 @@ class HarnessDefinition:
     resume: tuple[str, ...] = ()
     session_id: str = ""  # dotted path of the CLI's session id in its events
     session_id_from: str = "output"  # "output" (read from an event) | "uuid" (lap-tui makes one)
+    tool_id_scope: str = "session"  # "turn": the CLI numbers its tool calls afresh each turn
     state_dirs: tuple[str, ...] = ()  # under the workspace, kept with it
     env: dict[str, str] = field(default_factory=dict)
     env_json: dict[str, Any] = field(default_factory=dict)  # name -> a table sent as JSON
@@ -133,11 +134,15 @@ def parse(data: dict[str, Any], path: Path) -> HarnessDefinition:
     sid_from = str(events.get("session_id_from", "output"))
     if sid_from not in ("output", "uuid"):
         raise InvalidInput(f"events.session_id_from {sid_from!r} is unknown", "use output or uuid")
+    scope = str(events.get("tool_id_scope", "session"))
+    if scope not in ("session", "turn"):
+        raise InvalidInput(f"events.tool_id_scope {scope!r} is unknown", "use session or turn")
     timeout = float(run.get("timeout", 1800))
     if timeout <= 0:
         raise InvalidInput("run.timeout must be positive", "seconds, e.g. 1800")
     return HarnessDefinition(**base, api=api, npm=npm, version=version, bin=bin_, command=command, resume=resume,
                              session_id=str(events.get("session_id", "")), session_id_from=sid_from,
+                             tool_id_scope=scope,
                              state_dirs=state_dirs, env=env, env_json=env_json, timeout=timeout, rules=rules)
 
 

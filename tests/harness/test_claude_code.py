@@ -50,11 +50,11 @@ async def test_a_tool_using_turn_then_a_resumed_one(hx_env, gw):
     assert all(r.headers.get("x-api-key") in (None, MASTER_KEY) for r in messages)
 
     gw.push(answer(["I remember."], usage={"prompt_tokens": 50, "completion_tokens": 2}))
-    r = send(env, sid, "what did you write?")
+    r = send(env, sid, "--help: what did you write?")  # never taken for an option
     assert r.returncode == 0, r.stdout + r.stderr
     last = [r for r in gw.requests if r.path == MESSAGES_PATH and r.body.get("tools")][-1]
     history = json.dumps(last.body["messages"])
-    assert "write hello.txt" in history and "Wrote hello.txt." in history and "toolu_w" in history
+    assert "--help: what did you write?" in history and "write hello.txt" in history and "Wrote hello.txt." in history and "toolu_w" in history
     events, turns, session2 = await events_of(env, sid)
     assert session2.harness_session_id == session.harness_session_id
     started = [e.data for e in events if e.kind == "harness.event" and e.data.get("type") == "cli.started"]

@@ -89,10 +89,10 @@ async def test_a_tool_using_turn_then_a_resumed_one(hx_env, gw):
 
     # Turn 2 from a new process resumes the same opencode session: turn 1 is in its history.
     gw.push(stream(["I remember."], usage={"prompt_tokens": 40, "completion_tokens": 2}))
-    r = send(env, sid, "what did you write?")
+    r = send(env, sid, "--help: what did you write?")  # never taken for an option
     assert r.returncode == 0, r.stdout + r.stderr
     history = json.dumps(gw.chat_requests[-1].body["messages"])
-    assert "write hello.txt" in history and "hi from opencode" in history and "Wrote hello.txt." in history
+    assert "--help: what did you write?" in history and "write hello.txt" in history and "hi from opencode" in history and "Wrote hello.txt." in history
     events, turns, session = await events_of(env, sid)
     assert session.harness_session_id == cli_sid
     resumed = [e.data for e in events if e.kind == "harness.event" and e.data.get("type") == "cli.started"]
