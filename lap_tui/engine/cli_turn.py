@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 READ_CHUNK = 1 << 20
 POLL_MIN, POLL_MAX = 0.05, 0.5  # following the output file: fast while it grows, slower when quiet
+TRANSCRIPT_MAX = 50_000  # characters of earlier conversation seeded into a new CLI session
 MAX_ATTEMPTS = 3  # CLI processes per turn (the first, then resumes after the sandbox lost it)
 
 
@@ -94,12 +95,22 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
         session_now = await store.get_session(session.id)
         cli_session = session_now.harness_session_id
         resume = bool(cli_session)
+        seed = ""
+        if resume and not await _state_present(engine.sandboxes, sid, h):
+            # The CLI's own state is gone (workspace reset, files deleted): a new CLI session,
+            # seeded with the conversation as the journal has it.
+            resume, cli_session = False, None
+            await store.update_session(session.id, harness_session_id=None)
+            seed = await _transcript(store, session.id, turn.id)
+            mine.append(await engine._append(turn, EventKind.HARNESS_EVENT, {
+                "type": "cli.state_lost", "previous_session_id": session_now.harness_session_id,
+                "seeded_chars": len(seed)}))
         if h.session_id_from == "uuid" and not cli_session:
             cli_session = str(uuid.uuid4())
             await store.update_session(session.id, harness_session_id=cli_session)
         token = await issue_token(store, session.id)
         await store.set_relay_turn(session.id, turn.id)
-        prompt = _prompt(mine) if not note else f"{note}\n\n{_prompt(mine)}"
+        prompt = "\n\n".join(p for p in (seed, note, _prompt(mine)) if p)
         plan = plan_turn(h, turn_id=turn.id, attempt=attempt, prompt=prompt, model=agent.model, token=token,
                          session_id=cli_session, resume=resume)
         data = {"type": kind, "harness": h.name, "version": h.version, "attempt": attempt, "output": plan.output,
@@ -176,7 +187,9 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
         if st.state == "running":
             if time.time() - start_at > h.timeout:
                 await detached.kill(sid, name)
-                raise CliTurnFailed(f"the {h.name} CLI ran longer than its {h.timeout:g} s timeout and was stopped")
+                tail = last_error or redact(await _stderr_tail(detached, sid, str(started.get("stderr", "")), ""))
+                raise CliTurnFailed(f"the {h.name} CLI ran longer than its {h.timeout:g} s timeout and was stopped"
+                                    + (f"; its last words: {tail}" if tail else ""))
             await asyncio.sleep(poll)
             poll = min(poll * 2, POLL_MAX)
             continue
@@ -227,6 +240,39 @@ async def _journal(engine: "Engine", turn: Turn, m: Mapped, cursor: dict[str, in
                                                             "cli": cursor})
     elif m.kind == "session":
         await engine._append(turn, EventKind.HARNESS_EVENT, {"type": "cli.session", **d, "cli": cursor})
+
+
+async def _state_present(backend: Any, sid: str, h: HarnessDefinition) -> bool:
+    """Whether the CLI's state directories still hold something (else it cannot resume)."""
+    for d in h.state_dirs:
+        try:
+            if not await backend.list_dir(sid, d):
+                return False
+        except LapError:
+            return False
+    return True
+
+
+async def _transcript(store: Any, session_id: str, turn_id: str) -> str:
+    """The session's earlier turns as plain text, newest kept when long."""
+    lines: list[str] = []
+    for ev in await store.read_events(session_id):
+        if ev.turn_id == turn_id:
+            continue
+        d = ev.data
+        if ev.kind == EventKind.USER_MESSAGE:
+            lines.append(f"User: {d.get('text', '')}")
+        elif ev.kind == EventKind.MODEL_MESSAGE and d.get("text"):
+            lines.append(f"Assistant: {d['text']}")
+        elif ev.kind == EventKind.TOOL_STARTED:
+            lines.append(f"(tool {d.get('name', '')}: {str(d.get('arguments', ''))[:300]})")
+        elif ev.kind == EventKind.TOOL_FINISHED:
+            lines.append(f"(result: {str(d.get('output') or '')[:600]})")
+    if not lines:
+        return ""
+    body = "\n".join(lines)[-TRANSCRIPT_MAX:]
+    return ("(lap-tui: your earlier session's state was lost; this is the conversation so far, from lap-tui's "
+            f"journal.)\n{body}\n(end of the conversation so far)")
 
 
 def _prompt(mine: list[JournalEvent]) -> str:

@@ -267,3 +267,51 @@ async def test_cancel_and_the_turn_timeout_kill_the_cli_process_tree(in_process,
     finally:
         await engine.close()
         await store.close()
+
+
+async def test_the_clis_state_deleted_then_a_new_session_seeded_from_the_journal(hx_env, gw):
+    import shutil
+
+    env = hx_env
+    sid = new_session(env)
+    gw.push(stream(["The secret word is PAPAYA."]))
+    assert send(env, sid, "remember a word").returncode == 0
+    first = (await events_of(env, sid))[2].harness_session_id
+    shutil.rmtree(workspace(env, sid) / ".lap" / "harness" / "opencode")  # its SQLite store and all
+    gw.push(stream(["It was PAPAYA."]))
+    r = send(env, sid, "which word?")
+    assert r.returncode == 0, r.stdout + r.stderr
+    history = json.dumps(gw.chat_requests[-1].body["messages"])
+    assert "remember a word" in history and "The secret word is PAPAYA." in history and "which word?" in history
+    events, turns, session = await events_of(env, sid)
+    lost = [e.data for e in events if is_cli(e, "cli.state_lost")]
+    assert len(lost) == 1 and lost[0]["previous_session_id"] == first
+    assert session.harness_session_id and session.harness_session_id != first
+    assert turns[-1].status.value == "completed"
+
+
+async def test_the_sandboxs_processes_killed_mid_turn_then_resumed_through_the_resume_form(hx_env, gw, tmp_path):
+    env = hx_env
+    sid = new_session(env)
+    release = tmp_path / "release"
+    gw.push(stream([], tool_calls=[bash("call_1", "echo one >> effects.log")]),
+            stream(["never seen"], wait_file=str(release)))  # the first CLI waits here when killed
+    driver = lap(env, "send", sid, "run it", "--wait")
+    try:
+        await wait_for(env, sid, lambda evs: any(e.kind == "tool.finished" for e in evs), "the tool finished")
+        gw.push(stream(["resumed and done"]))
+        cli(env, "sandboxes", "suspend", f"s-{sid[:12]}")  # stops every process of the sandbox
+        out, err = driver.communicate(timeout=180)
+    finally:
+        release.touch()
+        driver.kill()
+    assert driver.returncode == 0, err
+    events, (turn,), _s = await events_of(env, sid)
+    resumed = [e.data for e in events if is_cli(e, "cli.resumed")]
+    assert len(resumed) == 1 and resumed[0]["resume"] is True and resumed[0]["attempt"] == 1
+    last_user = [m for m in gw.chat_requests[-1].body["messages"] if m["role"] == "user"][-1]
+    assert "interrupted" in json.dumps(last_user)
+    assert [e.data["text"] for e in events if e.kind == "model.message"] == ["resumed and done"]
+    assert sum(e.kind == "tool.started" for e in events) == 1
+    assert (workspace(env, sid) / "effects.log").read_text() == "one\n"
+    assert turn.status.value == "completed"
