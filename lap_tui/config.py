@@ -29,6 +29,13 @@ _KEYS: dict[str, tuple[str, str, bool]] = {
     "theme": ("LAP_THEME", "theme", False),
     "allow_unisolated": ("LAP_ALLOW_UNISOLATED", "allow_unisolated", False),
     "create_db": ("LAP_CREATE_DB", "create_db", False),
+    # Sandboxes: "auto" picks kubernetes when a kube context or namespace map is set (docs/KUBERNETES.md).
+    "sandbox_backend": ("LAP_SANDBOX_BACKEND", "sandbox_backend", False),
+    "sandbox_image": ("LAP_SANDBOX_IMAGE", "sandbox_image", False),
+    "kubeconfig": ("LAP_KUBECONFIG", "kubeconfig", False),
+    "kube_context": ("LAP_KUBE_CONTEXT", "kube_context", False),
+    "kube_namespace_prefix": ("LAP_KUBE_NAMESPACE_PREFIX", "kube_namespace_prefix", False),
+    "kube_namespaces": ("LAP_KUBE_NAMESPACES", "kube_namespaces", False),
 }
 _TOML_TABLES = {"keys"}  # [keys]: binding id -> key(s)
 _TRUE = {"1", "true", "yes", "on"}
@@ -146,6 +153,12 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         "theme": "lap-dark",
         "allow_unisolated": False,
         "create_db": False,
+        "sandbox_backend": "auto",
+        "sandbox_image": "python:3.12-slim",
+        "kubeconfig": "",
+        "kube_context": "",
+        "kube_namespace_prefix": "lap-",
+        "kube_namespaces": "",  # "team=namespace,...": overrides the prefix for those teams
     }
     values: dict[str, Setting] = {}
     for name, (env_name, toml_key, secret) in _KEYS.items():

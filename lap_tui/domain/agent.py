@@ -38,6 +38,7 @@ class SandboxSettings:
     scope: str = "session"
     idle_suspend_seconds: int = 900
     env: tuple[str, ...] = ()
+    max_lifetime_seconds: int = 0  # 0: none; on Kubernetes it becomes the Sandbox's shutdownTime
 
     def validate(self) -> SandboxSettings:
         if self.backend not in SANDBOX_BACKENDS:
@@ -58,6 +59,8 @@ class SandboxSettings:
                                f"use at least {MIN_MEMORY}, e.g. 512Mi or 2Gi (a bare number means bytes)")
         if self.idle_suspend_seconds < 0:
             raise InvalidInput("idle suspend time is negative", "use 0 to never suspend, or seconds")
+        if self.max_lifetime_seconds < 0:
+            raise InvalidInput("maximum lifetime is negative", "use 0 for none, or seconds")
         for name in self.env:
             if not _ENV_NAME.match(name):
                 raise InvalidInput(f"env var name {name!r} is invalid",

@@ -19,21 +19,50 @@ if TYPE_CHECKING:
 
 
 def kubernetes_configured(settings: Settings) -> bool:
-    """The cluster backend has not landed yet; until it does, "auto" means local."""
-    return False
+    """Whether "auto" means the cluster: sandbox_backend says so, or a kube context, kubeconfig
+    or namespace map is set (an in-cluster lap-tui sets sandbox_backend = "kubernetes")."""
+    kind = _default_kind(settings)
+    if kind != "auto":
+        return kind == "kubernetes"
+    return any(_get(settings, k) for k in ("kube_context", "kubeconfig", "kube_namespaces"))
 
 
 def backend_for(settings: Settings, store: Store, kind: str = "auto", **options: object) -> SandboxBackend:
-    """The backend for an agent's `sandbox.backend` setting ("auto", "local" or "kubernetes")."""
+    """The backend for an agent's `sandbox.backend` setting ("auto", "local" or "kubernetes").
+
+    "auto" follows the config's `sandbox_backend` (itself "auto" by default: kubernetes when
+    configured, else local). The Kubernetes client is imported only here, on first use.
+    """
+    from lap_tui.domain.errors import ConfigError
+
     if kind == "auto":
         kind = "kubernetes" if kubernetes_configured(settings) else "local"
     if kind == "local":
         from lap_tui.sandbox.local import LocalBackend
 
         return LocalBackend(store, settings, **options)  # type: ignore[arg-type]
+    if kind == "kubernetes":
+        from lap_tui.sandbox.k8s import KubernetesBackend
+
+        return KubernetesBackend(store, settings, **options)  # type: ignore[arg-type]
+    raise ConfigError(f"sandbox backend {kind!r} is unknown", "use auto, local or kubernetes")
+
+
+def _default_kind(settings: Settings) -> str:
+    from lap_tui.domain.agent import SANDBOX_BACKENDS
     from lap_tui.domain.errors import ConfigError
 
-    raise ConfigError(f"sandbox backend {kind!r} is not available yet", "use the local backend (auto or local)")
+    kind = _get(settings, "sandbox_backend") or "auto"
+    if kind not in SANDBOX_BACKENDS:
+        raise ConfigError(f"sandbox_backend = {kind!r} is unknown", "use auto, local or kubernetes")
+    return kind
+
+
+def _get(settings: Settings, name: str) -> object:
+    try:
+        return settings[name]
+    except KeyError:  # settings built by hand (tests) may lack the newer keys
+        return None
 
 
 async def ensure_for_session(backend: SandboxBackend, store: Store, agent: Agent,

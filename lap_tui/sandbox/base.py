@@ -1,16 +1,24 @@
-"""The sandbox backend interface. `local` (bubblewrap) implements it now, `kubernetes` later."""
+"""The sandbox backend interface: `local` (bubblewrap) and `kubernetes` (agent-sandbox) implement it."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
-from lap_tui.domain.sandbox import DirEntry, ExecResult, SandboxEvent, SandboxSpec, SandboxStatus
+from lap_tui.domain.sandbox import DirEntry, ExecResult, SandboxError, SandboxEvent, SandboxSpec, SandboxStatus
 
 # Called with ("stdout" | "stderr", chunk) as output arrives; may be a coroutine function.
 OutputCallback = Callable[[str, bytes], "Awaitable[None] | None"]
 
 DEFAULT_TIMEOUT = 600.0
+
+
+class SandboxGone(SandboxError):
+    """The sandbox's pod went away while a command ran in it (deleted, evicted, its node lost).
+
+    The command's outcome is unknown, so it must not be retried blindly: the engine journals
+    the tool call interrupted, waits for the sandbox to be ready again, and goes on.
+    """
 
 
 class SandboxBackend(ABC):
