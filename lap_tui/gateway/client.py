@@ -11,6 +11,7 @@ import inspect
 import json
 import logging
 import re
+import time
 import uuid
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -139,8 +140,11 @@ class GatewayClient:
 
     def __init__(self, base_url: str, api_key: str = "", *, timeouts: Timeouts | None = None,
                  retry: RetryPolicy | None = None, on_retry: OnRetry | None = None,
-                 headers: Mapping[str, str] | None = None, transport: "httpx.AsyncBaseTransport | None" = None) -> None:
+                 headers: Mapping[str, str] | None = None, transport: "httpx.AsyncBaseTransport | None" = None,
+                 clock: Callable[[], float] = time.time) -> None:
         import httpx  # lazy: see the module docstring
+
+        self._clock = clock  # wall clock, for a Retry-After given as an HTTP date (tests pin it)
 
         self.base_url = _api_root(base_url)
         self.timeouts = timeouts or Timeouts()
@@ -392,7 +396,7 @@ class GatewayClient:
                       what: str) -> None:
         detail = self._detail(content)
         if is_retryable_status(status):
-            raise _Transient(f"{status} {phrase}".strip(), status=status, retry_after=parse_retry_after(headers),
+            raise _Transient(f"{status} {phrase}".strip(), status=status, retry_after=parse_retry_after(headers, self._clock()),
                              detail=detail)
         said = f"; the gateway said: {detail}" if detail else ""
         if status == 401:
