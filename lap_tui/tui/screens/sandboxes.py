@@ -7,6 +7,7 @@ under 100 changes/s cost a few hundred cell updates a second, not a table rebuil
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, Iterable
 
 from textual import on, work
@@ -14,8 +15,9 @@ from textual.app import ComposeResult, SystemCommand
 from textual.widgets import DataTable
 
 from lap_tui.domain.errors import LapError
+from lap_tui.sandbox.pty_relay import terminal_fds
 from lap_tui.tui import keymap
-from lap_tui.tui.formatting import age, short_id
+from lap_tui.tui.formatting import age, plural, short_id
 from lap_tui.tui.screens.base import LapScreen, TableScreen
 from lap_tui.tui.widgets.filter_bar import FilterBar
 from lap_tui.tui.widgets.table import LapTable
@@ -153,9 +155,10 @@ class SandboxesScreen(TableScreen):
         table = self.query_one(DataTable)
         n = len(self.rows)
         ready = sum(1 for r in self.rows.values() if r["ready"])
-        detail = f"{n} sandboxes, {ready} ready" if n else "no sandboxes yet: they appear when sessions run"
+        detail = (f"{plural(n, 'sandbox', 'sandboxes')}, {ready} ready" if n else
+                  "no sandboxes yet: they appear when sessions run")
         if self._filter:
-            detail = f"{table.row_count} of {n} match /{self._filter}"
+            detail = self.match_detail(table.row_count, n)
         self.query_one("#title").set(detail=detail)
 
     def _refresh_ages(self) -> None:
@@ -269,14 +272,25 @@ async def sandbox_shell(screen: LapScreen, sandbox_id: str) -> None:
     if backend is None or not hasattr(backend, "shell"):
         app.notify("no sandbox backend in this terminal: cannot open a shell", severity="warning")
         return
+    # The shell runs on a pty the backend owns and relays (sandbox/pty_relay.py): it never holds
+    # this terminal, so the app always gets it back as it left it. Textual resumes only when the
+    # `with` body returns normally, so nothing may escape it: errors are kept and shown after.
+    failed: BaseException | None = None
+    code = 0
     try:
         with app.suspend():
-            print(f"lap-tui: shell in sandbox {sandbox_id}; exit to return", flush=True)
-            code = await backend.shell(sandbox_id)
-    except LapError as exc:
-        app.notify(f"shell {sandbox_id}: {exc}", severity="error")
-        return
+            try:
+                banner = f"lap-tui: shell in sandbox {app.sanitiser.line(sandbox_id)}; exit to return\r\n"
+                os.write(terminal_fds()[1], b"\x1b[H\x1b[2J" + banner.encode())  # a clear screen first
+                code = await backend.shell(sandbox_id)
+            except BaseException as exc:  # noqa: BLE001 - re-raised or shown once the app is back
+                failed = exc
     except Exception as exc:  # noqa: BLE001 - e.g. SuspendNotSupported in a test driver
-        app.notify(f"shell {sandbox_id}: {exc}", severity="error")
+        failed = exc
+    if isinstance(failed, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+        raise failed
+    if failed is not None:
+        app.notify(f"shell {sandbox_id}: {failed}", severity="error")
         return
-    app.notify(f"shell in {sandbox_id} exited with {code}")
+    how = ": killed (its sandbox deleted or suspended, or the shell killed)" if code == 137 else ""
+    app.notify(f"exited with {code}{how}", title=f"shell in {sandbox_id}")
