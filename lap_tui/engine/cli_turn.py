@@ -179,6 +179,8 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
                         continue  # journaled by the driver before us
                     if m.kind == "error":
                         last_error = redact(str(m.data.get("message", "")))
+                    elif m.kind in ("text", "tool_use", "tool_result"):
+                        last_error = ""  # it recovered (a retry's error, then work): not the turn's end
                     if h.tool_id_scope == "turn" and "tool_call_id" in m.data:  # unique in the session
                         m = Mapped(m.kind, {**m.data, "tool_call_id": f"{turn.id[:12]}-{m.data['tool_call_id']}"})
                     await _journal(engine, turn, m, {"attempt": cur.attempt, "at": at, "n": n}, redact)

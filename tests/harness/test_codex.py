@@ -58,3 +58,27 @@ async def test_a_tool_using_turn_then_a_resumed_one(hx_env, gw):
     started = [e.data for e in events if e.kind == "harness.event" and e.data.get("type") == "cli.started"]
     assert [d["resume"] for d in started] == [False, True]
     assert turns[-1].status.value == "completed" and turns[-1].prompt_tokens == 60
+
+
+async def test_the_gateway_down_fails_the_turn_within_lap_tuis_timeout(hx_env, gw):
+    import time
+    from pathlib import Path
+
+    env = hx_env
+    user = Path(env["XDG_CONFIG_HOME"]) / "lap-tui" / "harnesses" / "codex"
+    user.mkdir(parents=True)
+    text = (Path(__file__).parents[2] / "harnesses" / "codex" / "harness.toml").read_text()
+    (user / "harness.toml").write_text(text.replace("timeout = 1800", "timeout = 20"))
+    cli(env, "agents", "create", "cx", "--model", "gpt-test", "--harness", "codex")
+    sid = cli(env, "sessions", "new", "cx").strip()
+    gw.stop()  # codex alone would retry for ever
+    t0 = time.monotonic()
+    r = send(env, sid, "hello?")
+    elapsed = time.monotonic() - t0
+    assert r.returncode != 0 and elapsed < 120
+    events, (turn,), _s = await events_of(env, sid)
+    assert turn.status.value == "failed"
+    # "... ran longer than its 20 s timeout and was stopped; its last words: Reconnecting... 5/5
+    # (unexpected status 502 Bad Gateway: the gateway could not be reached: ConnectError ...)"
+    assert "20 s timeout" in turn.error and "gateway could not be reached" in turn.error, turn.error
+    assert "gateway could not be reached" in r.stderr
