@@ -20,6 +20,7 @@ from lap_tui.domain.agent import Agent
 from lap_tui.domain.errors import LapError
 from lap_tui.store.base import Store
 from lap_tui.tui import commands, keymap
+from lap_tui.tui.formatting import plural
 from lap_tui.tui.key_order import KeyOrder
 from lap_tui.tui.loop import after_refresh, import_in_thread
 from lap_tui.tui.safety import Sanitiser
@@ -261,7 +262,7 @@ class LapApp(App):
             return
         try:
             self.models = sorted(await asyncio.wait_for(self.services.list_models(), GATEWAY_TIMEOUT))
-            self.health = {**self.health, "gateway": ("ok", f"{len(self.models)} models")}
+            self.health = {**self.health, "gateway": ("ok", plural(len(self.models), "model"))}
         except asyncio.TimeoutError:
             self.health = {**self.health, "gateway": ("down", "no answer")}
         except LapError as exc:  # e.g. "the gateway rejected the key"

@@ -42,6 +42,6 @@ def short_id(id_: str | None) -> str:
     return (id_ or "")[:8]
 
 
-def plural(n: int, noun: str) -> str:
-    """`1 session`, `2 sessions`."""
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`1 session`, `2 sessions`; `nouns` for the irregular ones (`sandboxes`)."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"

@@ -311,3 +311,124 @@ async def test_an_unreachable_postgres_is_explained_and_retried(services_factory
         await wait_for(pilot, lambda: app.store is not None and screen.query_one(LapTable).row_count == 2,
                        what="the list once the store opens")
         assert not problem.display and screen.query_one(LapTable).display
+
+
+# -- 15: cosmetics
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_one_line_reply_takes_one_line(services_factory, streamed):
+    """No empty bar lines under it: neither the last block's margin nor an empty note."""
+    from lap_tui.tui.chat_model import Block
+    from lap_tui.tui.widgets.chat_messages import AssistantMessage
+    from tests.tui.test_defects import feed
+
+    services = services_factory()
+    app = LapApp(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=streamed,
+                      text="" if streamed else "Hello! One line.")
+        w = AssistantMessage(block, app.sanitiser)
+        await app.screen.mount(w)
+        if streamed:
+            await feed(block, w, "Hello! One line.", size=4, tick_every=8)
+            block.streaming = False
+            await w.finish()
+        await wait_for(pilot, lambda: w.query("Markdown") and w.query_one("Markdown").size.height == 1
+                       and w.size.height == 1, what=f"one line: {w.size}")
+
+
+async def test_plurals_and_a_cancelled_turn_said_once(services_factory):
+    from lap_tui.tui.chat_model import Block
+    from lap_tui.tui.formatting import plural
+    from lap_tui.tui.widgets.chat_messages import TurnStatus
+
+    assert plural(1, "model") == "1 model" and plural(1, "sandbox", "sandboxes") == "1 sandbox"
+    assert plural(3, "sandbox", "sandboxes") == "3 sandboxes"
+    services = services_factory(models=["only-one"])
+    app = LapApp(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        await wait_for(pilot, lambda: app.health["gateway"][0] == "ok", what="gateway")
+        assert app.health["gateway"][1] == "1 model"
+        t = TurnStatus(Block(key="turn:t", kind="turn", turn_id="t", status="cancelled",
+                             reason="cancelled by the user"), app.sanitiser, {})
+        await app.screen.mount(t)
+        assert str(t.render()) == "■ cancelled by the user"
+
+
+async def test_the_filter_keeps_the_title_with_its_count_and_esc_clears_a_kept_filter(services_factory):
+    from lap_tui.tui.screens.agents import AgentsScreen
+    from lap_tui.tui.widgets.filter_bar import FilterBar
+    from lap_tui.tui.widgets.table import LapTable
+    from lap_tui.tui.widgets.title_bar import TitleBar
+
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, pilot)
+        screen = app.screen
+        title, bar, table = screen.query_one(TitleBar), screen.query_one(FilterBar), screen.query_one(LapTable)
+        await pilot.press("slash", *"docs")
+        await wait_for(pilot, lambda: table.row_count == 1, what="filtered")
+        assert bar.region.y > title.region.y and title.region.height == 1  # the title stays in view
+        assert "1 of 2 match /docs" in str(title.render()).replace("\xa0", " ")
+        await pilot.press("enter")  # kept
+        assert table.has_focus and table.row_count == 1 and bar.display
+        await pilot.press("escape")  # on the table: clears the kept filter, stays
+        await wait_for(pilot, lambda: table.row_count == 2, what="cleared")
+        assert app.screen is screen and isinstance(screen, AgentsScreen) and not bar.display
+
+
+async def test_an_unchecked_box_is_empty_and_mono_has_no_hues(services_factory):
+    from rich.color import Color as RichColor
+
+    from lap_tui.tui.screens.agent_form import AgentForm
+    from lap_tui.tui.widgets.check import Check
+    from lap_tui.tui.widgets.status_bar import StatusBar
+
+    services = services_factory()
+    app = LapApp(services)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await started(app, pilot)
+        app.theme = "lap-mono"
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, AgentForm), what="form")
+        box = app.screen.query_one("#f-network", Check)
+        assert not box.value and "X" not in str(box.render())
+        box.value = True
+        assert "X" in str(box.render())
+        await wait_for(pilot, lambda: app.health["store"][0] == "ok", what="store ok")
+        bar = app.screen.query_one(StatusBar)
+        text = bar._text(app.health)
+        dots = [s for s in text.spans if text.plain[s.start:s.end].startswith("●")]
+        assert dots
+        for span in dots:
+            color = span.style.color if hasattr(span.style, "color") else RichColor.parse(str(span.style))
+            r, g, b = color.get_truecolor()
+            assert r == g == b, f"a hue in lap-mono: {color}"
+        prompt = app.screen.query_one("#f-prompt")
+        name = app.screen.query_one("#f-name")
+        assert prompt.content_region.x == name.content_region.x  # aligned with the other fields
+        assert prompt.styles.background.a > 0 and prompt.placeholder
+
+
+# -- 16: rough edges
+async def test_a_newly_saved_agent_is_selected(services_factory):
+    from lap_tui.tui.screens.agents import AgentsScreen
+    from lap_tui.tui.widgets.table import LapTable
+
+    services = services_factory(models=["gpt-test"])
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await started(app, pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, AgentForm), what="form")
+        app.screen.query_one("#f-name", Input).value = "zz-new"
+        app.screen.query_one("#f-model", Input).value = "gpt-test"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, AgentsScreen), what="back on the list")
+        table = app.screen.query_one(LapTable)
+        new = next(a.id for a in app.agents_cache.values() if a.name == "zz-new")
+        await wait_for(pilot, lambda: table.selected_key() == new, what="the new agent selected")

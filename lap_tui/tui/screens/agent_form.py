@@ -15,7 +15,9 @@ from lap_tui.domain.errors import InvalidInput, LapError
 from lap_tui.domain.ids import new_id
 from lap_tui.domain.names import label_problem
 from lap_tui.tui import keymap
+from lap_tui.tui.formatting import plural
 from lap_tui.tui.screens.base import LapScreen
+from lap_tui.tui.widgets.check import Check
 
 
 def _sandbox_problem(**field: Any) -> str | None:
@@ -59,7 +61,9 @@ class AgentForm(LapScreen):
     AgentForm .err { color: $error; padding-left: 14; height: auto; display: none; }
     AgentForm .err.-shown { display: block; }
     AgentForm .hint { color: $text-muted; padding-left: 14; height: auto; }
-    AgentForm TextArea { height: 4; width: 1fr; }
+    AgentForm TextArea { height: 4; width: 1fr; padding: 0; }
+    /* Every field shows as a field before it is focused (the empty prompt was invisible). */
+    AgentForm .row > Input, AgentForm .row > TextArea { background: $panel; }
     AgentForm .section { margin-top: 1; text-style: bold; color: $secondary; }
     """
 
@@ -100,7 +104,7 @@ class AgentForm(LapScreen):
                                                           "come from CONTAINER_ENV_*)", compact=True, id="f-env"))
             with Horizontal(classes="row"):
                 yield Label("Network")
-                yield Checkbox("allow network access", sb.network, compact=True, id="f-network")
+                yield Check("allow network access", sb.network, compact=True, id="f-network")
             yield Static("ctrl+s saves · esc cancels", classes="hint")
 
     def _row(self, key: str, label: str, widget) -> ComposeResult:
@@ -111,7 +115,8 @@ class AgentForm(LapScreen):
 
     def on_mount(self) -> None:
         self.query_one("#title").set(title=self.TITLE)
-        self.query_one("#f-name", Input).focus()
+        self.set_focus(self.query_one("#f-name", Input))  # now: keys typed with `n` land here
+        self.query_one("#f-prompt", TextArea).placeholder = "optional: how the agent should work"
         self._models_hint()
         for key in CHECKS:
             self._check(key, show=bool(self.agent))
@@ -122,7 +127,7 @@ class AgentForm(LapScreen):
         if models:
             self.query_one("#f-model", Input).suggester = SuggestFromList(models, case_sensitive=False)
             shown = ", ".join(models[:4]) + (" …" if len(models) > 4 else "")
-            hint.update(f"{len(models)} models from the gateway (→ completes): {shown}")
+            hint.update(f"{plural(len(models), 'model')} from the gateway (→ completes): {shown}")
         else:
             state, detail = self.lap.health.get("gateway", ("", ""))
             hint.update("gateway unreachable: type the model id" if state == "down" else
@@ -181,6 +186,9 @@ class AgentForm(LapScreen):
             self.notify(str(exc), severity="error")
             return
         self.lap.note("agent_id", saved.id)
+        for screen in self.app.screen_stack:  # the list under the form shows the saved agent selected
+            if hasattr(screen, "select_agent"):
+                screen.select_agent(saved.id)
         await self.lap.refresh_agents()
         self.notify(f"{'saved' if self.agent else 'created'} agent {saved.name}")
         self.dismiss_form()

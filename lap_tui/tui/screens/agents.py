@@ -145,7 +145,7 @@ class AgentsScreen(TableScreen):
             hint = "no agents yet — press n to create one" if not self.lap.read_only else "no agents yet"
             self.query_one("#title").set(detail=hint)
         else:
-            self.query_one("#title").set(detail=f"{table.row_count} of {len(self._agents)}" if f else
+            self.query_one("#title").set(detail=self.match_detail(table.row_count, len(self._agents)) if f else
                                          plural(len(self._agents), "agent"))
         if keep is not None and keep in table.rows:
             if table.cursor_row != table.get_row_index(keep):

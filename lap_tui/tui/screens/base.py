@@ -9,6 +9,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.screen import Screen
 from textual.widgets import DataTable
 
+from lap_tui.tui import keymap
 from lap_tui.tui.widgets.filter_bar import FilterBar
 from lap_tui.tui.widgets.keys_bar import KeysBar
 from lap_tui.tui.widgets.status_bar import StatusBar
@@ -53,9 +54,21 @@ class LapScreen(Screen):
 
 
 class TableScreen(LapScreen):
-    """A screen around one table: enter opens the row, `/` filters the rows."""
+    """A screen around one table: enter opens the row, `/` filters the rows, esc clears a kept filter."""
 
+    BINDINGS = keymap.bindings("app.back")
     _filter = ""
+
+    def action_back(self) -> None:
+        bar = self.query_one(FilterBar)
+        if bar.active:  # a filter kept with enter: esc clears it before it goes back
+            bar.close(clear=True)
+            return
+        super().action_back()
+
+    def match_detail(self, shown: int, total: int) -> str:
+        """The title's detail while a filter is on: how many rows match what."""
+        return f"{shown} of {total} match /{self._filter}"
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:

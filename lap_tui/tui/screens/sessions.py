@@ -97,7 +97,7 @@ class SessionsScreen(TableScreen):
         if not sessions:
             self.query_one("#title").set(detail="no sessions — press n to start one")
         else:
-            self.query_one("#title").set(detail=f"{len(rows)} of {len(sessions)}" if self._filter else
+            self.query_one("#title").set(detail=self.match_detail(len(rows), len(sessions)) if self._filter else
                                          plural(len(sessions), "session"))
 
     def selected_id(self) -> str | None:

@@ -128,6 +128,9 @@ class AssistantMessage(Vertical):
     AssistantMessage > .body { height: auto; }
     AssistantMessage Markdown { margin: 0; padding: 0; }
     AssistantMessage > .note { color: $warning; }
+    AssistantMessage > Markdown > *:last-child, AssistantMessage > .body > Markdown:last-child > *:last-child {
+        margin-bottom: 0;
+    }
     """
 
     class Waiting(Message):
@@ -173,7 +176,9 @@ class AssistantMessage(Vertical):
             yield Vertical(*[r.widgets[0] for r in self._runs], classes="body")
         else:
             yield Markdown(self._initial)
-        yield Static(self._note(), classes="note")
+        note = Static(self._note(), classes="note")
+        note.display = bool(self._note())  # an empty note took a line under every reply
+        yield note
 
     def on_mount(self) -> None:
         if self._streamed and self._initial:
@@ -184,6 +189,10 @@ class AssistantMessage(Vertical):
 
     def _note(self) -> str:
         return "(interrupted)" if self.block.interrupted else ""
+
+    def _set_note(self, note: Static) -> None:
+        note.update(self._note())
+        note.display = bool(self._note())
 
     def append(self, raw: str, end: int) -> None:
         if end <= self._upto:
@@ -267,7 +276,7 @@ class AssistantMessage(Vertical):
         await self.flush(final=True)
         if self._streamed:
             self._finalise_pieces()
-        self.query_one(".note", Static).update(self._note())
+        self._set_note(self.query_one(".note", Static))
         self.set_class(not self.block.text, "-empty")
 
     async def replace(self) -> None:
@@ -286,7 +295,7 @@ class AssistantMessage(Vertical):
         await self.mount(Vertical(*[r.widgets[0] for r in self._runs], classes="body"), before=note)
         await self.remove_children(old)
         self._convert(list(self._runs))
-        note.update(self._note())
+        self._set_note(note)
         self.set_class(not self.block.text, "-empty")
 
     def _finalise_pieces(self) -> None:
@@ -619,7 +628,10 @@ class TurnStatus(Static):
         head = {"queued": "… queued", "running": "◐ running", "resumed": "↻ resumed", "completed": "✓ done",
                 "failed": "✗ failed", "cancelled": "■ cancelled", "interrupted": "! interrupted"}.get(b.status,
                                                                                                      b.status)
-        parts = [head + (f": {self._s.clean(b.reason)}" if b.reason else "")]
+        reason = self._s.clean(b.reason) if b.reason else ""
+        if reason.lower().startswith(b.status):  # "cancelled by the user": not "cancelled: cancelled by…"
+            head, reason = head.split(" ")[0] + " " + reason, ""
+        parts = [head + (f": {reason}" if reason else "")]
         if b.prompt_tokens or b.completion_tokens:
             parts.append(f"{tokens(b.prompt_tokens)} in / {tokens(b.completion_tokens)} out")
             parts.append(cost(b.cost_usd))

@@ -1,4 +1,6 @@
-"""The `/` filter of a table: hidden until asked for; esc clears it, enter keeps it."""
+"""The `/` filter of a table: hidden until asked for; esc clears it, enter keeps it (esc on the
+table then clears it). It takes a line of its own under the title (docked, it covered the title
+and with it the count of matching rows, which the title shows as `N of M match /text`)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from textual.widgets import Input
 
 class FilterBar(Input):
     DEFAULT_CSS = """
-    FilterBar { dock: top; display: none; height: 1; border: none; padding: 0 1; background: $boost; }
+    FilterBar { display: none; height: 1; border: none; padding: 0 1; background: $panel; }
     FilterBar.-shown { display: block; }
     """
 
@@ -26,6 +28,10 @@ class FilterBar(Input):
         self.add_class("-shown")
         self.can_focus = True
         self.focus()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.value)
 
     def close(self, *, clear: bool) -> None:
         if clear and self.value:

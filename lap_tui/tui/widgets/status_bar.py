@@ -18,6 +18,7 @@ class StatusBar(Static):
 
     def on_mount(self) -> None:
         self.watch(self.app, "health", self._show, init=True)
+        self.watch(self.app, "theme", lambda _: self._show(self.app.health), init=False)
 
     def _show(self, health: dict[str, tuple[str, str]]) -> None:
         self.update(self._text(health))
@@ -32,9 +33,12 @@ class StatusBar(Static):
 
     def _text(self, health: dict[str, tuple[str, str]]) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
+        # The theme's colours, not fixed green and red: lap-mono has no hues.
+        theme = getattr(self.app, "current_theme", None)
+        ok, down = (theme.success or "green", theme.error or "red") if theme is not None else ("green", "red")
         for i, name in enumerate(("store", "gateway", "sandboxes")):
             state, detail = health.get(name, ("…", ""))
-            mark, style = {"ok": ("●", "green"), "down": ("✗", "red"), "off": ("○", "dim")}.get(state, ("…", "dim"))
+            mark, style = {"ok": ("●", ok), "down": ("✗", down), "off": ("○", "dim")}.get(state, ("…", "dim"))
             if i:
                 t.append("  ")
             t.append(f"{mark} ", style=style)
