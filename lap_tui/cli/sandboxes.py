@@ -201,12 +201,28 @@ async def shell(args: argparse.Namespace) -> int:
         backend = _backend(settings, store)
         sid = await _resolve(store, backend, args.session, create=True)
         loop = asyncio.get_running_loop()
-        # Ctrl-C belongs to the shell now, not to lap-tui.
+        task = asyncio.current_task()
+        ended: list[int] = []
+
+        def end(sig: int) -> None:
+            # Cancelling unwinds through the relay, which puts the terminal back before we exit.
+            ended.append(sig)
+            if task is not None:
+                task.cancel()
+
+        # Ctrl-C belongs to the shell (the relay's raw mode sends it there as a byte anyway).
         loop.add_signal_handler(signal.SIGINT, lambda: None)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, end, sig)
         try:
             return await backend.shell(sid)
+        except asyncio.CancelledError:
+            if not ended:
+                raise
+            return 128 + ended[0]
         finally:
-            loop.remove_signal_handler(signal.SIGINT)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
 
 
 async def logs(args: argparse.Namespace) -> int:

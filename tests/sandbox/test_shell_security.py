@@ -295,3 +295,37 @@ async def test_a_shell_dies_with_its_sandbox(require_bwrap, sb_store, sb_setting
         os.close(master)
         await other.close()
         forget_cgroups(other)
+
+
+async def test_sigterm_ends_the_shell_and_gives_the_terminal_back(require_bwrap, sb_store, sb_settings, sb_environ):
+    """The relay puts the user's terminal in raw mode; a `lap-tui sandboxes shell` ended by
+    SIGTERM (or SIGHUP) must still restore it, and take the sandbox's processes with it."""
+    b = LocalBackend(sb_store, sb_settings, environ=sb_environ)
+    sid = await Maker(sb_store, b).sandbox()
+    master, slave = os.openpty()
+    before = termios.tcgetattr(slave)
+    mark = f"78{uuid.uuid4().int % 10**7:07d}"
+
+    def ctty() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([LAP, "sandboxes", "shell", sid], stdin=slave, stdout=slave, stderr=slave,
+                            env=sb_environ | {"TERM": "dumb"}, start_new_session=True, preexec_fn=ctty)
+    try:
+        os.write(master, f"sleep {mark} & echo started-$((6*7))\n".encode())
+        await asyncio.to_thread(_read_until, master, b"started-42", proc)
+        assert not termios.tcgetattr(slave)[3] & termios.ICANON  # raw while relaying
+        await _until(lambda: live_processes(f"sleep {mark}"), "the background sleep never started")
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 60)
+        assert code == 128 + signal.SIGTERM
+        assert termios.tcgetattr(slave) == before
+        await _until(lambda: not live_processes(f"sleep {mark}"), "the sandbox's sleep outlived the shell")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        os.close(slave)
+        await b.close()
+        forget_cgroups(b)

@@ -43,7 +43,7 @@ def _kill_shell(env: dict[str, str], sid: str) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("ending", ["exit", "killed", "deleted"])
+@pytest.mark.parametrize("ending", ["exit", "exit from the detail screen", "killed", "deleted"])
 def test_the_app_comes_back_after_a_shell(require_bwrap, tmp_path, ending):
     need(shutil.which("tmux") is not None, "tmux is not installed")
     env = _env(tmp_path)
@@ -56,12 +56,15 @@ def test_the_app_comes_back_after_a_shell(require_bwrap, tmp_path, ending):
         tmux.start(f"{LAP} --view sandboxes")
         tmux.wait(rf"{sid}\s+local", timeout=60)
         tmux.wait(r"● sandboxes local", timeout=60)  # the backend is open (the rows come from the store first)
+        if ending == "exit from the detail screen":
+            tmux.keys("Enter")
+            tmux.wait(rf"Sandbox {sid}", timeout=60)
         tmux.keys("x")
         tmux.wait("exit to return", timeout=60)
         tmux.keys("echo in-sandbox-$((6*7))", literal=True)
         tmux.keys("Enter")
         tmux.wait(r"^in-sandbox-42", timeout=60)
-        if ending == "exit":
+        if ending.startswith("exit"):
             tmux.keys("exit", literal=True)
             tmux.keys("Enter")
             tmux.wait(r"exited with 0", timeout=60)  # the toast wraps at 80 columns
@@ -72,7 +75,7 @@ def test_the_app_comes_back_after_a_shell(require_bwrap, tmp_path, ending):
             _cli(env, "sandboxes", "delete", sid)
             tmux.wait(r"exited with 137", timeout=60)
             tmux.wait(r"no sandboxes yet", timeout=60)
-        tmux.wait(r"› Sandboxes")
+        tmux.wait(rf"Sandbox {sid}" if "detail" in ending else r"› Sandboxes")
         # The app answers keys again: ? opens its keys, escape closes them, ctrl+q quits.
         tmux.keys("?")
         tmux.wait(r"sandboxes\.suspend", timeout=30)
