@@ -455,6 +455,26 @@ class LapApp(App):
     def clean(self, text: str) -> str:
         return self.sanitiser.clean(text)
 
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Notifications quote names, titles and errors from the store, a gateway or a sandbox:
+        always plain text (never markup, whatever a caller asks), neutralised and masked."""
+        kw = {} if timeout is None else {"timeout": timeout}
+        super().notify(self.sanitiser.clean(message), title=self.sanitiser.line(title), severity=severity,
+                       markup=False, **kw)
+
+    def _fatal_error(self) -> None:
+        """Textual 8.2.8 prints a crash's traceback with show_locals=True: a local holding a
+        secret (a key, a database password) would reach the screen. The same, without locals."""
+        import rich
+        from rich.segment import Segments
+        from rich.traceback import Traceback
+
+        self.bell()
+        traceback = Traceback(show_locals=False, width=None, suppress=[rich])
+        self._exit_renderables.append(Segments(self.console.render(traceback, self.console.options)))
+        self._close_messages_no_wait()
+
     async def on_unmount(self) -> None:
         if self._standby is not None:
             self._standby.cancel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
@@ -16,6 +17,7 @@ from lap_tui.domain.ids import new_id
 from lap_tui.domain.names import label_problem
 from lap_tui.tui import keymap
 from lap_tui.tui.formatting import plural
+from lap_tui.tui.safety import neutralise, one_line
 from lap_tui.tui.screens.base import LapScreen
 from lap_tui.tui.widgets.check import Check
 
@@ -80,21 +82,24 @@ class AgentForm(LapScreen):
             yield from self._row("name", "Name", Input(a.name if a else "", placeholder="e.g. code-reviewer",
                                                       compact=True, id="f-name"))
             yield from self._row("team", "Team", Input(team, compact=True, id="f-team"))
-            yield from self._row("model", "Model", Input(a.model if a else "", placeholder="model id", compact=True,
-                                                        id="f-model"))
+            # Inputs write their value to the terminal as it is: a stored model, prompt or image
+            # (any process can write the store) is neutralised first, and saved as shown.
+            yield from self._row("model", "Model", Input(one_line(a.model) if a else "", placeholder="model id",
+                                                        compact=True, id="f-model"))
             yield Static("", classes="hint", id="model-hint")
             yield from self._row("harness", "Harness", Select([(h, h) for h in HARNESSES], value=a.harness if a else
                                                                "builtin", allow_blank=False, compact=True,
                                                                id="f-harness"))
             with Horizontal(classes="row"):
                 yield Label("System prompt")
-                yield TextArea(a.system_prompt if a else "", compact=True, id="f-prompt", tab_behavior="focus")
+                yield TextArea(neutralise(a.system_prompt) if a else "", compact=True, id="f-prompt",
+                               tab_behavior="focus")
             yield Static("Sandbox", classes="section")
             yield from self._row("backend", "Backend", Select([(b, b) for b in SANDBOX_BACKENDS], value=sb.backend,
                                                                allow_blank=False, compact=True, id="f-backend"))
             yield from self._row("scope", "Scope", Select([(s, s) for s in SCOPES], value=sb.scope,
                                                            allow_blank=False, compact=True, id="f-scope"))
-            yield from self._row("image", "Image", Input(sb.image, placeholder="default for the harness",
+            yield from self._row("image", "Image", Input(one_line(sb.image), placeholder="default for the harness",
                                                         compact=True, id="f-image"))
             yield from self._row("cpu", "CPU", Input(sb.cpu, compact=True, id="f-cpu"))
             yield from self._row("memory", "Memory", Input(sb.memory, compact=True, id="f-memory"))
@@ -127,7 +132,8 @@ class AgentForm(LapScreen):
         if models:
             self.query_one("#f-model", Input).suggester = SuggestFromList(models, case_sensitive=False)
             shown = ", ".join(models[:4]) + (" …" if len(models) > 4 else "")
-            hint.update(f"{plural(len(models), 'model')} from the gateway (→ completes): {shown}")
+            # Model ids come from the gateway: plain text, neutralised.
+            hint.update(Text(one_line(f"{plural(len(models), 'model')} from the gateway (→ completes): {shown}")))
         else:
             state, detail = self.lap.health.get("gateway", ("", ""))
             hint.update("gateway unreachable: type the model id" if state == "down" else
@@ -139,7 +145,7 @@ class AgentForm(LapScreen):
     def _check(self, key: str, *, show: bool = True) -> str | None:
         problem = CHECKS[key](self._value(key))
         err = self.query_one(f"#err-{key}", Static)
-        err.update(problem or "")
+        err.update(Text(one_line(problem or "")))  # problems quote what was typed: never markup
         err.set_class(bool(problem) and show, "-shown")
         return problem
 
@@ -181,7 +187,7 @@ class AgentForm(LapScreen):
             saved = await (store.update_agent(agent) if self.agent else store.create_agent(agent))
         except LapError as exc:
             err = self.query_one("#err-name", Static)
-            err.update(str(exc).splitlines()[0])
+            err.update(Text(one_line(str(exc).splitlines()[0])))
             err.add_class("-shown")
             self.notify(str(exc), severity="error")
             return

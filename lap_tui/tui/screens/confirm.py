@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from lap_tui.tui import keymap
+from lap_tui.tui.safety import neutralise, one_line
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -27,8 +29,9 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self._q, id="question")
-            yield Static(self._detail, id="detail")
+            # Questions quote names from the store: plain text, never markup.
+            yield Static(Text(one_line(self._q)), id="question")
+            yield Static(Text(neutralise(self._detail)), id="detail")
             with Horizontal():
                 yield Button("Cancel (n)", id="no", compact=True)
                 yield Button(f"{self._yes} (y)", id="yes", variant="error", compact=True)

@@ -80,9 +80,9 @@ class SandboxDetailScreen(LapScreen):
                      ("ready", "yes" if row["ready"] else "no"), ("restarts", str(row["restarts"])),
                      ("age", age(row["created_at"], self.lap.services.clock()))):
             t.append(f"{k:<9}", style="bold")
-            t.append(f"{v}\n")
+            t.append(f"{self.lap.sanitiser.line(str(v))}\n")  # a store row: any process can write it
         if row.get("warning"):
-            t.append(row["warning"], style="bold red")
+            t.append(self.lap.sanitiser.line(row["warning"]), style="bold red")
         self.query_one("#fields", Static).update(t)
 
     @work(group="detail-status", exclusive=True)

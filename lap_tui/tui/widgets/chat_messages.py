@@ -572,7 +572,9 @@ class ToolCallBlock(Collapsible):
         super().__init__(self._args, self._output, title=self._make_title(), collapsed=True, classes="message")
         self._fill()
 
-    def _make_title(self) -> str:
+    def _make_title(self) -> Text:
+        """Text, not str: Collapsible parses a str title as markup, and the name and arguments
+        are the model's."""
         b = self.block
         mark = {"requested": "·", "running": "◐", "finished": "✓" if (b.exit_code or 0) == 0 else "✗",
                 "interrupted": "!"}.get(b.state, "·")
@@ -586,7 +588,7 @@ class ToolCallBlock(Collapsible):
             tail = " · interrupted"
         elif b.state == "running":
             tail = " · running"
-        return f"{mark} {self._s.clean(b.name)} {summary}{tail}"
+        return Text(f"{mark} {self._s.line(b.name)} {summary}{tail}")
 
     def _fill(self) -> None:
         b = self.block
@@ -641,4 +643,4 @@ class TurnStatus(Static):
             parts.append(f"{self._keys.get('chat.cancel', 'ctrl+g')} cancels")
         for c in ("queued", "running", "resumed", "completed", "failed", "cancelled"):
             self.set_class(b.status == c, f"-{c}")
-        self.update(" · ".join(parts))
+        self.update(Text(" · ".join(parts)))  # the reason quotes a gateway or a tool: never markup

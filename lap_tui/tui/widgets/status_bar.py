@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from lap_tui.tui.safety import neutralise
+from lap_tui.tui.safety import neutralise, one_line
 
 
 class StatusBar(Static):
@@ -42,7 +42,7 @@ class StatusBar(Static):
             if i:
                 t.append("  ")
             t.append(f"{mark} ", style=style)
-            t.append(name + (f" {detail}" if detail else ""))
+            t.append(name + (f" {one_line(detail)}" if detail else ""))  # a gateway's or store's words
         if getattr(self.app, "read_only", False):
             t.append("  READ-ONLY", style="bold reverse")
         t.append("   : command  ? keys", style="dim")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from lap_tui.tui.safety import one_line
+
 
 class TitleBar(Static):
     DEFAULT_CSS = """
@@ -29,7 +31,7 @@ class TitleBar(Static):
     def _text(title: str, detail: str) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append("lap-tui ", style="bold")
-        t.append("› " + title)
+        t.append("› " + one_line(title))  # titles quote agent names and session titles
         if detail:
-            t.append("  " + detail, style="dim")
+            t.append("  " + one_line(detail), style="dim")
         return t
