@@ -146,9 +146,13 @@ class ChatScreen(LapScreen):
             self.notify(str(exc), severity="error")
             self.shown.set()
             return
+        if self._gone:
+            return
         self._agent_name = session.agent_name
         self._title(session)
         events, more = await self._gather(None)
+        if self._gone:
+            return
         # Mount only the newest turns that fill the screen (and a little more); the rest of the
         # page is held for the first scroll up, without another read.
         width = max(20, self.app.size.width - 6)
@@ -183,6 +187,8 @@ class ChatScreen(LapScreen):
         if not events:
             after = await store.last_seq(self.session_id)
         await self.lap.engine_ready.wait()  # the history shows first; the engine may still be loading
+        if self._gone:
+            return
         engine = self.lap.engine
         if session.status.value in ("queued", "running", "interrupted") and not self.lap.read_only \
                 and hasattr(engine, "start"):
@@ -231,12 +237,19 @@ class ChatScreen(LapScreen):
                 s = await self.lap.store.get_session(self.session_id)
             except LapError:
                 return
-            if not self.is_attached:  # closed meanwhile
+            if self._gone:
                 return
             self._title(s)
             if s.status.value not in ("queued", "running") or self.model.active_turn() is not None:
                 return
             await asyncio.sleep(0.1)
+
+    @property
+    def _gone(self) -> bool:
+        """Closed while a worker awaited the store. Textual removes a screen's widgets first and
+        cancels its workers only when the screen itself goes (display is False from the start of
+        that removal): a worker resuming in between found no #title and failed the app."""
+        return not self.is_attached or not self.display
 
     def _title(self, s) -> None:
         name = self.lap.clean(s.title) if s.title else short_id(s.id)
@@ -347,10 +360,34 @@ class ChatScreen(LapScreen):
 
     def action_retry(self) -> None:
         turn = self.model.last_failed_turn()
-        if turn is None:
-            self.notify("the last turn did not fail: nothing to retry")
+        if turn is not None:
+            self._engine_call("retry", turn.turn_id)
             return
-        self._engine_call("retry", turn.turn_id)
+        last = next((b for b in reversed(self.model.blocks) if b.kind == "turn"), None)
+        asked = next((b.text for b in self.model.blocks if b.kind == "user" and last is not None
+                      and b.turn_id == last.turn_id), "")
+        if last is not None and last.status == "cancelled" and asked.strip():
+            # A cancelled turn is not resumed (its tools may have been stopped halfway): its
+            # message is sent again as a new turn.
+            self.notify("sending the cancelled turn's message again")
+            self._send(asked.strip())
+            return
+        self.notify("the last turn did not fail and was not cancelled: nothing to retry")
+
+    def set_title(self, title: str) -> None:
+        self._set_title(title.strip())
+
+    @work(group="chat-title-set")
+    async def _set_title(self, title: str) -> None:
+        try:
+            s = await self.lap.store.update_session(self.session_id, title=title)
+        except LapError as exc:
+            self.notify(f"title: {exc}", severity="error")
+            return
+        if not self.is_attached:
+            return
+        self._title(s)
+        self.notify(f"title set: {title}" if title else "title cleared")
 
     @work(group="chat-engine")
     async def _engine_call(self, what: str, turn_id: str) -> None:
@@ -362,11 +399,12 @@ class ChatScreen(LapScreen):
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         if not self.lap.read_only:
-            if self.model.active_turn() is not None:
-                yield SystemCommand("Chat: Cancel turn", "Stop the running turn", self.action_cancel_turn)
-            if self.model.last_failed_turn() is not None:
-                yield SystemCommand("Chat: Retry failed turn", "Run it again from its last checkpoint",
-                                    self.action_retry)
+            yield SystemCommand("Chat: Send", "Send the draft", self.action_send)
+            yield SystemCommand("Chat: Cancel turn", "Stop the running turn", self.action_cancel_turn)
+            yield SystemCommand("Chat: Retry", "Run a failed turn again from its last checkpoint, or send a "
+                                "cancelled turn's message again", self.action_retry)
+            yield SystemCommand("Chat: Set title", "Name this session (:title TEXT)",
+                                lambda: self.lap.action_command_line(":title "))
         log = self.query_one(ChatLog)
         yield SystemCommand("Chat: Copy message", "Copy the selected (or last) message (OSC 52)",
                             log.action_copy_message)
