@@ -39,7 +39,11 @@ async def migrate(args: argparse.Namespace) -> int:
 
 
 async def config(args: argparse.Namespace) -> int:
-    desc = load_settings().describe()
+    settings = load_settings()
+    desc = settings.describe()
+    from lap_tui.sandbox.k8s.summary import kube_summary
+
+    desc["kubernetes"] = kube_summary(settings)
     if args.json:
         emit_json(desc)
         return 0
@@ -51,6 +55,12 @@ async def config(args: argparse.Namespace) -> int:
     else:
         print(f"\nconfig file: none at {desc['config_path']} (create it, or point LAP_CONFIG_FILE at another)")
     print(f"data dir:    {desc['data_dir']}")
+    kube = desc.get("kubernetes") or {}
+    if kube.get("backend") == "kubernetes":
+        print(f"sandboxes:   kubernetes, context {kube['context']} ({kube['kubeconfig']}), "
+              f"team {kube['team']} -> namespace {kube['namespace']}")
+    else:
+        print("sandboxes:   local (bubblewrap); set kube_context or LAP_KUBE_CONTEXT for Kubernetes")
     if desc["keys"]:
         print("key bindings: " + ", ".join(f"{k}={v}" for k, v in desc["keys"].items()))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 
 from lap_tui import __version__
@@ -35,6 +36,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--view", choices=VIEWS, help="open the app straight into one view")
     parser.add_argument("--session", metavar="ID", help="open the app straight into one session's chat")
     parser.add_argument("--read-only", action="store_true", help="the app changes nothing")
+    parser.add_argument("--context", metavar="NAME",
+                        help="the kubeconfig context for Kubernetes sandboxes (LAP_KUBE_CONTEXT)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     registered: set[str] = set()
     for name, module in COMMANDS.items():
@@ -75,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         getattr(args, "_parser", parser).error("unrecognized arguments: " + " ".join(unknown))
+    if getattr(args, "context", None):
+        os.environ["LAP_KUBE_CONTEXT"] = args.context  # read by load_settings, here and in workers it starts
     try:
         if args.command is None:
             from lap_tui.tui.launch import launch

@@ -131,7 +131,7 @@ def _age(iso: str | None, now: float) -> str:
 async def list_(args: argparse.Namespace) -> int:
     settings = load_settings()
     async with opened_store(settings) as store:
-        statuses: list[SandboxStatus] = await _backend(settings, store, "local").list()
+        statuses: list[SandboxStatus] = await _backend(settings, store).list()
         orphans = await store.orphan_sandbox_ids()
     statuses = [replace(s, orphan=True) if s.id in orphans and not s.orphan else s for s in statuses]
     if args.json:

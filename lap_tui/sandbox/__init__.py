@@ -36,7 +36,13 @@ def backend_for(settings: Settings, store: Store, kind: str = "auto", **options:
     from lap_tui.domain.errors import ConfigError
 
     if kind == "auto":
-        kind = "kubernetes" if kubernetes_configured(settings) else "local"
+        if not kubernetes_configured(settings):
+            kind = "local"
+        else:  # the cluster by default; agents that say "local" still get bubblewrap
+            from lap_tui.sandbox.router import Backends
+
+            return Backends(store, "kubernetes", lambda k: backend_for(settings, store, k, **(
+                options if k == "kubernetes" else {})))
     if kind == "local":
         from lap_tui.sandbox.local import LocalBackend
 

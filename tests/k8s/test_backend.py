@@ -37,6 +37,11 @@ async def k8s(tmp_path: Path, k8s_cluster, k8s_namespace):
     await store.close()
 
 
+# Exit 0 when the process whose pid is in file $1 is dead (a zombie waiting for the host's init counts).
+DEAD = ["sh", "-c", 'p=$(cat "$1"); ! kill -0 "$p" 2>/dev/null || grep -q "^State:[[:space:]]*Z" "/proc/$p/status"',
+        "dead"]
+
+
 def _spec(sid: str, **settings) -> SandboxSpec:
     return SandboxSpec(id=sid, team=TEAM, settings=SandboxSettings(env=("AGENT_TOKEN",), **settings))
 
@@ -76,7 +81,7 @@ async def test_lifecycle(k8s, k8s_cluster, version, caplog):
     # timeout kills the whole tree: a background child dies too
     r = await b.exec(sid, ["sh", "-c", "sleep 300 & echo $! > child.pid; sleep 300"], timeout=1.0)
     assert r.timed_out and r.killed == "timeout" and r.exit_code == 137
-    assert (await b.exec(sid, ["sh", "-c", 'kill -0 "$(cat child.pid)"'])).exit_code != 0
+    assert (await b.exec(sid, DEAD + ["child.pid"])).exit_code == 0
 
     # cancel: the task is cancelled, the command killed
     task = asyncio.create_task(b.exec(sid, ["sh", "-c", "echo $$ > main.pid; sleep 300"]))
@@ -84,7 +89,7 @@ async def test_lifecycle(k8s, k8s_cluster, version, caplog):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert (await b.exec(sid, ["sh", "-c", 'kill -0 "$(cat main.pid)"'])).exit_code != 0
+    assert (await b.exec(sid, DEAD + ["main.pid"])).exit_code == 0
 
     # files
     await b.write_file(sid, "/workspace/dir/a.txt", b"\x00binary\xffdata\n")

@@ -173,7 +173,10 @@ class KubernetesBackend(SandboxBackend):
 
     def _env(self, spec: SandboxSpec) -> tuple[dict[str, str], dict[str, str]]:
         """(plain, secret): the base environment is plain; everything else goes into the Secret."""
-        env, _dropped = sandbox_env_mod.sandbox_env(self.settings, spec.settings.env, self.environ)
+        try:  # the team's own CONTAINER_ENV_TEAM_<TEAM>__X values too (another team's never)
+            env, _dropped = sandbox_env_mod.sandbox_env(self.settings, spec.settings.env, self.environ, team=spec.team)
+        except TypeError:  # an env.py without teams: the operator-wide values only
+            env, _dropped = sandbox_env_mod.sandbox_env(self.settings, spec.settings.env, self.environ)
         base = sandbox_env_mod.BASE_ENV
         plain = {k: v for k, v in base.items()}
         secret = {k: v for k, v in env.items() if base.get(k) != v}
