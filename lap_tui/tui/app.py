@@ -404,11 +404,11 @@ class LapApp(App):
         self.note("theme_config", self.settings["theme"])
 
     # -- commands
-    def action_command_line(self) -> None:
+    def action_command_line(self, initial: str = ":") -> None:
         from lap_tui.tui.widgets.command_line import CommandLine
 
         hint = "  ".join(":" + c.name for c in commands.unique())
-        self.push_screen(CommandLine(commands.completions(self), hint), self._run_command_line)
+        self.push_screen(CommandLine(commands.completions(self), hint, initial), self._run_command_line)
 
     async def _run_command_line(self, line: str | None) -> None:
         if not line or not line.strip(":").strip():

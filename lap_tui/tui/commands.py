@@ -96,3 +96,15 @@ register(Command("theme", "Theme: switch the colour theme", _theme,
                  complete=lambda app: app.theme_names()))
 register(Command("quit", "Quit lap-tui", _quit, aliases=("q", "q!", "exit")))
 register(Command("help", "Keys: list the active keys", lambda app, arg: app.action_help(), aliases=("?",)))
+
+
+def _title(app: "LapApp", arg: str) -> None:
+    screen = app.screen
+    if not hasattr(screen, "set_title"):
+        app.notify("open a chat first: :title names its session", severity="warning")
+        return
+    screen.set_title(arg)
+
+
+register(Command("title", "Title: name the open chat's session, :title TEXT (empty clears it)", _title,
+                 mutates=True))

@@ -89,7 +89,9 @@ def main() -> int:
         tmux.keys("abc", "Tab", "xyz")
         tmux.wait(r"Team\s+xyz")
         tmux.wait(r"Name\s+abc\b")
-        tmux.keys("Escape")
+        tmux.keys("Escape")  # typed into: esc asks first
+        tmux.wait(r"Discard the changes\?")
+        tmux.keys("y")
         tmux.wait(r"e2e-bot\s+default\s+gpt-test")
         step("enter: sessions; n: a new session and its chat")
         tmux.keys("Enter")

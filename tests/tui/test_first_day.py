@@ -432,3 +432,108 @@ async def test_a_newly_saved_agent_is_selected(services_factory):
         table = app.screen.query_one(LapTable)
         new = next(a.id for a in app.agents_cache.values() if a.name == "zz-new")
         await wait_for(pilot, lambda: table.selected_key() == new, what="the new agent selected")
+
+
+async def test_read_only_keys_say_so_and_are_not_offered(services_factory):
+    from lap_tui.tui.screens.agents import AgentsScreen
+    from lap_tui.tui.widgets.keys_bar import KeysBar
+
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services, read_only=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app, pilot)
+        screen = app.screen
+        assert "New" not in str(screen.query_one(KeysBar).render())
+        for key in ("n", "e", "d"):
+            before = len(app._notifications)
+            await pilot.press(key)
+            await wait_for(pilot, lambda: len(app._notifications) > before, what=f"{key} says something")
+            assert "read-only" in list(app._notifications)[-1].message and app.screen is screen
+        assert isinstance(app.screen, AgentsScreen)
+
+
+async def test_theme_tab_cycles(services_factory):
+    from lap_tui.tui.widgets.command_line import CommandLine
+
+    app = LapApp(services_factory())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app, pilot)
+        await pilot.press("colon", *"theme ")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandLine), what="command line")
+        inp = app.screen.query_one(Input)
+        seen = []
+        for _ in range(3):
+            await pilot.press("tab")
+            seen.append(inp.value)
+        assert seen[0].startswith(":theme ") and len(set(seen)) == 3, seen
+        assert seen[:3] == [":theme " + n for n in app.theme_names()[:3]]
+
+
+async def test_chat_retries_a_cancelled_turn_sets_a_title_and_offers_its_actions(services_factory):
+    from lap_tui.tui.widgets.title_bar import TitleBar
+
+    async def cancelled(store):
+        await seed_basic(store)
+        t = "7" * 32
+        await store.append(SESSION_ID, "turn.queued", {}, turn_id=t)
+        await store.append(SESSION_ID, "user.message", {"text": "run the long job"}, turn_id=t)
+        await store.append(SESSION_ID, "turn.started", {}, turn_id=t)
+        await store.append(SESSION_ID, "turn.cancelled", {"reason": "cancelled by the user"}, turn_id=t)
+
+    services = services_factory()
+    seed(services, cancelled)
+    app = LapApp(services, session=SESSION_ID)
+    sent: list[str] = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.shown.is_set(), what="chat")
+        chat = app.screen
+        chat._send = lambda text: sent.append(text)
+        await pilot.press("ctrl+r")
+        assert sent == ["run the long job"]
+        names = [c.title for c in chat.palette_commands()]
+        assert {"Chat: Send", "Chat: Cancel turn", "Chat: Retry", "Chat: Set title"} <= set(names)
+        await app.run_command("title nightly flake hunt")
+        await wait_for(pilot, lambda: "nightly flake hunt" in chat.query_one(TitleBar)._title, what="title")
+        s = await app.store.get_session(SESSION_ID)
+        assert s.title == "nightly flake hunt"
+
+
+async def test_the_form_asks_before_discarding_and_warns_as_typed(services_factory):
+    from lap_tui.tui.screens.agents import AgentsScreen
+    from lap_tui.tui.screens.confirm import ConfirmScreen
+
+    services = services_factory(models=["gpt-4o-mini"])
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await started(app, pilot)
+        await wait_for(pilot, lambda: app.models == ["gpt-4o-mini"], what="the gateway's models")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, AgentForm), what="form")
+        form = app.screen
+        await pilot.press("escape")  # nothing typed: leaves at once
+        await wait_for(pilot, lambda: isinstance(app.screen, AgentsScreen), what="left")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, AgentForm), what="form")
+        form = app.screen
+        await pilot.press(*"docs-writer")  # taken in team default
+        err = form.query_one("#err-name")
+        await wait_for(pilot, lambda: "already exists" in str(err.render()) and err.display, what="duplicate said")
+        form.query_one("#f-team", Input).value = "other-team"  # free in another team
+        await wait_for(pilot, lambda: not err.display, what="duplicate cleared")
+        form.query_one("#f-model", Input).value = "gpt-5-typo"
+        merr = form.query_one("#err-model")
+        await wait_for(pilot, lambda: "not served by the gateway" in str(merr.render()) and merr.display,
+                       what="unknown model said")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any("ctrl+s again" in n.message for n in app._notifications),
+                       what="warned at save")
+        assert app.screen is form and all(a.model != "gpt-5-typo" for a in app.agents_cache.values())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="asked before discarding")
+        await pilot.press("n")
+        assert app.screen is form and form.query_one("#f-name", Input).value == "docs-writer"
+        await pilot.press("ctrl+s")  # the second save goes through
+        await wait_for(pilot, lambda: any(a.model == "gpt-5-typo" for a in app.agents_cache.values()),
+                       what="saved anyway")

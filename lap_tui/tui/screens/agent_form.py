@@ -125,6 +125,13 @@ class AgentForm(LapScreen):
         self._models_hint()
         for key in CHECKS:
             self._check(key, show=bool(self.agent))
+        self._as_opened = self._snapshot()
+        self._unknown_model_ok = ""  # a model not in the gateway's list, saved anyway once said
+
+    def _snapshot(self) -> tuple[object, ...]:
+        """Everything the form holds, to tell whether esc would throw typing away."""
+        return (tuple(i.value for i in self.query(Input)), tuple(s.value for s in self.query(Select)),
+                self.query_one("#f-prompt", TextArea).text, self.query_one("#f-network", Checkbox).value)
 
     def _models_hint(self) -> None:
         models = self.lap.models
@@ -142,8 +149,30 @@ class AgentForm(LapScreen):
     def _value(self, key: str) -> str:
         return self.query_one(f"#f-{key}", Input).value
 
+    def _duplicate(self) -> str | None:
+        """Names are unique per team: said as typed, not only when saving."""
+        name, team = self._value("name").strip(), self._value("team").strip()
+        mine = self.agent.id if self.agent else None
+        if any(a.name == name and a.team == team and a.id != mine for a in self.lap.agents_cache.values()):
+            return f"agent {name!r} already exists in team {team!r}: pick another name"
+        return None
+
+    def _unknown_model(self) -> str | None:
+        model, models = self._value("model").strip(), self.lap.models
+        if model and models and model not in models:
+            return f"model {model!r} is not served by the gateway ({plural(len(models), 'model')} listed)"
+        return None
+
     def _check(self, key: str, *, show: bool = True) -> str | None:
         problem = CHECKS[key](self._value(key))
+        if problem is None and key == "name":
+            problem = self._duplicate()
+        if key == "model" and problem is None:
+            warning = self._unknown_model()  # a warning, not a refusal: the list may be behind
+            err = self.query_one("#err-model", Static)
+            err.update(Text(one_line(warning or "")))
+            err.set_class(bool(warning) and show, "-shown")
+            return None
         err = self.query_one(f"#err-{key}", Static)
         err.update(Text(one_line(problem or "")))  # problems quote what was typed: never markup
         err.set_class(bool(problem) and show, "-shown")
@@ -154,6 +183,8 @@ class AgentForm(LapScreen):
         key = (event.input.id or "").removeprefix("f-")
         if key in CHECKS:
             self._check(key)
+        if key == "team":
+            self._check("name")  # the same name may be taken in one team and free in another
 
     def build(self) -> Agent | None:
         problems = [k for k in CHECKS if self._check(k)]
@@ -176,8 +207,14 @@ class AgentForm(LapScreen):
         if self.lap.refuse_if_read_only():
             return
         agent = self.build()
-        if agent is not None:
-            self._save(agent)
+        if agent is None:
+            return
+        unknown = self._unknown_model()
+        if unknown and self._unknown_model_ok != agent.model:
+            self._unknown_model_ok = agent.model
+            self.notify(f"{unknown}; ctrl+s again saves it anyway", severity="warning", timeout=8)
+            return
+        self._save(agent)
 
     @work(group="agent-save", exclusive=True)
     async def _save(self, agent: Agent) -> None:
@@ -203,4 +240,15 @@ class AgentForm(LapScreen):
         self.app.pop_screen()
 
     def action_cancel(self) -> None:
-        self.dismiss_form()
+        if self._snapshot() == self._as_opened:
+            self.dismiss_form()
+            return
+        self._confirm_discard()
+
+    @work(group="agent-discard", exclusive=True)
+    async def _confirm_discard(self) -> None:
+        from lap_tui.tui.screens.confirm import ConfirmScreen
+
+        if await self.app.push_screen_wait(ConfirmScreen(
+                "Discard the changes?", "What was typed in this form is lost.", yes="Discard")):
+            self.dismiss_form()

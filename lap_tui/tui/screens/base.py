@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Iterable
+import functools
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
 from textual import on
 from textual.app import ComposeResult, SystemCommand
@@ -22,7 +23,16 @@ if TYPE_CHECKING:
 class LapScreen(Screen):
     TITLE: ClassVar[str] = ""
     VIEW: ClassVar[str] = ""  # what UiState.screen records
-    MUTATING: ClassVar[frozenset[str]] = frozenset()  # actions hidden in --read-only mode
+    MUTATING: ClassVar[frozenset[str]] = frozenset()  # actions hidden and refused in --read-only mode
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        # In --read-only mode these keys say so (they did nothing, silently): each such action
+        # defined here is wrapped to refuse with a notice; the keys bar leaves them out.
+        for name in cls.MUTATING:
+            fn = cls.__dict__.get(f"action_{name}")
+            if fn is not None and not getattr(fn, "_refuses_read_only", False):
+                setattr(cls, f"action_{name}", _refused_in_read_only(fn))
 
     @property
     def lap(self) -> "LapApp":
@@ -41,16 +51,26 @@ class LapScreen(Screen):
         if self.VIEW:
             self.lap.note("screen", self.VIEW)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in self.MUTATING and self.lap.read_only:
-            return False
-        return True
+    def offers(self, action: str) -> bool:
+        """Whether the keys bar lists this action (not what --read-only refuses)."""
+        return not (action in self.MUTATING and self.lap.read_only)
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         return ()
 
     def action_back(self) -> None:
         self.lap.action_back()
+
+
+def _refused_in_read_only(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def action(self: LapScreen, *args: Any, **kw: Any) -> Any:
+        if self.lap.refuse_if_read_only():
+            return None
+        return fn(self, *args, **kw)  # a coroutine for an async action: Textual awaits it
+
+    action._refuses_read_only = True  # type: ignore[attr-defined]
+    return action
 
 
 class TableScreen(LapScreen):

@@ -21,10 +21,13 @@ class CommandLine(ModalScreen[str | None]):
                           background: $boost; }
     """
 
-    def __init__(self, choices: list[str], hint: str) -> None:
+    def __init__(self, choices: list[str], hint: str, initial: str = ":") -> None:
         super().__init__()
         self._choices = choices
         self._hint = hint
+        self._initial = initial
+        self._cycle: list[str] = []  # what tab steps through, and where it is
+        self._at = -1
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="command (tab completes, esc cancels)", compact=True,
@@ -33,8 +36,8 @@ class CommandLine(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         inp = self.query_one(Input)
-        inp.value = ":"
-        inp.cursor_position = 1
+        inp.value = self._initial
+        inp.cursor_position = len(self._initial)
         inp.suggester = SuggestFromList([":" + c for c in self._choices], case_sensitive=False)
         inp.focus()
 
@@ -46,12 +49,25 @@ class CommandLine(ModalScreen[str | None]):
         elif event.key == "tab":
             event.stop()
             event.prevent_default()
-            if inp._suggestion:
-                inp.value = inp._suggestion
-                inp.cursor_position = len(inp.value)
+            self._complete(inp)
         elif event.key == "backspace" and inp.value in ("", ":"):
             event.stop()
             self.dismiss(None)
+
+    def _complete(self, inp: Input) -> None:
+        """Tab completes; tab again steps to the next match of what was typed (`:theme ` tab tab
+        goes through the themes), wrapping round."""
+        if self._cycle and inp.value == self._cycle[self._at]:
+            self._at = (self._at + 1) % len(self._cycle)
+        else:
+            typed = inp.value.lower()
+            self._cycle = [":" + c for c in self._choices if (":" + c).lower().startswith(typed)
+                           and len(c) + 1 > len(typed)]
+            if not self._cycle:
+                return
+            self._at = 0
+        inp.value = self._cycle[self._at]
+        inp.cursor_position = len(inp.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

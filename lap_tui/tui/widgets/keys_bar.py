@@ -43,7 +43,10 @@ class KeysBar(Static):
         app = self.app
         seen: set[str] = set()
         left: list[tuple[str, str, bool]] = []
-        for _node, binding, enabled, _tooltip in screen.active_bindings.values():
+        for node, binding, enabled, _tooltip in screen.active_bindings.values():
+            offers = getattr(node, "offers", None)
+            if offers is not None and not offers(binding.action):
+                continue  # refused in --read-only: not offered (the key says so if pressed)
             if binding.show and binding.action not in seen:  # one entry per action, its first key
                 seen.add(binding.action)
                 left.append((app.get_key_display(binding), binding.description, enabled))
