@@ -20,6 +20,8 @@ from tests.conftest import ROOT, need
 from tests.tui.e2e_tmux import EXITED, Tmux
 
 LAP = str(ROOT / ".venv" / "bin" / "lap-tui")
+WINCH = ("python3 -c \"import os, signal; signal.signal(signal.SIGWINCH, lambda *a: print('winch', "
+         "*os.get_terminal_size(0))); print('waiting-for-' + 'winch', flush=True); signal.pause()\"")
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -64,6 +66,17 @@ def test_the_app_comes_back_after_a_shell(require_bwrap, tmp_path, ending):
         tmux.keys("echo in-sandbox-$((6*7))", literal=True)
         tmux.keys("Enter")
         tmux.wait(r"^in-sandbox-42", timeout=60)
+        if ending == "exit":
+            # The pty follows the terminal's size: a program in the shell gets SIGWINCH and the new
+            # size when tmux resizes the pane.
+            tmux.keys("stty size", literal=True)
+            tmux.keys("Enter")
+            tmux.wait(r"^24 80\s*$", timeout=60)
+            tmux.keys(WINCH, literal=True)
+            tmux.keys("Enter")
+            tmux.wait(r"^waiting-for-winch", timeout=60)
+            tmux.run("resize-window", "-x", "100", "-y", "30")
+            tmux.wait(r"^winch 100 30", timeout=60)
         if ending.startswith("exit"):
             tmux.keys("exit", literal=True)
             tmux.keys("Enter")
