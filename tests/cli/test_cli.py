@@ -7,12 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, need, run_cli
 from tests.support.pgserver import free_port
 
 
@@ -106,20 +105,39 @@ def test_sessions_and_journal_round_trip(env, tmp_path):
 
 
 def test_journal_follow_prints_new_events(cli_env, tmp_path):
+    """Events appended by another process after the follower has printed what was there: only
+    the follow itself can deliver them (a sleep before appending let a slow follower print them
+    from its first read, so --follow was never tested)."""
+    import queue
+    import threading
+
     env = cli_env
     ok("agents", "create", "bot", "--model", "m", env=env)
     sid = ok("sessions", "new", "bot", env=env).strip()
+    script = ("import asyncio,sys\nfrom lap_tui.config import load_settings\nfrom lap_tui.store import open_store\n"
+              "async def m():\n s=await open_store(load_settings().database_url)\n"
+              " [await s.append(sys.argv[1], 'model.delta', {'text': t}) for t in sys.argv[2:]]\n"
+              " await s.close()\nasyncio.run(m())\n")
+    subprocess.run([sys.executable, "-c", script, sid, "before"], env=env, check=True, cwd=tmp_path)
     follower = subprocess.Popen([sys.executable, "-m", "lap_tui", "journal", sid, "--json", "--follow"], env=env,
                                 cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=lambda: [*map(lines.put, follower.stdout), lines.put(None)], daemon=True).start()
+
+    def next_event(what: str) -> dict:
+        try:
+            line = lines.get(timeout=60)
+        except queue.Empty:
+            raise AssertionError(f"the follower printed no {what} in 60 s") from None
+        assert line is not None, f"the follower ended (exit code {follower.wait()}) before its {what}"
+        return json.loads(line)
+
     try:
-        time.sleep(0.5)
-        script = ("import asyncio,sys\nfrom lap_tui.config import load_settings\nfrom lap_tui.store import open_store\n"
-                  "async def m():\n s=await open_store(load_settings().database_url)\n"
-                  " [await s.append(sys.argv[1], 'model.delta', {'text': str(i)}) for i in range(5)]\n"
-                  " await s.close()\nasyncio.run(m())\n")
-        subprocess.run([sys.executable, "-c", script, sid], env=env, check=True, cwd=tmp_path)
-        got = [json.loads(follower.stdout.readline()) for _ in range(5)]
+        assert next_event("first event")["data"]["text"] == "before"  # its first read is done
+        subprocess.run([sys.executable, "-c", script, sid, *map(str, range(5))], env=env, check=True, cwd=tmp_path)
+        got = [next_event(f"followed event {i}") for i in range(5)]
         assert [e["data"]["text"] for e in got] == ["0", "1", "2", "3", "4"]
+        assert follower.poll() is None  # still following
     finally:
         follower.kill()
         follower.wait()
@@ -161,8 +179,9 @@ def test_corrupt_sqlite_file(cli_env, tmp_path):
     assert db.read_bytes() == before  # left as it was for the user to rescue
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None and os.geteuid() == 0, reason="needs unshare as root")
 def test_read_only_sqlite_file(cli_env, tmp_path):
+    need(shutil.which("unshare") is not None or os.geteuid() != 0,
+         "unshare (util-linux) is needed as root to make a read-only mount")
     ok("agents", "create", "bot", "--model", "m", env=cli_env)
     data = Path(cli_env["XDG_DATA_HOME"]) / "lap-tui"
     cmd = [sys.executable, "-m", "lap_tui", "agents", "create", "other", "--model", "m"]
