@@ -30,7 +30,7 @@ from typing import Callable
 # alternate screen, colours. Turned off when the relay ends, before the user's shell (or the
 # app) gets its terminal back.
 RESET_MODES = (b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1015l\x1b[?2004l\x1b[?1l\x1b>"
-               b"\x1b[?1049l\x1b[?25h\x1b[0m")
+               b"\x1b[?1047l\x1b[?25h\x1b[0m")
 DRAIN_QUIET = 0.5  # after the command ends: stop reading its output once the pty is quiet this long
 MAX_PENDING = 1 << 20  # keys not yet taken by the command: stop reading the terminal beyond this
 
