@@ -7,6 +7,7 @@ it used to stay on the shell's text with the terminal's foreground group on the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -97,3 +98,40 @@ def test_the_app_comes_back_after_a_shell(require_bwrap, tmp_path, ending):
         tmux.wait(EXITED, timeout=30)
     finally:
         tmux.kill()
+
+
+async def test_a_failing_shell_still_resumes_the_app(services_factory):
+    """Textual resumes only when the body of `with app.suspend()` returns normally: an error
+    from the shell (a sandbox deleted before it started, bwrap failing) must not escape it, or
+    the app stays suspended with no input thread. A headless stand-in for suspend that behaves
+    like Textual's records whether the app was resumed."""
+    from lap_tui.domain.sandbox import SandboxError
+    from lap_tui.tui.app import LapApp
+    from lap_tui.tui.screens.sandboxes import SandboxesScreen
+    from lap_tui.tui.widgets.table import LapTable
+    from tests.tui.conftest import FakeSandboxBackend, seed, seed_sandboxes, wait_for
+
+    class Failing(FakeSandboxBackend):
+        async def shell(self, sandbox_id: str, argv=None) -> int:
+            self.calls.append(("shell", sandbox_id))
+            raise SandboxError(f"sandbox {sandbox_id} could not start: boom")
+
+    backend = Failing()
+    services = services_factory(sandboxes=backend)
+    seed(services, seed_sandboxes)
+    app = LapApp(services, view="sandboxes")
+    steps: list[str] = []
+
+    @contextlib.contextmanager
+    def suspend():
+        steps.append("suspended")
+        yield
+        steps.append("resumed")  # as in Textual: not reached when the body raises
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen) and app.sandboxes is not None
+                       and app.screen.query_one(LapTable).row_count == 4, what="sandboxes")
+        app.suspend = suspend
+        await pilot.press("x")
+        await wait_for(pilot, lambda: any("boom" in str(n.message) for n in app._notifications), what="the error")
+        assert steps == ["suspended", "resumed"]

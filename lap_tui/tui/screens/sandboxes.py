@@ -281,7 +281,9 @@ async def sandbox_shell(screen: LapScreen, sandbox_id: str) -> None:
         with app.suspend():
             try:
                 banner = f"lap-tui: shell in sandbox {app.sanitiser.line(sandbox_id)}; exit to return\r\n"
-                os.write(terminal_fds()[1], b"\x1b[H\x1b[2J" + banner.encode())  # a clear screen first
+                out = terminal_fds()[1]
+                if os.isatty(out):
+                    os.write(out, b"\x1b[H\x1b[2J" + banner.encode())  # on a clear screen
                 code = await backend.shell(sandbox_id)
             except BaseException as exc:  # noqa: BLE001 - re-raised or shown once the app is back
                 failed = exc
