@@ -2,23 +2,30 @@
 
 Every value remembers where it came from, so `lap-tui config` can say. `CONTAINER_ENV_*`
 variables are collected with the prefix stripped and kept in memory only: they are the
-secrets handed to sandboxes and never written anywhere.
+secrets handed to sandboxes and never written anywhere. `CONTAINER_ENV_X` reaches every
+team's sandboxes (operator-wide); `CONTAINER_ENV_TEAM_<TEAM>__X` reaches only that team's
+(TEAM upper-cased, `-` written `_`: team `data-eng` is `CONTAINER_ENV_TEAM_DATA_ENG__X`).
+
+A gateway URL from ./.env never receives a key that came from elsewhere: an untrusted
+checkout's .env could otherwise send the user's key to its own listener (docs/SECURITY.md).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from lap_tui.domain.errors import ConfigError
 from lap_tui.domain.secrets import MASK, Redactor
 
 APP_NAME = "lap-tui"
 CONTAINER_ENV_PREFIX = "CONTAINER_ENV_"
+TEAM_ENV_PREFIX = "CONTAINER_ENV_TEAM_"  # + <TEAM>__<NAME>: that team's sandboxes only
 
 # name -> (environment variable, TOML key, is secret)
 _KEYS: dict[str, tuple[str, str, bool]] = {
@@ -75,12 +82,18 @@ class Setting:
             return MASK
         return self.value
 
+    def __repr__(self) -> str:  # a repr reaches logs and tracebacks: never a secret
+        shown = self.shown()
+        return f"Setting({mask_url_password(shown) if isinstance(shown, str) else shown!r}, {self.source!r})"
+
 
 @dataclass(frozen=True)
 class Settings:
     values: dict[str, Setting]
     container_env: dict[str, str] = field(default_factory=dict)
     container_env_sources: dict[str, str] = field(default_factory=dict)
+    team_env: dict[str, dict[str, str]] = field(default_factory=dict)  # team -> {NAME: value}
+    team_env_sources: dict[str, dict[str, str]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     config_file: Path | None = None
     config_path: Path | None = None  # where the config file is looked for, whether or not it exists
@@ -89,6 +102,17 @@ class Settings:
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name].value
+
+    def __repr__(self) -> str:
+        """Names and sources, never values that could be secret (a traceback prints reprs)."""
+        shown = {k: mask_url_password(v) if isinstance(v := s.shown(), str) else v for k, s in self.values.items()}
+        return (f"Settings(values={shown!r}, container_env={sorted(self.container_env)!r}, "
+                f"team_env={ {t: sorted(v) for t, v in self.team_env.items()}!r}, config_file={self.config_file!r})")
+
+    def container_env_for(self, team: str | None) -> dict[str, str]:
+        """What a sandbox of `team` gets: the operator-wide values, then the team's own (which win).
+        Another team's values never."""
+        return {**self.container_env, **(self.team_env.get(team, {}) if team else {})}
 
     @property
     def database_url(self) -> str:
@@ -105,11 +129,11 @@ class Settings:
     def redactor(self) -> Redactor:
         """Masks every secret value this process knows of."""
         secrets = list(self.container_env.values())
+        for values in self.team_env.values():
+            secrets += values.values()
         if self["litellm_api_key"]:
             secrets.append(self["litellm_api_key"])
-        password = urlsplit(self.database_url).password if "://" in self.database_url else None
-        if password:
-            secrets.append(password)
+        secrets += url_passwords(self.database_url)
         return Redactor(secrets)
 
     def describe(self) -> dict[str, Any]:
@@ -122,6 +146,8 @@ class Settings:
             out[name] = {"value": value, "source": s.source}
         out["container_env"] = {k: {"value": MASK, "source": self.container_env_sources[k]}
                                 for k in sorted(self.container_env)}
+        out["team_env"] = {t: {k: {"value": MASK, "source": self.team_env_sources[t][k]} for k in sorted(v)}
+                           for t, v in sorted(self.team_env.items())}
         out["keys"] = dict(self.keys)
         out["config_file"] = str(self.config_file) if self.config_file else None
         out["config_path"] = str(self.config_path) if self.config_path else None
@@ -129,15 +155,47 @@ class Settings:
         return out
 
 
+_QUERY_SECRETS = ("password", "sslpassword", "passfile_password")
+
+
+def url_passwords(url: str) -> list[str]:
+    """Every password a database URL holds: `user:PASSWORD@` and `?password=`."""
+    if "://" not in url:
+        return []
+    try:
+        parts = urlsplit(url)
+        out = [parts.password, unquote(parts.password)] if parts.password else []  # as written, and decoded
+    except ValueError:
+        return []
+    out += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() in _QUERY_SECRETS and v]
+    return list(dict.fromkeys(p for p in out if p))
+
+
 def mask_url_password(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.password:
+    """The URL with every password masked; the host (IPv6 brackets included) and port as written."""
+    if "://" not in url:
         return url
-    netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if parts.password is not None and "@" in netloc:
+        userinfo, hostport = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in _QUERY_SECRETS for k, _ in pairs):
+            query = urlencode([(k, MASK if k.lower() in _QUERY_SECRETS else v) for k, v in pairs], safe="*/:")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None, *,
+                  check_gateway: bool = True) -> Settings:
+    """`check_gateway=False` only for `lap-tui config`, which shows the refusal instead."""
     env = dict(os.environ if environ is None else environ)
     ddir = data_dir(environ)
     cfg_path = Path(env["LAP_CONFIG_FILE"]) if env.get("LAP_CONFIG_FILE") else config_dir(environ) / "config.toml"
@@ -174,23 +232,66 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         values[name] = Setting(value, source, secret)
     check_database_url(values["database_url"].value, values["database_url"].source)
     check_api_base(values["litellm_api_base"].value, values["litellm_api_base"].source)
+    if check_gateway:
+        problem = gateway_refusal(values, dotenv_path)
+        if problem:
+            raise ConfigError(*problem)
 
     container_env: dict[str, str] = {}
     container_sources: dict[str, str] = {}
+    team_env: dict[str, dict[str, str]] = {}
+    team_sources: dict[str, dict[str, str]] = {}
     for origin, mapping in ((".env", dotenv), ("environment", env)):  # environment wins
         for k, v in mapping.items():
-            if k.startswith(CONTAINER_ENV_PREFIX) and len(k) > len(CONTAINER_ENV_PREFIX) and v is not None:
-                stripped = k[len(CONTAINER_ENV_PREFIX):]
-                container_env[stripped] = v
-                container_sources[stripped] = f"{origin} {k}"
+            if not k.startswith(CONTAINER_ENV_PREFIX) or len(k) <= len(CONTAINER_ENV_PREFIX) or v is None:
+                continue
+            if k.startswith(TEAM_ENV_PREFIX):
+                team, name = team_env_key(k, origin)
+                team_env.setdefault(team, {})[name] = v
+                team_sources.setdefault(team, {})[name] = f"{origin} {k}"
+                continue
+            stripped = k[len(CONTAINER_ENV_PREFIX):]
+            container_env[stripped] = v
+            container_sources[stripped] = f"{origin} {k}"
 
     keys = toml.get("keys", {})
     if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
         raise ConfigError(f"config file {cfg_path}: [keys] must map binding ids to key strings",
                           'e.g. [keys] "app.quit" = "ctrl+q"')
     return Settings(values=values, container_env=container_env, container_env_sources=container_sources,
+                    team_env=team_env, team_env_sources=team_sources,
                     keys=dict(keys), config_file=cfg_path if cfg_path.exists() else None, config_path=cfg_path,
                     data_dir=ddir, state_dir=state_dir(environ))
+
+
+def team_env_key(key: str, origin: str) -> tuple[str, str]:
+    """CONTAINER_ENV_TEAM_<TEAM>__<NAME> -> (team, NAME). The prefix is reserved: a key that
+    does not parse is an error, never an operator-wide variable (a typo would hand a team's
+    secret to every team)."""
+    rest = key[len(TEAM_ENV_PREFIX):]
+    team_part, sep, name = rest.partition("__")
+    team = team_part.lower().replace("_", "-")
+    if not sep or not name or not team_part or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", team):
+        raise ConfigError(f"{origin} {key}: a team's sandbox variable is written CONTAINER_ENV_TEAM_<TEAM>__<NAME>",
+                          "e.g. CONTAINER_ENV_TEAM_DATA_ENG__GITHUB_TOKEN for team data-eng; "
+                          "CONTAINER_ENV_<NAME> reaches every team")
+    return team, name
+
+
+def team_env_name(team: str, name: str) -> str:
+    """The variable that gives `name` to `team`'s sandboxes only."""
+    return f"{TEAM_ENV_PREFIX}{team.upper().replace('-', '_')}__{name}"
+
+
+def gateway_refusal(values: Mapping[str, Setting], dotenv_path: Path) -> tuple[str, str] | None:
+    """(problem, fix) when LITELLM_API_BASE comes from ./.env but the key from elsewhere: a
+    checkout's .env must not be able to send the user's key to a URL of its choosing."""
+    base, key = values["litellm_api_base"], values["litellm_api_key"]
+    if base.source.startswith(".env") and key.value and not key.source.startswith(".env"):
+        return (f"LITELLM_API_BASE comes from {dotenv_path} but the gateway key from {key.source}: refused, "
+                "a .env in the current directory may not send your key elsewhere",
+                "put LITELLM_API_KEY in that .env too, or set LITELLM_API_BASE in the environment or config file")
+    return None
 
 
 def check_database_url(url: str, source: str = "LAP_DATABASE_URL") -> None:

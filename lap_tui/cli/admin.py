@@ -39,8 +39,14 @@ async def migrate(args: argparse.Namespace) -> int:
 
 
 async def config(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    from pathlib import Path
+
+    from lap_tui.config import gateway_refusal
+
+    settings = load_settings(check_gateway=False)  # show a refused gateway (and why) instead of failing
     desc = settings.describe()
+    refused = gateway_refusal(settings.values, Path.cwd() / ".env")
+    desc["gateway_refused"] = f"{refused[0]} ({refused[1]})" if refused else None
     from lap_tui.sandbox.k8s.summary import kube_summary
 
     desc["kubernetes"] = kube_summary(settings)
@@ -49,7 +55,11 @@ async def config(args: argparse.Namespace) -> int:
         return 0
     rows = [(name, v["value"], v["source"]) for name, v in desc.items() if isinstance(v, dict) and "source" in v]
     rows += [(f"CONTAINER_ENV_{k}", v["value"], v["source"]) for k, v in desc["container_env"].items()]
+    rows += [(f"{k} (team {t} only)", v["value"], v["source"]) for t, names in desc["team_env"].items()
+             for k, v in names.items()]
     print_table(("SETTING", "VALUE", "SOURCE"), rows)
+    if refused:
+        print(f"\ngateway:     refused: {desc['gateway_refused']}")
     if desc["config_file"]:
         print(f"\nconfig file: {desc['config_file']}")
     else:

@@ -171,6 +171,11 @@ async def exec_(args: argparse.Namespace) -> int:
     async with opened_store(settings) as store:
         backend = _backend(settings, store)
         sid = await _resolve(store, backend, args.session, create=True)
+        if not args.raw:  # the values of the variables the agent names are secrets too
+            rec = await store.get_sandbox(sid)
+            names = (((rec.data or {}).get("settings") or {}).get("env") or ()) if rec else ()
+            values = secret_values(settings, names)
+            masks.update(stdout=StreamRedactor(values), stderr=StreamRedactor(values))
         try:
             result = await backend.exec(sid, cmd, cwd=args.cwd, timeout=args.timeout, stdin=stdin,
                                         on_output=on_output, max_output=(2**20 if args.json else 64 * 1024))

@@ -26,3 +26,29 @@ class Redactor:
     def secrets(self) -> tuple[str, ...]:
         """The values masked, longest first (read-only: a stream needs them to hold back a split one)."""
         return tuple(self._secrets)
+
+
+class RedactStream:
+    """Masks a text stream chunk by chunk: the tail that might be the start of a secret is
+    held back until the next chunk (or `flush`) decides, so a secret split across chunks is
+    masked whole. The concatenated output equals `redactor(whole text)`."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redact = redactor
+        self._buf = ""
+
+    def feed(self, chunk: str) -> str:
+        buf = self._buf + chunk
+        hold = 0
+        for s in self._redact.secrets:
+            for k in range(min(len(s) - 1, len(buf)), hold, -1):
+                if buf.endswith(s[:k]):
+                    hold = k
+                    break
+        cut = len(buf) - hold
+        self._buf = buf[cut:]
+        return self._redact(buf[:cut])
+
+    def flush(self) -> str:
+        buf, self._buf = self._buf, ""
+        return self._redact(buf)

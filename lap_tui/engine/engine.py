@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from lap_tui.domain.ids import new_id
 from lap_tui.domain.journal import EventKind, JournalEvent, ToolCallState, Turn, TurnStatus, advance_turn
 from lap_tui.domain.lease import LeaseLost
 from lap_tui.domain.replay import TurnState, rebuild_turn
+from lap_tui.domain.secrets import Redactor, RedactStream
 from lap_tui.domain.session import SessionStatus
 from lap_tui.engine.api import LiveText
 from lap_tui.engine.context import build_messages, turn_messages
@@ -64,6 +66,7 @@ class Engine:
         self._turn_tasks: dict[str, asyncio.Task[None]] = {}  # turn id -> the task running it
         self._watchers: dict[str, set[asyncio.Queue[Any]]] = {}
         self._redact = settings.redactor
+        self._turn_masks: dict[str, Redactor] = {}  # turn id -> its agent's secrets masked too
         # Called with each turn this process has driven until it stopped (`worker --json`).
         self.on_turn_driven: Callable[[str], Awaitable[None] | None] | None = None
 
@@ -236,6 +239,7 @@ class Engine:
                         task.cancel()  # another driver took over: stop writing at once
                     await asyncio.gather(task, return_exceptions=True)
                     self._turn_tasks.pop(turn.id, None)
+                    self._turn_masks.pop(turn.id, None)
                     await self._report_turn(turn.id)
                 if task.cancelled() or isinstance(task.exception(), LeaseLost):
                     break
@@ -284,6 +288,7 @@ class Engine:
     async def _run_turn(self, turn: Turn) -> None:
         session = await self.store.get_session(turn.session_id)
         agent = await self.store.get_agent_by_id(session.agent_id)
+        self._turn_masks[turn.id] = turn_redactor(self.settings, agent.sandbox.env)
         events = await self.store.read_events(session.id)
         mine = [e for e in events if e.turn_id == turn.id]
         others = [e for e in events if e.turn_id != turn.id]
@@ -376,7 +381,7 @@ class Engine:
         from lap_tui.sandbox import ensure_for_session
 
         status = await ensure_for_session(self.sandboxes, self.store, agent, session)
-        return BuiltinTools(self.sandboxes, status.id, redact=self._redact)
+        return BuiltinTools(self.sandboxes, status.id, redact=self._mask(turn))
 
     async def _model_step(self, turn: Turn, model: str, messages: list[dict[str, Any]]) -> JournalEvent:
         from lap_tui.gateway import Completion, StreamInterrupted, TextDelta
@@ -388,13 +393,18 @@ class Engine:
             last_flush = time.monotonic()
             live = _LiveBuffer(lambda text: self._publish(turn.session_id, LiveText(turn.session_id, turn.id, text)),
                                self.options.live_interval)
+            # Masked before it is journaled or shown: a secret the model repeats, even split across
+            # chunks, never reaches the journal, the watchers or the model's next context.
+            redact = self._mask(turn)
+            masked = RedactStream(redact)
             try:
                 async for ev in self.gateway.stream_chat(model, messages, tools=TOOL_SPECS):
                     if isinstance(ev, TextDelta):
-                        if not ev.text:
+                        text = masked.feed(ev.text)
+                        if not text:
                             continue
-                        live.add(ev.text)
-                        pending.append(ev.text)
+                        live.add(text)
+                        pending.append(text)
                         if len(pending) % 8 == 0:
                             # One network read can hold hundreds of chunks that parse without an
                             # await: let the UI's keys and frames in between.
@@ -405,11 +415,13 @@ class Engine:
                             pending.clear()
                             last_flush = now
                     elif isinstance(ev, Completion):
+                        live.add(masked.flush())
                         live.flush()
                         usage = ev.usage.to_dict() if ev.usage else {}
                         cost = float(ev.cost_usd or 0.0)
                         event = await self._append(turn, EventKind.MODEL_MESSAGE, {
-                            "text": ev.text, "tool_calls": [t.to_dict() for t in ev.tool_calls],
+                            "text": redact(ev.text),
+                            "tool_calls": [{**t.to_dict(), "arguments": redact(t.arguments)} for t in ev.tool_calls],
                             "finish_reason": ev.finish_reason, "usage": usage, "cost_usd": cost})
                         await self.store.update_turn(turn.id, add_prompt_tokens=usage.get("prompt_tokens", 0),
                                                      add_completion_tokens=usage.get("completion_tokens", 0),
@@ -417,6 +429,10 @@ class Engine:
                         return event
                 raise StreamInterrupted("the stream ended without a final message")
             except StreamInterrupted as exc:
+                tail = masked.flush()
+                if tail:
+                    live.add(tail)
+                    pending.append(tail)
                 live.flush()
                 if pending:  # keep what was said: a reopened terminal shows it
                     await self._append(turn, EventKind.MODEL_DELTA, {"text": "".join(pending)})
@@ -432,7 +448,7 @@ class Engine:
         await self._session_after(turn, TurnStatus.COMPLETED)
 
     async def _fail(self, turn: Turn, reason: str) -> None:
-        reason = self._redact(reason)
+        reason = self._mask(turn)(reason)
         await self._append(turn, EventKind.TURN_FAILED, {"reason": reason})
         await self.store.update_turn(turn.id, status=TurnStatus.FAILED, error=reason)
         await self._session_after(turn, TurnStatus.FAILED)
@@ -466,6 +482,20 @@ class Engine:
                 if ev.kind == EventKind.CANCEL_REQUESTED and ev.turn_id == turn.id and task is not None:
                     task.cancel()
                     return
+
+
+    def _mask(self, turn: Turn) -> Redactor:
+        return self._turn_masks.get(turn.id) or self._redact
+
+
+def turn_redactor(settings: Settings, agent_env: Any) -> Redactor:
+    """Every secret of the settings plus the values of the variables the agent names, also as
+    they appear inside JSON strings (tool-call arguments are JSON text). Encoded forms (base64,
+    URL-encoding, ...) are not recognised: docs/SECURITY.md."""
+    from lap_tui.sandbox.env import named_values
+
+    values = [*settings.redactor.secrets, *named_values(agent_env)]
+    return Redactor([*values, *(json.dumps(v)[1:-1] for v in values)])
 
 
 class _LiveBuffer:

@@ -390,7 +390,7 @@ class LocalBackend(SandboxBackend):
         if not workspace.is_dir():
             raise SandboxError(f"the workspace of sandbox {sandbox_id} is gone ({workspace})",
                                f"delete the sandbox (`lap-tui sandboxes delete`) and run again")
-        proc_env, dropped = sandbox_env(self.settings, settings.env, self.environ, env)
+        proc_env, dropped = sandbox_env(self.settings, settings.env, self.environ, env, team=rec.team)
         if dropped:
             self._log(sandbox_id, "left out of the environment: " + ", ".join(dropped))
         limits = Limits(settings.memory_bytes, self.pids_limit, Limits.parse_cpu(settings.cpu))
