@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from lap_tui.sandbox.env import BASE_ENV
+from tests.conftest import ROOT
 from tests.sandbox.conftest import GATEWAY_KEY, SECRET
 
 
@@ -48,8 +49,22 @@ async def test_nothing_outside_the_workspace_is_writable(backend, make, tmp_path
 
 async def test_host_secrets_are_hidden(backend, make):
     sid = await make.sandbox()
-    r = await backend.exec(sid, ["sh", "-c", "cat /etc/shadow; ls /root /home /work 2>&1 | head -3"])
-    assert b"root:" not in r.stdout
+    r = await backend.exec(sid, ["sh", "-c", "cat /etc/shadow"])
+    assert r.exit_code != 0 and b"root:" not in r.stdout
+    # Home directories and the checkout (wherever it is) show nothing of the host's files.
+    places = ["/root", "/home", str(Path.home()), str(ROOT.parent)]
+    hidden = [p for p in places if Path(p).is_dir() and any(Path(p).iterdir())]
+    assert str(ROOT.parent) in hidden  # the control: there is something there to hide
+    script = "; ".join(f"echo '== {p}'; ls -A '{p}' 2>/dev/null" for p in hidden)
+    r = await backend.exec(sid, ["sh", "-c", script])
+    shown: dict[str, list[str]] = {}
+    for line in r.stdout.decode().splitlines():
+        if line.startswith("== "):
+            shown[line[3:]] = []
+        else:
+            shown[list(shown)[-1]].append(line)
+    assert set(shown) == set(hidden), r.stdout
+    assert all(names == [] for names in shown.values()), f"visible in the sandbox: {shown}"
 
 
 async def _listener():

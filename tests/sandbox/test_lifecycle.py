@@ -13,6 +13,7 @@ from lap_tui.domain.sandbox import (SandboxError, SandboxPhase, SandboxSpec, San
 from lap_tui.domain.names import validate_label
 from lap_tui.sandbox.local import LocalBackend
 from lap_tui.store import open_store
+from tests.support.waiting import until
 
 
 async def test_state_lives_in_the_store_and_on_the_session(backend, make, sb_store):
@@ -49,10 +50,7 @@ async def test_workspace_survives_suspend_resume_and_restart(backend, make, sb_e
 async def test_suspend_stops_running_commands(backend, make):
     sid = await make.sandbox()
     task = asyncio.create_task(backend.exec(sid, ["sh", "-c", "touch go; sleep 1000"]))
-    for _ in range(500):
-        if (backend.workspace(sid) / "go").exists():
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: (backend.workspace(sid) / "go").exists() or task.done(), "the command to start")
     await backend.suspend(sid)
     r = await asyncio.wait_for(task, 30)
     assert r.killed == "suspended" and r.exit_code == 137
@@ -104,11 +102,10 @@ async def test_watch_reports_changes(backend, make):
                 return
 
     task = asyncio.create_task(collect())
-    while not events:
-        await asyncio.sleep(0.01)
+    await until(lambda: events or task.done(), "the watch's first event")
     await backend.suspend(sid)
-    while ("modified", sid, SandboxPhase.SUSPENDED) not in events:
-        await asyncio.sleep(0.01)
+    await until(lambda: ("modified", sid, SandboxPhase.SUSPENDED) in events or task.done(),
+                "the watch to report the suspension")
     await backend.delete(sid)
     await asyncio.wait_for(task, 30)
     assert events == [("added", sid, SandboxPhase.RUNNING), ("modified", sid, SandboxPhase.SUSPENDED),
