@@ -26,6 +26,7 @@ from lap_tui.domain.secrets import MASK, Redactor
 APP_NAME = "lap-tui"
 CONTAINER_ENV_PREFIX = "CONTAINER_ENV_"
 TEAM_ENV_PREFIX = "CONTAINER_ENV_TEAM_"  # + <TEAM>__<NAME>: that team's sandboxes only
+_TEAM_KEY = re.compile(r"([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)__([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)")
 
 # name -> (environment variable, TOML key, is secret)
 _KEYS: dict[str, tuple[str, str, bool]] = {
@@ -268,14 +269,14 @@ def team_env_key(key: str, origin: str) -> tuple[str, str]:
     """CONTAINER_ENV_TEAM_<TEAM>__<NAME> -> (team, NAME). The prefix is reserved: a key that
     does not parse is an error, never an operator-wide variable (a typo would hand a team's
     secret to every team)."""
-    rest = key[len(TEAM_ENV_PREFIX):]
-    team_part, sep, name = rest.partition("__")
-    team = team_part.lower().replace("_", "-")
-    if not sep or not name or not team_part or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", team):
+    # Exactly one `__`, single `_`s inside the team and the name: so a key maps to one team only
+    # (`A__B__X` could mean team a or team a--b: refused).
+    m = _TEAM_KEY.fullmatch(key[len(TEAM_ENV_PREFIX):])
+    if m is None:
         raise ConfigError(f"{origin} {key}: a team's sandbox variable is written CONTAINER_ENV_TEAM_<TEAM>__<NAME>",
                           "e.g. CONTAINER_ENV_TEAM_DATA_ENG__GITHUB_TOKEN for team data-eng; "
                           "CONTAINER_ENV_<NAME> reaches every team")
-    return team, name
+    return m.group(1).lower().replace("_", "-"), m.group(2)
 
 
 def team_env_name(team: str, name: str) -> str:

@@ -54,7 +54,7 @@ def test_team_secrets_reach_only_their_team(tmp_path):
 
 
 @pytest.mark.parametrize("key", ["CONTAINER_ENV_TEAM_BLUE_TOKEN", "CONTAINER_ENV_TEAM___X", "CONTAINER_ENV_TEAM_BLUE__",
-                                 "CONTAINER_ENV_TEAM_-X__Y"])
+                                 "CONTAINER_ENV_TEAM_-X__Y", "CONTAINER_ENV_TEAM_A__B__X", "CONTAINER_ENV_TEAM_A___X"])
 def test_a_malformed_team_variable_is_refused_never_made_global(tmp_path, key):
     with pytest.raises(ConfigError, match="CONTAINER_ENV_TEAM_<TEAM>__<NAME>"):
         load_settings({**environ(tmp_path), key: "would-reach-every-team"}, cwd=tmp_path)
