@@ -537,3 +537,28 @@ async def test_the_form_asks_before_discarding_and_warns_as_typed(services_facto
         await pilot.press("ctrl+s")  # the second save goes through
         await wait_for(pilot, lambda: any(a.model == "gpt-5-typo" for a in app.agents_cache.values()),
                        what="saved anyway")
+
+
+async def test_the_sandbox_detail_age_ticks_between_watch_events(services_factory, monkeypatch):
+    import lap_tui.tui.screens.sandbox_detail as detail
+    from lap_tui.domain.clock import epoch_from_iso
+    from lap_tui.tui.screens.sandbox_detail import SandboxDetailScreen
+    from tests.tui.conftest import FROZEN, FakeSandboxBackend, seed_sandboxes
+
+    monkeypatch.setattr(detail, "AGE_EVERY", 0.1, raising=False)
+    backend = FakeSandboxBackend()
+    services = services_factory(deterministic=False, sandboxes=backend)
+    seed(services, seed_sandboxes)
+    clock = [epoch_from_iso(FROZEN) + 30]
+    services.clock = lambda: clock[0]
+    app = LapApp(services)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app, pilot)
+        await wait_for(pilot, lambda: app.sandboxes is not None, what="backend")
+        app.open_sandbox("s-000000000000")
+        await wait_for(pilot, lambda: isinstance(app.screen, SandboxDetailScreen) and app.screen.query("#fields"),
+                       what="detail")
+        fields = app.screen.query_one("#fields")
+        await wait_for(pilot, lambda: "30s" in str(fields.render()), what=f"age 30s: {fields.render()}")
+        clock[0] += 3600 * 5
+        await wait_for(pilot, lambda: "5h" in str(fields.render()), what="the age ticked")

@@ -16,7 +16,7 @@ from lap_tui.domain.errors import LapError
 from lap_tui.tui import keymap
 from lap_tui.tui.formatting import age, short_id
 from lap_tui.tui.screens.base import LapScreen
-from lap_tui.tui.screens.sandboxes import as_row, sandbox_action, sandbox_shell
+from lap_tui.tui.screens.sandboxes import AGE_EVERY, as_row, sandbox_action, sandbox_shell
 
 LOG_TAIL = 500
 LOG_EVERY = 1.0
@@ -49,6 +49,8 @@ class SandboxDetailScreen(LapScreen):
 
     def on_mount(self) -> None:
         self.query_one("#title").set(title=f"Sandbox {self.sandbox_id}")
+        if not self.lap.services.deterministic:  # a watch only reports changes: the age ticks here
+            self.set_interval(AGE_EVERY, lambda: self._last is not None and self._show(self._last))
         self._follow_status()
         self._follow_log()
 
