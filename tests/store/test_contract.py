@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -15,8 +18,9 @@ from lap_tui.domain.lease import LeaseLost
 from lap_tui.domain.session import Session, SessionStatus
 from lap_tui.store import open_store
 from lap_tui.store.base import SandboxRecord
-from lap_tui.store.sql import LATEST
-from tests.conftest import make_session
+from lap_tui.store.sql import IDLE_POLL, LATEST
+from tests.conftest import ROOT, make_session
+from tests.support.waiting import until
 
 
 def agent(name: str = "bot", team: str = "default", **kw) -> Agent:
@@ -261,12 +265,35 @@ async def _next_kind(follower) -> str:
     return (await asyncio.wait_for(follower.__anext__(), 10)).kind
 
 
+def count_empty_polls(store) -> list[int]:
+    """Spies on the reads a follower polls with (SQLite: the session's counter; Postgres: the
+    events): the returned list's one item counts the reads that found nothing new. Once one
+    has returned, the follower is waiting (it cleared its wake-up before reading), so what is
+    appended next can only reach it through the wake-up or a later poll."""
+    empty = [0]
+    last_seq, read_events = store.last_seq, store.read_events
+
+    async def spy_last_seq(session_id, *a, **kw):
+        n = await last_seq(session_id, *a, **kw)
+        empty[0] += 1  # the follower compares it with what it has seen; the tests append nothing meanwhile
+        return n
+
+    async def spy_read_events(session_id, *a, **kw):
+        evs = await read_events(session_id, *a, **kw)
+        empty[0] += not evs
+        return evs
+
+    store.last_seq, store.read_events = spy_last_seq, spy_read_events
+    return empty
+
+
 async def test_follow_wakes_at_once_for_this_process_appends(store):
     # A poll of a minute: only the wake-up on this process's own append can deliver in time.
     s = await make_session(store)
+    empty = count_empty_polls(store)
     follower = store.follow(s.id, after_seq=0, poll_interval=60)
     first = asyncio.create_task(_next_kind(follower))
-    await asyncio.sleep(0.3)  # the follower has read, found nothing, and waits
+    await until(lambda: empty[0] >= 1 or first.done(), "the follower's first read")
     await store.append(s.id, "mine")
     assert await first == "mine"
     await follower.aclose()
@@ -275,16 +302,20 @@ async def test_follow_wakes_at_once_for_this_process_appends(store):
 async def test_follow_sees_another_process_appends_after_idling(store, store_url):
     # The poll slows down while nothing happens; another process's append still arrives.
     s = await make_session(store)
-    other = await open_store(store_url)
+    empty = count_empty_polls(store)
     follower = store.follow(s.id, after_seq=0, poll_interval=0.02)
+    # SQLite backs off by 1.5x a poll from 0.02 s to IDLE_POLL; Postgres listens and polls at 1 s.
+    idle = 2 if store_url.startswith("postgres") else math.ceil(math.log(IDLE_POLL / 0.02, 1.5)) + 2
     try:
         first = asyncio.create_task(_next_kind(follower))
-        await asyncio.sleep(1.5)  # long enough to back off to the idle poll
-        await other.append(s.id, "theirs")
-        assert await first == "theirs"
+        await until(lambda: empty[0] >= idle or first.done(), f"{idle} empty polls (the follower idling)")
+        # A real second process (tests/support/journal_worker.py) appends.
+        other = subprocess.run([sys.executable, "-m", "tests.support.journal_worker", "append", store_url, s.id,
+                                "1", "theirs"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert other.returncode == 0, other.stderr
+        assert await first == "test.append"
     finally:
         await follower.aclose()
-        await other.close()
 
 
 async def test_migrate_is_idempotent_and_recorded(store_url):
