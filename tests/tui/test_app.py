@@ -123,15 +123,49 @@ async def test_delete_agent_asks_and_says_what_goes(services_factory):
         assert await app.store.count_sessions(AGENT_ID) == 0
 
 
+class RecordingEngine:
+    """The engine's retry, recorded (and the journal followed as the app's watch-only stand-in does)."""
+
+    def __init__(self, store) -> None:
+        from lap_tui.tui.observer import JournalObserver
+
+        self._observer = JournalObserver(store)
+        self.retried: list[str] = []
+
+    def watch(self, session_id, *, after_seq=0):
+        return self._observer.watch(session_id, after_seq=after_seq)
+
+    async def retry(self, turn_id: str) -> str:
+        self.retried.append(turn_id)
+        return turn_id
+
+
+async def _press_retry(app, pilot) -> str:
+    """ctrl+r on the chat once the engine is in, then wait until every engine call it started
+    has finished: a refused retry then provably called nothing."""
+    await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.engine_ready.is_set()
+                   and app.screen.model.last_failed_turn() is not None, what="chat with a failed turn")
+    failed = app.screen.model.last_failed_turn().turn_id
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: all(w.is_finished for w in app.workers if w.group == "chat-engine"),
+                   what="engine calls")
+    return failed
+
+
 async def test_read_only_changes_nothing(services_factory):
-    services = services_factory()
+    engines: list[RecordingEngine] = []
+    services = services_factory(engine=lambda store: engines.append(RecordingEngine(store)) or engines[-1])
     seed(services, seed_chat)
+    app = LapApp(services, session=SESSION_ID)  # the control: ctrl+r retries when not read-only
+    async with app.run_test(size=(80, 24)) as pilot:
+        failed = await _press_retry(app, pilot)
+        await wait_for(pilot, lambda: engines[-1].retried == [failed], what="the retry")
     app = LapApp(services, read_only=True, session=SESSION_ID)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
         assert app.screen.query_one("#draft", TextArea).read_only
-        await pilot.press("ctrl+r")  # retry is hidden and refused
-        assert app.screen.model.last_failed_turn() is not None
+        await _press_retry(app, pilot)  # retry is hidden and refused
+        assert engines[-1].retried == []
         await pilot.press("escape", "escape", "escape")  # leave the draft, the chat, the sessions
         await pilot.press("n", "d")
         assert isinstance(app.screen, AgentsScreen) and len(app.agents_cache) == 2
