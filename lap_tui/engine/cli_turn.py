@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lap_tui.domain.clock import epoch_from_iso
-from lap_tui.domain.errors import LapError
+from lap_tui.domain.errors import LapError, StoreError
 from lap_tui.domain.journal import EventKind, JournalEvent, Turn, TurnStatus
+from lap_tui.domain.lease import LeaseLost
 from lap_tui.harness.cli import (CLI_MOUNT, FORWARDER, FORWARDER_MOUNT, RELAY_MOUNT, HarnessNotInstalled,
                                  harness_root, install_dir, installed_bin, plan_turn)
 from lap_tui.harness.definition import HarnessDefinition, load_definitions, user_harness_dirs
@@ -132,9 +133,16 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
         await _follow(engine, turn, session, mine, h, detached, sid, name, started, cur, launch)
     except asyncio.CancelledError:
         await asyncio.shield(detached.kill(sid, name))
+        await asyncio.shield(store.revoke_relay_tokens(session.id))
         raise
-    except BaseException:
+    except (LeaseLost, StoreError):
+        raise  # the turn goes on (another driver, or later): its CLI keeps its token
+    except LapError:
+        await store.revoke_relay_tokens(session.id)
         raise
+    # The turn is over: nothing left in the sandbox (a background job the agent started, say)
+    # may reach the gateway with its token any more.
+    await store.revoke_relay_tokens(session.id)
 
 
 async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[JournalEvent], h: HarnessDefinition,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -181,13 +182,15 @@ async def test_the_master_key_never_enters_the_sandbox_and_tokens_are_revoked(hx
             assert MASTER_KEY.encode() not in path.read_bytes(), path
 
     sock = Path(env["XDG_DATA_HOME"]) / "lap-tui" / "relay" / "sock" / "relay.sock"
-    store = await open_store(db_url(env))
-    try:
-        token = await issue_token(store, sid)
-    finally:
-        await store.close()
-
+    used = re.search(r'"apiKey":"(lap-[A-Za-z0-9_-]+)"', seen).group(1)  # the CLI's token, seen inside
     async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(sock)), base_url="http://relay") as c:
+        # The turn is over: its token no longer opens the gateway (a leftover process cannot use it).
+        assert (await c.get("/v1/models", headers={"authorization": f"Bearer {used}"})).status_code == 401
+        store = await open_store(db_url(env))
+        try:
+            token = await issue_token(store, sid)
+        finally:
+            await store.close()
         ok = await c.get("/v1/models", headers={"authorization": f"Bearer {token}"})
         assert ok.status_code == 200 and "gpt-test" in ok.text
         assert (await c.get("/v1/models", headers={"authorization": "Bearer lap-guessed"})).status_code == 401
