@@ -209,8 +209,9 @@ class FakeSandboxBackend:
         return ["booted", "ready \x1b]0;pwned\x07ok"]
 
 
-async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    """Let the app run until `predicate()` holds (a readiness wait, not a timing assertion)."""
+async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    """Let the app run until `predicate()` holds (a readiness wait, not a timing assertion; the
+    limit is generous so that only a hang reaches it on a busy machine)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not predicate():
