@@ -6,6 +6,7 @@ visible, literally."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from lap_tui.domain.agent import Agent, SandboxSettings
 from lap_tui.domain.session import Session
@@ -137,7 +138,10 @@ async def test_form_errors_notifications_and_edit_fields_are_never_markup(servic
         assert err.has_class("-shown") and "x[/a]" in str(err.render())
         assert "[/bad-model]" in str(form.query_one("#model-hint").render())
         assert_safe(app, "new agent form")
-        await pilot.press("escape")
+        await pilot.press("escape")  # it asks before discarding what was typed
+        await wait_for(pilot, lambda: isinstance(app.screen, (AgentsScreen, ConfirmScreen)), what="leaving")
+        if isinstance(app.screen, ConfirmScreen):
+            await pilot.press("y")
         await wait_for(pilot, lambda: isinstance(app.screen, AgentsScreen), what="back")
 
         app.notify(f"boom {EVIL}", title=f"[/t]{OSC_TITLE}", severity="error")
@@ -177,3 +181,27 @@ def test_a_crash_prints_no_locals(tmp_path):
     rendered = "".join(seg.text for r in app._exit_renderables for seg in r.segments)
     assert "RuntimeError" in rendered and "crash" in rendered
     assert "sk-local-secret" not in rendered
+
+
+async def test_the_palette_shows_a_stored_name_literally(services_factory):
+    """The command palette parses its titles as markup: an agent row named `[/x]` (any process
+    can write the store) crashed it."""
+    from textual.command import CommandPalette
+
+    services = services_factory()
+    seed(services, seed_evil)
+    # The store validates names on the way in; a teammate's process (or an older lap-tui) may not.
+    con = sqlite3.connect(services.settings.database_url.split("://", 1)[1])
+    con.execute("UPDATE agents SET name = ? WHERE id = ?", ("ev[/x]il", AGENT_ID))
+    con.commit()
+    con.close()
+    app = LapApp(services)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: app.agents_loaded and isinstance(app.screen, AgentsScreen), what="agents")
+        table = app.screen.query_one(LapTable)
+        table.move_cursor(row=table.get_row_index(AGENT_ID))
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
+        await pilot.press(*"Open")
+        await wait_for(pilot, lambda: "Agents: Open ev[/x]il" in screen_text(app), what="the name, literally")
+        assert_safe(app, "palette")

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Static
 from lap_tui.domain.agent import Agent
 from lap_tui.domain.errors import LapError
 from lap_tui.tui import keymap
+from lap_tui.tui.safety import markup_safe  # the palette parses its titles as markup
 from lap_tui.tui.formatting import age, plural
 from lap_tui.tui.safety import neutralise
 from lap_tui.tui.screens.base import TableScreen
@@ -221,8 +222,8 @@ class AgentsScreen(TableScreen):
             yield SystemCommand("Agents: New agent", "Create an agent", self.action_new)
         agent = self.selected()
         if agent is not None:
-            yield SystemCommand(f"Agents: Open {agent.name}", "Its sessions", self.action_open)
+            yield SystemCommand(f"Agents: Open {markup_safe(agent.name)}", "Its sessions", self.action_open)
             if not self.lap.read_only:
-                yield SystemCommand(f"Agents: Edit {agent.name}", "Change the agent", self.action_edit)
-                yield SystemCommand(f"Agents: Delete {agent.name}", "Delete it with its sessions",
+                yield SystemCommand(f"Agents: Edit {markup_safe(agent.name)}", "Change the agent", self.action_edit)
+                yield SystemCommand(f"Agents: Delete {markup_safe(agent.name)}", "Delete it with its sessions",
                                     self.action_delete)
