@@ -104,8 +104,7 @@ def main() -> int:
         tmux.wait(r"✓ done")
         step("an unsent draft, then ctrl+q")
         tmux.keys("not sent yet", literal=True)
-        tmux.wait("not sent yet")
-        time.sleep(0.3)
+        tmux.wait("not sent yet")  # on screen, so in the draft: ctrl+q saves it from there
         tmux.keys("C-q")
         tmux.wait(EXITED, timeout=10)  # quit for real before the reopen (not killed mid-save)
         tmux.kill()

@@ -3,6 +3,7 @@ left alone for a few seconds is driven by the open terminal, whatever screen it 
 
 from __future__ import annotations
 
+import asyncio
 
 import pytest
 
@@ -11,10 +12,16 @@ from lap_tui.engine.engine import Engine
 from lap_tui.tui import app as app_module
 from lap_tui.tui.app import LapApp
 from tests.support.scripted_gateway import ScriptedGateway, stream
+from tests.support.waiting import until
 from tests.tui.conftest import SESSION_ID, seed, seed_basic, wait_for
 from tests.tui.test_chat_flow import services_for
 
 pytestmark = pytest.mark.usefixtures("require_bwrap")  # the engine's sandboxes are real
+
+
+def standby_drivers() -> list[asyncio.Task]:
+    """The app's standby driver: a task running lap_tui.engine.worker.run_worker."""
+    return [t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__qualname__", "") == "run_worker"]
 
 
 @pytest.mark.parametrize("read_only", [False, True])
@@ -30,13 +37,18 @@ async def test_app_drives_turns_nobody_else_drives(tmp_path, monkeypatch, read_o
             # What `lap-tui send SESSION TEXT` does: queue only.
             queuer = Engine(app.store, services.settings, sandboxes=lambda: None, gateway=lambda: None)
             turn_id = await queuer.queue(SESSION_ID, "from a script")
-            if read_only:
-                await pilot.pause(1.5)
-                assert (await app.store.get_turn(turn_id)).status is TurnStatus.QUEUED  # changes nothing
+            # Start-up is over once the sandbox backend is in (health says so): the standby
+            # driver, if any, was started before it.
+            await wait_for(pilot, lambda: app.health["sandboxes"][0] != "…", what="the end of start-up")
+            if read_only:  # changes nothing: no standby driver at all, and the turn stays queued
+                assert standby_drivers() == []
+                assert (await app.store.get_turn(turn_id)).status is TurnStatus.QUEUED
                 return
-            for _ in range(200):
-                if (await app.store.get_turn(turn_id)).status.finished:
-                    break
-                await pilot.pause(0.05)
+            assert len(standby_drivers()) == 1  # the control: the same check sees it when there is one
+
+            async def finished() -> bool:
+                return (await app.store.get_turn(turn_id)).status.finished
+
+            await until(finished, "the app to drive the turn")
             assert (await app.store.get_turn(turn_id)).status is TurnStatus.COMPLETED
             assert len(gw.chat_requests) == 1
