@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable, Sequence
@@ -84,6 +85,24 @@ def emit_json_lines(objs: Iterable[Any]) -> None:
 def sanitiser(settings: Settings) -> Sanitiser:
     """Neutralises, then masks every secret value this process knows of."""
     return Sanitiser(settings.redactor)
+
+
+class SafeLogFormatter(logging.Formatter):
+    """Log lines quote gateway errors, exceptions and store rows: neutralised and masked like
+    every other output for people (a worker's stderr is often a terminal or a tmux pane)."""
+
+    def __init__(self, clean: Sanitiser) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s")
+        self._clean = clean
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._clean.clean(super().format(record))
+
+
+def log_to_stderr(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeLogFormatter(sanitiser(settings)))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "nothing to show") -> None:

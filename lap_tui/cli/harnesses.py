@@ -84,13 +84,11 @@ async def install(args: argparse.Namespace) -> int:
 
 
 async def relay(args: argparse.Namespace) -> int:
-    import logging
-
-    from lap_tui.cli.common import opened_store
+    from lap_tui.cli.common import log_to_stderr, opened_store
     from lap_tui.engine.relay_service import serve, socket_path
 
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings()
+    log_to_stderr(settings)  # neutralised and masked
     path = Path(args.socket) if args.socket else socket_path(settings)
     async with opened_store(settings) as store:
         code = await serve(settings, store, path, idle_exit=args.idle_exit)

@@ -17,6 +17,7 @@ from lap_tui.domain.errors import InvalidInput, NotFound
 from lap_tui.domain.ids import MIN_PREFIX
 from lap_tui.domain.names import clip
 from lap_tui.domain.sandbox import SandboxStatus
+from lap_tui.domain.text import one_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -261,5 +262,5 @@ async def lifecycle(args: argparse.Namespace) -> int:
     elif status is None:
         print(f"deleted sandbox {sid} and its workspace")
     else:
-        print(f"sandbox {sid}: {status.phase.value}" + (f"  [{status.warning}]" if status.warning else ""))
+        print(one_line(f"sandbox {sid}: {status.phase.value}" + (f"  [{status.warning}]" if status.warning else "")))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from lap_tui.cli.common import emit_json, opened_store, plural
+from lap_tui.cli.common import emit_json, log_to_stderr, opened_store, plural
 from lap_tui.config import load_settings
 
 
@@ -24,8 +24,8 @@ async def run(args: argparse.Namespace) -> int:
     from lap_tui.engine.services import build_engine
     from lap_tui.engine.worker import run_worker
 
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings()
+    log_to_stderr(settings)  # neutralised and masked
     async with opened_store(settings) as store:
         engine = build_engine(settings, store)
         if args.json:

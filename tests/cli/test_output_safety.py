@@ -114,3 +114,21 @@ def test_sandbox_logs_are_neutralised_unless_raw(evil_session, require_bwrap):
     assert "printf" in out and "exe.txt" in out
     raw = ok("sandboxes", "logs", sid, "--raw", env=env)
     assert EVIL.replace("\x85", "\n") in raw  # (the backend splits lines at NEL)
+
+
+def test_worker_and_relay_logs_are_neutralised_and_masked(tmp_path):
+    """`lap-tui worker` and `harnesses relay` log to stderr (often a tmux pane): a log line
+    quoting a gateway error or an exception goes through the same neutraliser, then the mask."""
+    import logging
+
+    from lap_tui.cli.common import SafeLogFormatter, sanitiser
+    from lap_tui.config import load_settings
+
+    settings = load_settings({"XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path),
+                              "LITELLM_API_KEY": "sk-log-secret-key"}, cwd=tmp_path)
+    fmt = SafeLogFormatter(sanitiser(settings))
+    record = logging.LogRecord("lap_tui.engine", logging.WARNING, __file__, 1, "stream broke: %s", (
+        f"gateway said {EVIL} with sk-log-\x1b[msecret-key",), None)
+    out = fmt.format(record)
+    clean(out, "a log line")
+    assert "stream broke: gateway said" in out and "sk-log-secret-key" not in out and "********" in out
