@@ -562,3 +562,12 @@ async def test_the_sandbox_detail_age_ticks_between_watch_events(services_factor
         await wait_for(pilot, lambda: "30s" in str(fields.render()), what=f"age 30s: {fields.render()}")
         clock[0] += 3600 * 5
         await wait_for(pilot, lambda: "5h" in str(fields.render()), what="the age ticked")
+
+
+async def test_the_unknown_key_notice_is_shown_as_written(services_factory):
+    """It began with two spaces: `[keys]` was read as markup and dropped. Notices are plain now."""
+    app = LapApp(services_factory(keys={"no.such.id": "x"}))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app, pilot)
+        n = next(n for n in app._notifications if "no.such.id" in n.message)
+        assert n.message.startswith("[keys] 'no.such.id'") and not n.markup
