@@ -6,6 +6,7 @@ import argparse
 
 from lap_tui.cli.common import add_json_flag, emit_json, print_table
 from lap_tui.config import load_settings
+from lap_tui.domain.text import one_line
 from lap_tui.store import open_store
 
 
@@ -53,24 +54,30 @@ async def config(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(desc)
         return 0
+
+    def say(text: str) -> None:  # values come from the environment, .env and files: one neutralised line
+        print(one_line(text))
+
     rows = [(name, v["value"], v["source"]) for name, v in desc.items() if isinstance(v, dict) and "source" in v]
     rows += [(f"CONTAINER_ENV_{k}", v["value"], v["source"]) for k, v in desc["container_env"].items()]
     rows += [(f"{k} (team {t} only)", v["value"], v["source"]) for t, names in desc["team_env"].items()
              for k, v in names.items()]
     print_table(("SETTING", "VALUE", "SOURCE"), rows)
     if refused:
-        print(f"\ngateway:     refused: {desc['gateway_refused']}")
+        print()
+        say(f"gateway:     refused: {desc['gateway_refused']}")
+    print()
     if desc["config_file"]:
-        print(f"\nconfig file: {desc['config_file']}")
+        say(f"config file: {desc['config_file']}")
     else:
-        print(f"\nconfig file: none at {desc['config_path']} (create it, or point LAP_CONFIG_FILE at another)")
-    print(f"data dir:    {desc['data_dir']}")
+        say(f"config file: none at {desc['config_path']} (create it, or point LAP_CONFIG_FILE at another)")
+    say(f"data dir:    {desc['data_dir']}")
     kube = desc.get("kubernetes") or {}
     if kube.get("backend") == "kubernetes":
-        print(f"sandboxes:   kubernetes, context {kube['context']} ({kube['kubeconfig']}), "
-              f"team {kube['team']} -> namespace {kube['namespace']}")
+        say(f"sandboxes:   kubernetes, context {kube['context']} ({kube['kubeconfig']}), "
+            f"team {kube['team']} -> namespace {kube['namespace']}")
     else:
-        print("sandboxes:   local (bubblewrap); set kube_context or LAP_KUBE_CONTEXT for Kubernetes")
+        say("sandboxes:   local (bubblewrap); set kube_context or LAP_KUBE_CONTEXT for Kubernetes")
     if desc["keys"]:
-        print("key bindings: " + ", ".join(f"{k}={v}" for k, v in desc["keys"].items()))
+        say("key bindings: " + ", ".join(f"{k}={v}" for k, v in desc["keys"].items()))
     return 0

@@ -132,3 +132,13 @@ def test_worker_and_relay_logs_are_neutralised_and_masked(tmp_path):
     out = fmt.format(record)
     clean(out, "a log line")
     assert "stream broke: gateway said" in out and "sk-log-secret-key" not in out and "********" in out
+
+
+def test_config_shows_settings_from_the_environment_neutralised(cli_env):
+    r = run_cli("config", env=dict(cli_env, LAP_THEME=f"dark{EVIL}", LAP_KUBE_CONTEXT=f"ctx{EVIL}"))
+    assert r.returncode == 0, r.stderr
+    clean(r.stdout + r.stderr, "config")
+    assert "exe.txt" in r.stdout
+    out = run_cli("config", "--json", env=dict(cli_env, LAP_THEME=f"dark{EVIL}")).stdout
+    clean(out, "config --json")
+    assert json.loads(out)["theme"]["value"] == f"dark{EVIL}"
