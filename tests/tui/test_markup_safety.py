@@ -117,6 +117,7 @@ async def test_chat_shows_prompts_replies_tools_and_errors_literally(services_fa
         await pilot.pause()
         text = assert_safe(app, "chat")
         assert "gateway said [/x]" in text and "title [/x]" in text and "user [/x]" in text
+        assert "reply [/x] [@click=app.quit]click me[/]" in text  # Markdown shows markup as text
         tool = app.screen.query_one(ToolCallBlock)
         tool.collapsed = False
         await pilot.pause()
