@@ -10,6 +10,7 @@ unsent draft) came back, then opens `--view sandboxes`. Prints each step; exit 1
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -55,6 +56,18 @@ class Tmux:
                 return text
             time.sleep(0.05)
         raise AssertionError(f"never saw {pattern!r}; the screen was:\n{self.screen()}")
+
+    def settled(self, ready, timeout: float = 20.0) -> str:
+        """The screen once `ready(text)` holds and two captures 0.3 s apart agree."""
+        end = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < end:
+            text = self.screen()
+            if ready(text) and text == last:
+                return text
+            last = text
+            time.sleep(0.3)
+        raise AssertionError(f"the screen never settled; it was:\n{self.screen()}")
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True)
@@ -124,6 +137,32 @@ def main() -> int:
         tmux.start(LAP)
         tmux.wait(r"Chat · e2e-bot")
         tmux.wait("not sent yet plus hup")
+        step("replies, the view scrolled six pages up (into turns not mounted at first), ctrl+q: "
+             "it reopens showing the same lines")
+        sid = json.loads(state.read_text())["session_id"]
+        for turn in range(5):
+            text = "\n\n".join(f"turn {turn} paragraph {i}" for i in range(10))
+            subprocess.run([LAP, "send", sid, text, "--wait"], env=env, check=True, capture_output=True, timeout=120)
+        tmux.wait(r"turn 4 paragraph 9")
+        tmux.keys("C-l")
+        tmux.wait(r"c Copy")
+        for _ in range(12):  # a page at a time, as a reader does (older turns mount on the way)
+            if "turn 3 paragraph" in tmux.screen():
+                break
+            tmux.keys("PPage")
+            tmux.settled(lambda text: True)
+        before = tmux.settled(lambda text: "turn 3 paragraph" in text)
+        tmux.keys("C-q")
+        tmux.wait(EXITED, timeout=10)
+        tmux.kill()
+        tmux.start(LAP)
+        tmux.wait(r"Chat · e2e-bot")
+        log_lines = before.splitlines()[1:-4]  # between the title and the draft / status / keys lines
+        try:
+            # the same lines, whatever the scrollbar at the right edge says (less history is mounted)
+            tmux.wait("\n".join(re.escape(line[:76].rstrip()) + r"[^\n]*" for line in log_lines[:12]))
+        except AssertionError as exc:
+            raise AssertionError(f"reopened elsewhere; before quitting the screen was:\n{before}\n{exc}") from None
         step("ctrl+l leaves the draft; : command line → :sandboxes, then ? for the keys")
         tmux.keys("C-l")
         tmux.wait(r"c Copy")  # focus has moved (a person types slower than tmux)
