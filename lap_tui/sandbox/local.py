@@ -313,7 +313,8 @@ class LocalBackend(SandboxBackend):
         self._log(sandbox_id, f"exec {_show_argv(argv, self._redact)} -> exit {code} in {duration * 1000:.0f} ms"
                   + (f" (killed: {running.killed})" if running.killed else "")
                   + (" (output truncated)" if out.truncated or err.truncated else ""))
-        await self._touch(sandbox_id)
+        if code != _SIGNALLED_BASE + signal.SIGKILL:
+            await self._touch(sandbox_id)  # not after a kill: see shell()
         return ExecResult(exit_code=code, stdout=out.value(), stderr=err.value(),
                           stdout_truncated=out.truncated, stderr_truncated=err.truncated,
                           timed_out=running.killed == "timeout", killed=running.killed, duration_s=duration)
@@ -372,7 +373,10 @@ class LocalBackend(SandboxBackend):
             _unlink(pidfile)
         if running.killed:
             self._log(sandbox_id, f"shell ended: killed ({running.killed})")
-        await self._touch(sandbox_id)  # a sandbox deleted meanwhile has no row: nothing written
+        if code != -signal.SIGKILL:
+            # Not after a kill: that is a delete or suspend (maybe by another process), and a
+            # touch, read before it and written after, would bring its row back as it was.
+            await self._touch(sandbox_id)
         return _SIGNALLED_BASE - code if code < 0 else code
 
     async def _prepare(self, sandbox_id: str, argv: list[str], env: Mapping[str, str] | None, cwd: str | None,

@@ -73,6 +73,7 @@ class LapApp(App):
         self.input_at = 0.0  # monotonic time of the last keypress (the chat lets its frame go first)
         self._collected_for = -1.0  # the busy_at whose quiet spell had its full collection
         self.engine_ready = asyncio.Event()  # set once `engine` is the engine (or the watch-only stand-in)
+        self.sandboxes_tried = asyncio.Event()  # set once opening the sandbox backend succeeded or failed
         self._mounted = asyncio.Event()
         self._key_order = KeyOrder(self, self._deliver_key)
         if services.deterministic:
@@ -227,6 +228,12 @@ class LapApp(App):
             self._standby = asyncio.create_task(run_worker(engine, standby=STANDBY_AFTER, poll_interval=1.0))
 
     async def _open_sandboxes(self) -> None:
+        try:
+            await self._open_sandbox_backend()
+        finally:
+            self.sandboxes_tried.set()
+
+    async def _open_sandbox_backend(self) -> None:
         if self.services.make_sandboxes is None:
             self.health = {**self.health, "sandboxes": ("off", "store only")}
             return

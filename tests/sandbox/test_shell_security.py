@@ -329,3 +329,70 @@ async def test_sigterm_ends_the_shell_and_gives_the_terminal_back(require_bwrap,
         os.close(slave)
         await b.close()
         forget_cgroups(b)
+
+
+class _Gated:
+    """A store seen through a gate: lets a test order two processes' reads and writes."""
+
+    def __init__(self, store, **overrides) -> None:
+        self._store = store
+        for name, fn in overrides.items():
+            setattr(self, name, fn)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+async def test_a_deleted_sandbox_stays_deleted_after_its_shell_ends(require_bwrap, sb_store, sb_settings,
+                                                                    sb_environ):
+    """The shell's last-used write after a kill read the row before another process deleted it
+    and wrote it back after: the deleted sandbox came back as Running (seen in the app's list).
+    Ordered here: the shell side's read happens first, the delete completes, then it may write."""
+    gate_on, read, deleted = False, asyncio.Event(), asyncio.Event()
+
+    async def get_sandbox(sandbox_id):
+        rec = await sb_store.get_sandbox(sandbox_id)
+        if gate_on:
+            read.set()
+            await deleted.wait()
+        return rec
+
+    shell: asyncio.Task | None = None
+
+    async def delete_sandbox(sandbox_id):
+        assert shell is not None
+        await asyncio.wait([asyncio.create_task(read.wait()), shell], return_when=asyncio.FIRST_COMPLETED)
+        await sb_store.delete_sandbox(sandbox_id)
+        deleted.set()
+
+    # The other process made the sandbox: this one has not touched it yet (touches are throttled).
+    b = LocalBackend(_Gated(sb_store, delete_sandbox=delete_sandbox), sb_settings, environ=sb_environ)
+    sid = await Maker(sb_store, b).sandbox()
+    a = LocalBackend(_Gated(sb_store, get_sandbox=get_sandbox), sb_settings, environ=sb_environ)
+    master, slave = os.openpty()
+    shell = asyncio.create_task(a.shell(sid, terminal=(slave, slave)))
+    try:
+        os.write(master, b"echo ready-$((6*7))\n")
+        await asyncio.to_thread(_read_until_fd, master, b"ready-42")
+        gate_on = True
+        await b.delete(sid)
+        assert await asyncio.wait_for(shell, 60) == 137
+        assert await sb_store.get_sandbox(sid) is None
+    finally:
+        shell.cancel()
+        await asyncio.gather(shell, return_exceptions=True)
+        os.close(master)
+        os.close(slave)
+        await a.close()
+        forget_cgroups(a)
+
+
+def _read_until_fd(fd: int, text: bytes, limit: float = 60.0) -> None:
+    import select
+    import time
+
+    seen, end = b"", time.monotonic() + limit
+    while text not in seen and time.monotonic() < end:
+        if select.select([fd], [], [], 1.0)[0]:
+            seen += os.read(fd, 65536)
+    assert text in seen, seen[-2000:]

@@ -241,7 +241,7 @@ async def sandbox_action(screen: LapScreen, verb: str, sandbox_id: str) -> None:
     app = screen.lap
     if app.refuse_if_read_only():
         return
-    backend = app.sandboxes
+    backend = await _backend(app)
     if backend is None:
         app.notify("no sandbox backend in this terminal: the table shows stored records only", severity="warning")
         return
@@ -263,12 +263,20 @@ async def sandbox_action(screen: LapScreen, verb: str, sandbox_id: str) -> None:
     app.notify(f"{verb}{'d' if verb.endswith('e') else 'ed'} {sandbox_id}")
 
 
+async def _backend(app: Any) -> Any:
+    """The sandbox backend, waiting for it while it opens: the table shows the store's rows before
+    the backend is there, and a key pressed then must act, not say there is no backend."""
+    if app.sandboxes is None:
+        await app.sandboxes_tried.wait()
+    return app.sandboxes
+
+
 async def sandbox_shell(screen: LapScreen, sandbox_id: str) -> None:
     """An interactive shell in the sandbox on this terminal; the app comes back when it exits."""
     app = screen.lap
     if app.refuse_if_read_only():
         return
-    backend = app.sandboxes
+    backend = await _backend(app)
     if backend is None or not hasattr(backend, "shell"):
         app.notify("no sandbox backend in this terminal: cannot open a shell", severity="warning")
         return
