@@ -19,7 +19,8 @@ import pytest
 from lap_tui.config import load_settings
 from lap_tui.domain.agent import Agent, SandboxSettings
 from lap_tui.domain.clock import epoch_from_iso
-from lap_tui.domain.session import Session
+from lap_tui.domain.journal import Turn, TurnStatus
+from lap_tui.domain.session import Session, SessionStatus
 from lap_tui.store import open_store
 from lap_tui.store.base import SandboxRecord
 from lap_tui.tui.services import Services
@@ -97,6 +98,7 @@ def seed(services: Services, fn: Callable[[Any], Any]) -> Any:
 
 AGENT_ID = "a0000000000000000000000000000001"
 SESSION_ID = "5e550000000000000000000000000001"
+SESSION_2 = "5e5b0000000000000000000000000002"  # a short id (5e5b0000) of its own: a wrong id column shows
 
 
 async def seed_basic(store) -> None:
@@ -105,8 +107,7 @@ async def seed_basic(store) -> None:
     await store.create_agent(Agent(id="a0000000000000000000000000000002", name="docs-writer", team="default",
                                    model="claude-sonnet", harness="opencode"))
     await store.create_session(Session(id=SESSION_ID, agent_id=AGENT_ID, title="fix flaky test"))
-    await store.create_session(Session(id="5e550000000000000000000000000002", agent_id=AGENT_ID,
-                                       title="review PR 42"))
+    await store.create_session(Session(id=SESSION_2, agent_id=AGENT_ID, title="review PR 42"))
 
 
 async def seed_chat(store) -> None:
@@ -134,6 +135,14 @@ async def seed_chat(store) -> None:
     await a(sid, "turn.started", {}, turn_id=t2)
     await a(sid, "model.requested", {}, turn_id=t2)
     await a(sid, "turn.failed", {"reason": "gateway: 429 rate limited"}, turn_id=t2)
+    # The rows the engine derives from that journal (turn totals add to the session's): the chat's
+    # header and the sessions table then show the same tokens, cost and status as the turns.
+    await store.create_turn(Turn(id=t1, session_id=sid))
+    await store.update_turn(t1, status=TurnStatus.COMPLETED, add_prompt_tokens=2600, add_completion_tokens=100,
+                            add_cost_usd=0.0046)
+    await store.create_turn(Turn(id=t2, session_id=sid))
+    await store.update_turn(t2, status=TurnStatus.FAILED, error="gateway: 429 rate limited")
+    await store.set_session_status(sid, SessionStatus.FAILED)
 
 
 async def seed_sandboxes(store, n: int = 4) -> None:
@@ -142,7 +151,11 @@ async def seed_sandboxes(store, n: int = 4) -> None:
     for i in range(n):
         await store.put_sandbox(SandboxRecord(
             id=f"s-{i:012x}", backend="local", team="platform", phase=phases[i % 4], agent_id=AGENT_ID,
-            session_id=SESSION_ID if i == 0 else f"5e55{i:028x}", ready=phases[i % 4] == "Running",
+            # The first two belong to SESSION_ID (deleting it deletes both), the third to the other
+            # seeded session; the rest each to a session of its own (gone), with a short id of its
+            # own (5e030000, 5e040000, ...).
+            session_id={0: SESSION_ID, 1: SESSION_ID, 2: SESSION_2}.get(i, f"5e{i:02x}{i:028x}"),
+            ready=phases[i % 4] == "Running",
             restarts=i, created_at=FROZEN))
 
 
