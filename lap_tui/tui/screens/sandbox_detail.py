@@ -70,8 +70,9 @@ class SandboxDetailScreen(LapScreen):
                 self._last["phase"], self._last["ready"], self._last["restarts"], self._last["message"]):
             msg = f" — {self.lap.clean(row['message'])}" if row["message"] else ""
             stamp = now_iso()[11:19] if not self.lap.services.deterministic else ""
-            self._events.append(f"{stamp} {row['phase']} ready={'yes' if row['ready'] else 'no'}"
-                                f" restarts={row['restarts']}{msg}".strip())
+            self._events.append(self.lap.sanitiser.line(  # a store row: any process can write it
+                f"{stamp} {row['phase']} ready={'yes' if row['ready'] else 'no'} restarts={row['restarts']}{msg}"
+                .strip()))
             self.query_one("#events", Static).update(Text("events\n" + "\n".join(self._events[-10:])))
         self._last = row
         agent = self.lap.agents_cache.get(row["agent_id"] or "")
