@@ -31,19 +31,23 @@ _SEQUENCE = re.compile(
 # Invisible format characters (Unicode category Cf but the ZWJ; the tests check the list against
 # unicodedata), plus fillers that render as nothing (Hangul fillers, combining grapheme joiner,
 # Mongolian variation selectors, Khmer inherent vowels).
-_INVISIBLE = (
+_INVISIBLE_BMP = (
     "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200c\u200e\u200f\u202a-\u202e"
-    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
-    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
-    "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\uffa0"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\uffa0"
 )
+# Beyond the BMP (tag characters among them): a class with these ranges costs ~6x per
+# character, so it only runs on text that holds any character beyond the BMP.
+_INVISIBLE_ASTRAL = ("\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+                     "\U000e0001\U000e0020-\U000e007f")
+_INVISIBLE = _INVISIBLE_BMP + _INVISIBLE_ASTRAL
 _EMOJI = "\u2600-\u27bf\U0001f000-\U0001faff"
-# Left-over controls (not \t or \n), DEL, C1, and the invisible characters; a ZWJ is kept only
-# between an emoji (or its variation selector) and an emoji.
-_CONTROL = re.compile(
-    rf"(?<![{_EMOJI}\ufe0f])\u200d|\u200d(?![{_EMOJI}])"
-    rf"|[\x00-\x08\x0b-\x1f\x7f-\x9f{_INVISIBLE}]"
-)
+# Left-over controls (not \t or \n), DEL, C1, and the invisible characters. A ZWJ is kept only
+# between an emoji (or its variation selector) and an emoji: a second, rarer pass (a plain
+# character class is what keeps the common case fast).
+_CONTROL = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_INVISIBLE_BMP}]")
+_ASTRAL = re.compile(f"[{_INVISIBLE_ASTRAL}]")
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # all there is to find in ASCII text
+_LONE_ZWJ = re.compile(rf"(?<![{_EMOJI}\ufe0f])\u200d|\u200d(?![{_EMOJI}])")
 _LINE_SEPARATORS = re.compile("[\u2028\u2029]")
 _CSI = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]")
 _OSC = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -68,7 +72,14 @@ def neutralise(text: str) -> str:
     text = text.replace("\r\n", "\n")
     text = _SEQUENCE.sub("", text)
     text = text.replace("\r", "\n")  # a bare CR would overwrite the line in a terminal
-    text = _LINE_SEPARATORS.sub("\n", text)
+    if text.isascii():
+        return _ASCII_CONTROL.sub(_visible, text)
+    if "\u2028" in text or "\u2029" in text:
+        text = _LINE_SEPARATORS.sub("\n", text)
+    if "\u200d" in text:
+        text = _LONE_ZWJ.sub("\ufffd", text)
+    if len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text):  # beyond the BMP: cheap to tell
+        text = _ASTRAL.sub("\ufffd", text)
     return _CONTROL.sub(_visible, text)
 
 
