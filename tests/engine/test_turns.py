@@ -166,10 +166,12 @@ async def test_streamed_text_reaches_watchers_live(engine, store, gw):
                 if item.kind == "turn.completed":
                     return
 
+    from tests.support.waiting import until
+
     watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.05)
+    await until(lambda: engine._watchers.get(s.id), "the watcher to subscribe")  # else it misses live text
     await run(engine, s.id, "stream please")
-    await asyncio.wait_for(watcher, 10)
+    await asyncio.wait_for(watcher, 60)
     assert "".join(got) == "".join(f"w{i} " for i in range(30))
     assert "model.delta" not in seen_kinds  # the same text already came live
     deltas = [e.data["text"] for e in await store.read_events(s.id) if e.kind == "model.delta"]

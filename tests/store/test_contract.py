@@ -257,12 +257,12 @@ async def test_follow_sees_new_events(store):
     task = asyncio.create_task(reader())
     for k in ("a", "b", "c"):
         await store.append(s.id, k)
-    await asyncio.wait_for(task, 10)
+    await asyncio.wait_for(task, 60)
     assert got == ["a", "b", "c"]
 
 
 async def _next_kind(follower) -> str:
-    return (await asyncio.wait_for(follower.__anext__(), 10)).kind
+    return (await asyncio.wait_for(follower.__anext__(), 30)).kind  # within the tests' 60 s poll
 
 
 def count_empty_polls(store) -> list[int]:
