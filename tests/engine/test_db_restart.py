@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from lap_tui.domain.errors import NotFound
 from lap_tui.domain.journal import TurnStatus
 from lap_tui.engine.engine import EngineOptions
 from lap_tui.engine.services import build_engine
@@ -30,10 +31,19 @@ async def test_turn_survives_a_postgres_restart(own_pg, settings, gw):  # noqa: 
                 stream(["finished"]))
         turn_id = await engine.queue(s.id, "go")
         worker = asyncio.create_task(run_worker(engine, poll_interval=0.05))
-        for _ in range(400):
-            if any(e.kind == "tool.started" for e in await store.read_events(s.id)):
-                break
+        # Wait until the command has really run its first line (tool.started is journaled before
+        # it runs), so the outage always cuts a command that already had its effect.
+        for _ in range(3000):
+            session = await store.get_session(s.id)
+            if session.sandbox_ref:
+                try:
+                    if await engine.sandboxes.read_file(session.sandbox_ref, "effects.log"):
+                        break
+                except NotFound:
+                    pass  # not written yet
             await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the tool never started its command within 60 s")
         # Down while the command runs and when it finishes, longer than an append's own retries
         # (~1.5 s, store/postgres.py): its result cannot be journaled and the turn pauses.
         await asyncio.to_thread(own_pg.stop)
