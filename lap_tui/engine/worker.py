@@ -6,7 +6,9 @@ import asyncio
 import logging
 
 from lap_tui.domain.errors import StoreError
+from lap_tui.engine.drain import DrainFence
 from lap_tui.engine.engine import Engine
+from lap_tui.engine.health import WorkerHealth
 
 log = logging.getLogger(__name__)
 
@@ -14,12 +16,17 @@ IDLE_CHECK_EVERY = 30.0  # seconds between checks for sandboxes to suspend
 
 
 async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float = 0.5,
-                     max_sessions: int = 8, standby: float = 0.0) -> int:
+                     max_sessions: int = 8, standby: float = 0.0, health: WorkerHealth | None = None,
+                     stop: asyncio.Event | None = None, fence: DrainFence | None = None,
+                     grace: float = 20.0) -> int:
     """Drive every session with unfinished turns. `once`: until none is left that this
     process can take (sessions another live process drives are left to it), then return.
     `standby` (seconds): take only turns left alone that long — how the TUI runs turns
-    when no worker does, without racing a worker that is there. Returns how many sessions
-    it drove."""
+    when no worker does, without racing a worker that is there. `health` hears from each
+    round of the loop (the probes). Once `stop` is set (SIGTERM) no new session is taken;
+    with the engine's store wrapped in `fence`, turns under way are handed back at their
+    next checkpoint, and what still runs after `grace` seconds is cut short and handed
+    back (drain.py); their leases are released. Returns how many sessions it drove."""
     driven = 0
     running: dict[str, asyncio.Task[bool]] = {}
     refused: set[str] = set()
@@ -28,6 +35,10 @@ async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float
     loop = asyncio.get_running_loop()
     try:
         while True:
+            if stop is not None and stop.is_set():
+                await _drain(engine, running, fence, health, grace)
+                return driven + sum(1 for t in running.values()
+                                    if t.done() and not t.cancelled() and t.exception() is None and t.result())
             for sid, task in list(running.items()):
                 if task.done():
                     del running[sid]
@@ -40,8 +51,12 @@ async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float
             try:
                 found = await engine.unfinished_sessions(idle_for=standby)
                 store_down = 0
+                if health is not None:
+                    health.beat(store_ok=True)
             except StoreError as exc:  # e.g. the database restarts: wait for it, then carry on
                 store_down += 1
+                if health is not None:
+                    health.beat(store_ok=False, error=str(exc))
                 log.warning("the store is unavailable (%s); retrying", exc)
                 await asyncio.sleep(min(poll_interval * 2 ** store_down, 10.0))
                 continue
@@ -68,3 +83,21 @@ async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float
         for task in running.values():
             task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
+
+
+async def _drain(engine: Engine, running: dict[str, asyncio.Task[bool]], fence: DrainFence | None,
+                 health: WorkerHealth | None, grace: float) -> None:
+    """Stop taking turns; let the steps under way finish (or cut them short after `grace`)."""
+    if health is not None:
+        health.draining = True
+    if fence is not None:
+        fence.soft()
+    log.info("stopping: %d session(s) hand back at their next checkpoint (grace %.0f s)", len(running), grace)
+    if running:
+        _, pending = await asyncio.wait(running.values(), timeout=grace)
+        if pending and fence is not None:
+            log.warning("grace period over: cutting short %d session(s); they resume elsewhere", len(pending))
+            fence.hard()
+            for task in list(engine._turn_tasks.values()):  # the turns themselves, not their drivers
+                task.cancel()
+            await asyncio.wait(pending, timeout=10)
