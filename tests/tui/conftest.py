@@ -222,6 +222,14 @@ class FakeSandboxBackend:
         return ["booted", "ready \x1b]0;pwned\x07ok"]
 
 
+def chat_open(app) -> bool:
+    """The chat screen is on top with its widgets composed (under load the screen can be on the
+    stack a while before its children are: querying #draft then raised NoMatches)."""
+    from lap_tui.tui.screens.chat import ChatScreen
+
+    return isinstance(app.screen, ChatScreen) and bool(app.screen.query("#draft"))
+
+
 async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
     """Let the app run until `predicate()` holds (a readiness wait, not a timing assertion; the
     limit is generous so that only a hang reaches it on a busy machine)."""

@@ -19,7 +19,7 @@ from lap_tui.tui.screens.sessions import SessionsScreen
 from lap_tui.tui.widgets.chat_log import ChatLog
 from lap_tui.tui.widgets.chat_messages import AssistantMessage, ToolCallBlock, UserMessage
 from lap_tui.tui.widgets.table import LapTable
-from tests.tui.conftest import (AGENT_ID, SESSION_ID, FakeSandboxBackend, seed, seed_basic, seed_chat,
+from tests.tui.conftest import (AGENT_ID, chat_open, SESSION_ID, FakeSandboxBackend, seed, seed_basic, seed_chat,
                                 seed_sandboxes, wait_for)
 
 
@@ -162,7 +162,7 @@ async def test_read_only_changes_nothing(services_factory):
         await wait_for(pilot, lambda: engines[-1].retried == [failed], what="the retry")
     app = LapApp(services, read_only=True, session=SESSION_ID)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        await wait_for(pilot, lambda: chat_open(app), what="chat")
         assert app.screen.query_one("#draft", TextArea).read_only
         await _press_retry(app, pilot)  # retry is hidden and refused
         assert engines[-1].retried == []

@@ -17,7 +17,7 @@ from lap_tui.tui.screens.sessions import SessionsScreen
 from lap_tui.tui.widgets.chat_log import ChatLog
 from lap_tui.tui.widgets.chat_messages import AssistantMessage, ToolCallBlock, TurnStatus, _Piece
 from tests.support.scripted_gateway import ScriptedGateway, error, stream, tool_call
-from tests.tui.conftest import make_services, tui_environ, wait_for
+from tests.tui.conftest import chat_open, make_services, tui_environ, wait_for
 
 SECRET = "ghp-team-secret-123"
 
@@ -53,7 +53,7 @@ async def open_new_chat(app, pilot) -> ChatScreen:
     await pilot.press("enter")
     await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen), what="sessions")
     await pilot.press("n")
-    await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+    await wait_for(pilot, lambda: chat_open(app), what="chat")
     return app.screen
 
 

@@ -21,7 +21,7 @@ from lap_tui.tui.widgets.chat_log import ChatLog
 from lap_tui.tui.widgets.chat_messages import (MAX_TAIL, PLAIN_BIG, AssistantMessage, _Piece, seal_point,
                                                 segments)
 from lap_tui.tui.widgets.command_line import CommandLine
-from tests.tui.conftest import SESSION_ID, seed, seed_basic, seed_chat, streaming_in_log, wait_for
+from tests.tui.conftest import SESSION_ID, chat_open, seed, seed_basic, seed_chat, streaming_in_log, wait_for
 
 
 async def started(app, pilot):
@@ -60,7 +60,7 @@ async def open_chat(services_factory):
 async def test_esc_leaves_the_draft_so_colon_and_question_mark_work(services_factory):
     app = await open_chat(services_factory)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        await wait_for(pilot, lambda: chat_open(app), what="chat")
         chat = app.screen
         draft = chat.query_one("#draft", TextArea)
         await wait_for(pilot, lambda: draft.has_focus, what="draft focused")
@@ -82,7 +82,7 @@ async def test_esc_leaves_the_draft_so_colon_and_question_mark_work(services_fac
 async def test_ctrl_l_then_a_key_at_once_never_reaches_the_draft(services_factory):
     app = await open_chat(services_factory)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        await wait_for(pilot, lambda: chat_open(app), what="chat")
         chat = app.screen
         draft = chat.query_one("#draft", TextArea)
         await wait_for(pilot, lambda: draft.has_focus, what="draft focused")
@@ -104,7 +104,7 @@ async def test_the_keys_bar_follows_focus_and_read_only(services_factory):
 
     app = await open_chat(services_factory)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        await wait_for(pilot, lambda: chat_open(app), what="chat")
         bar = app.screen.query_one(KeysBar)
         await wait_for(pilot, lambda: str(bar.render()).startswith("^j Send"), what=f"draft keys: {bar.render()}")
         assert "c Copy" not in str(bar.render()) and str(bar.render()).rstrip().endswith("▏^p Palette")
@@ -114,7 +114,7 @@ async def test_the_keys_bar_follows_focus_and_read_only(services_factory):
         assert len(text) == 80 and text.endswith("▏^p Palette") and "…" in text  # too long: cut, palette kept
     app = LapApp(services_factory(), session=SESSION_ID, read_only=True)  # the same data, seeded above
     async with app.run_test(size=(120, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        await wait_for(pilot, lambda: chat_open(app), what="chat")
         bar = app.screen.query_one(KeysBar)
         await wait_for(pilot, lambda: "^l Messages" in str(bar.render()), what="keys")
         assert not any(k in str(bar.render()) for k in ("Send", "Cancel", "Retry"))  # refused: not offered
