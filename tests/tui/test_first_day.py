@@ -571,3 +571,32 @@ async def test_the_unknown_key_notice_is_shown_as_written(services_factory):
         await started(app, pilot)
         n = next(n for n in app._notifications if "no.such.id" in n.message)
         assert n.message.startswith("[keys] 'no.such.id'") and not n.markup
+
+
+async def test_page_ups_in_one_burst_go_on_into_older_turns(services_factory):
+    from lap_tui.tui.widgets.chat_log import ChatLog
+
+    async def turns(store):
+        await seed_basic(store)
+        for turn in range(6):
+            t = f"7{turn:031d}"
+            text = "\n\n".join(f"turn {turn} paragraph {i}" for i in range(10))
+            await store.append(SESSION_ID, "turn.queued", {}, turn_id=t)
+            await store.append(SESSION_ID, "user.message", {"text": text}, turn_id=t)
+            await store.append(SESSION_ID, "model.message", {"text": "echo: " + text}, turn_id=t)
+            await store.append(SESSION_ID, "turn.completed", {}, turn_id=t)
+
+    services = services_factory()
+    seed(services, turns)
+    app = LapApp(services, session=SESSION_ID)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.shown.is_set(), what="chat")
+        log = app.screen.query_one(ChatLog)
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: log.has_focus and log.max_scroll_y > 0, what="the log")
+        page = log.scrollable_content_region.height
+        burst(app, ["pageup"] * 6)
+        await wait_for(pilot, lambda: not log.loading_older and not log._owed and not app._key_order.held
+                       and app._key_order.flying is None and log.max_scroll_y - log.scroll_y >= 6 * page - 2,
+                       what="six pages up")
+        assert log.max_scroll_y - log.scroll_y >= 6 * page - 2, (log.max_scroll_y, log.scroll_y, page)

@@ -57,6 +57,7 @@ class ChatLog(VerticalScroll, can_focus=True):
         self._selected: Widget | None = None
         self.has_older = False
         self.loading_older = False
+        self._owed = 0  # lines scrolled up while an older page loaded
 
     def on_mount(self) -> None:
         self.anchor()
@@ -100,10 +101,17 @@ class ChatLog(VerticalScroll, can_focus=True):
         if widgets:
             await self.mount_all(widgets, before=first) if first else await self.mount_all(widgets)
         self.has_older = has_older
-        self.loading_older = False
 
         def keep_place() -> None:
-            self.scroll_to(y=self.scroll_y + (self.virtual_size.height - before_h), animate=False)
+            # Lines scrolled up past the top while this page loaded (until now: keys in between
+            # are owed too) are scrolled now; what goes beyond this page asks for the next one.
+            self.loading_older = False
+            y = self.scroll_y + (self.virtual_size.height - before_h) - self._owed
+            self._owed = max(0, -round(y)) if self.has_older else 0
+            self.scroll_to(y=max(0, y), animate=False, immediate=True)
+            if self._owed and not self.loading_older:
+                self.loading_older = True
+                self.post_message(self.NeedOlder())
 
         self.call_after_refresh(keep_place)
         self._refold_soon()
@@ -243,10 +251,33 @@ class ChatLog(VerticalScroll, can_focus=True):
             self.post_message(self.NeedOlder())
 
     def action_scroll_up(self) -> None:
-        if self.scroll_y <= 0 and self.has_older and not self.loading_older:
+        if not self._owe(1):
+            super().action_scroll_up()
+
+    # Pages turn at once: Textual scrolls after the next refresh, from where the view is then,
+    # so a second PageUp typed before it (a burst) turned the same page again.
+    def action_page_up(self) -> None:
+        page = self.scrollable_content_region.height
+        if not self._owe(page):
+            self.scroll_to(y=max(0, self.scroll_y - page), animate=False, immediate=True)
+
+    def action_page_down(self) -> None:
+        self.scroll_to(y=min(self.max_scroll_y, self.scroll_y + self.scrollable_content_region.height),
+                       animate=False, immediate=True)
+
+    def _owe(self, lines: int) -> bool:
+        """Scrolling up past the top of what is mounted: the older page is asked for and the
+        rest of the scroll made once it is in (PageUps in one burst stopped at the top)."""
+        top = max(0.0, min(self.scroll_y, self.scroll_target_y))
+        if not (self.has_older or self.loading_older) or top >= lines:
+            return False
+        self._owed += lines - round(top)
+        if top > 0:
+            self.scroll_to(y=0, animate=False, immediate=True)
+        if not self.loading_older:
             self.loading_older = True
             self.post_message(self.NeedOlder())
-        super().action_scroll_up()
+        return True
 
     @property
     def following(self) -> bool:
