@@ -43,6 +43,12 @@ class CliTurnFailed(LapError):
     pass
 
 
+class DriverClosing(LeaseLost):
+    """lap-tui is closing (the TUI quits, `send` ends): the CLI goes on in its sandbox, the turn
+    stays unfinished and the next driver (the worker, the next lap-tui) re-attaches. A LeaseLost
+    so the engine leaves the turn as it is."""
+
+
 def harness_definitions(settings: Any) -> dict[str, HarnessDefinition]:
     found, _problems = load_definitions(*user_harness_dirs(getattr(settings, "config_file", None)))
     return found
@@ -194,6 +200,8 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
                     await _journal(engine, turn, m, {"attempt": cur.attempt, "at": at, "n": n}, redact)
             continue
         st = detached.state(sid, name)
+        if st.state == "running" and getattr(engine, "_closing", False):
+            raise DriverClosing(f"lap-tui closed; the {h.name} CLI of turn {turn.id[:8]} goes on in its sandbox")
         if st.state == "running":
             if time.time() - start_at > h.timeout:
                 await detached.kill(sid, name)

@@ -94,6 +94,7 @@ class Engine:
                 await client.aclose()
 
     async def close(self) -> None:
+        self._closing = True  # CLI turns detach instead of waiting for their CLI (cli_turn.py)
         for task in list(self._drivers.values()):
             task.cancel()
         await asyncio.gather(*self._drivers.values(), return_exceptions=True)

@@ -318,3 +318,34 @@ async def test_the_sandboxs_processes_killed_mid_turn_then_resumed_through_the_r
     assert sum(e.kind == "tool.started" for e in events) == 1
     assert (workspace(env, sid) / "effects.log").read_text() == "one\n"
     assert turn.status.value == "completed"
+
+
+async def test_closing_lap_tui_mid_turn_leaves_the_cli_running_for_the_next_driver(in_process, gw, tmp_path):
+    from lap_tui.config import load_settings
+    from lap_tui.engine.services import build_engine
+
+    env = in_process
+    sid = new_session(env)
+    release = tmp_path / "release"
+    gw.push(stream([], tool_calls=[bash("call_1", "echo one >> effects.log")]),
+            stream(["finished after the close"], wait_file=str(release)))
+    settings = load_settings()
+    store = await open_store(settings.database_url)
+    engine = build_engine(settings, store)
+    try:
+        turn_id = await engine.send(sid, "run it")
+        await wait_for(env, sid, lambda evs: any(e.kind == "tool.finished" for e in evs), "the tool finished")
+    finally:
+        # The CLI cannot finish before `release` exists: close() returning proves it did not wait.
+        await asyncio.wait_for(engine.close(), 60)
+    assert (await store.get_turn(turn_id)).status.value == "running"
+    assert sandbox_pids(workspace(env, sid))  # the CLI goes on
+    await store.close()
+    release.touch()
+    out = subprocess.run([sys.executable, "-m", "lap_tui", "worker", "--once", "--poll", "0.05"], env=env,
+                         capture_output=True, text=True, timeout=180, cwd=env["XDG_STATE_HOME"].rsplit("/", 1)[0])
+    assert out.returncode == 0, out.stderr
+    events, (turn,), _s = await events_of(env, sid)
+    assert turn.status.value == "completed"
+    assert [e.data["text"] for e in events if e.kind == "model.message"] == ["finished after the close"]
+    assert sum(e.kind == "tool.started" for e in events) == 1 and sum(is_cli(e, "cli.started") for e in events) == 1
