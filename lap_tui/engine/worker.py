@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
 from lap_tui.domain.errors import StoreError
 from lap_tui.engine.drain import DrainFence
@@ -13,6 +14,7 @@ from lap_tui.engine.health import WorkerHealth
 log = logging.getLogger(__name__)
 
 IDLE_CHECK_EVERY = 30.0  # seconds between checks for sandboxes to suspend
+BUSY_BACKOFF = 2.0  # seconds before trying again a session another live driver held
 
 
 async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float = 0.5,
@@ -30,6 +32,7 @@ async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float
     driven = 0
     running: dict[str, asyncio.Task[bool]] = {}
     refused: set[str] = set()
+    busy: dict[str, float] = {}  # session -> until when to leave it to the live driver that refused us
     last_idle_check = 0.0
     store_down = 0
     loop = asyncio.get_running_loop()
@@ -46,6 +49,8 @@ async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float
                         log.error("driving %s failed: %r", sid, None if task.cancelled() else task.exception())
                     elif task.result():
                         driven += 1
+                    else:  # another live driver holds it and drives all its turns: not every poll
+                        busy[sid] = loop.time() + BUSY_BACKOFF
                     if once:  # drained, refused (another driver), or stuck: not again this run
                         refused.add(sid)
             try:
@@ -66,7 +71,12 @@ async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float
                 if not todo and not running:
                     return driven
             else:
-                todo = pending
+                now = loop.time()
+                todo = [s for s in pending if busy.get(s, 0.0) <= now]
+                busy = {s: t for s, t in busy.items() if t > now}
+            # Several workers list the same sessions in the same order: each tries them in its own
+            # order, so they do not all race for the oldest few (measured: bench_workers.py).
+            random.shuffle(todo)
             for sid in todo[: max(0, max_sessions - len(running))]:
                 running[sid] = engine.start(sid)
             if loop.time() - last_idle_check > IDLE_CHECK_EVERY and not once:
