@@ -94,9 +94,11 @@ class LapApp(App):
         self.run_worker(self._start(), name="start", group="start")
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key):
+        # A paste is input too: pasted text then ctrl+j must send the pasted text.
+        if isinstance(event, (events.Key, events.Paste)):
             if not event.is_forwarded:  # from the terminal: after the keys typed before it
-                self.input_at = time.monotonic()
+                if isinstance(event, events.Key):
+                    self.input_at = time.monotonic()
                 await self._key_order.key(event)
                 return
             await super().on_event(event)  # back from the focused widget: the app's own bindings
@@ -104,7 +106,7 @@ class LapApp(App):
             return
         await super().on_event(event)
 
-    async def _deliver_key(self, event: events.Key) -> None:
+    async def _deliver_key(self, event: events.Key | events.Paste) -> None:
         await super().on_event(event)
 
     def on_load(self) -> None:

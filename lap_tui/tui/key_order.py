@@ -37,7 +37,7 @@ class KeyOrder:
         self.flying: events.Key | None = None
         self._since = 0.0
         self._watched: list[MessagePump] = []
-        self.held: deque[events.Key] = deque()
+        self.held: deque[events.Key | events.Paste] = deque()  # a paste is ordered like keys
         self._draining = False
         self._retry_armed = False
 

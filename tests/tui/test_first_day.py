@@ -600,3 +600,20 @@ async def test_page_ups_in_one_burst_go_on_into_older_turns(services_factory):
                        and app._key_order.flying is None and log.max_scroll_y - log.scroll_y >= 6 * page - 2,
                        what="six pages up")
         assert log.max_scroll_y - log.scroll_y >= 6 * page - 2, (log.max_scroll_y, log.scroll_y, page)
+
+
+async def test_a_paste_then_send_in_one_burst_sends_the_pasted_text(services_factory):
+    services = services_factory()
+    seed(services, seed_chat)
+    app = LapApp(services, session=SESSION_ID)
+    sent: list[str] = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        chat = app.screen
+        draft = chat.query_one("#draft", TextArea)
+        await wait_for(pilot, lambda: draft.has_focus, what="draft focused")
+        chat._send = lambda text: sent.append(text)
+        app.post_message(events.Paste("pasted: summarise the repo"))
+        app.post_message(events.Key("ctrl+j", None))
+        await wait_for(pilot, lambda: sent, what=f"a send (draft: {draft.text!r})")
+        assert sent == ["pasted: summarise the repo"]
