@@ -17,10 +17,9 @@ def k8s_cluster() -> Iterator[k8s.K8sCluster]:
     missing = k8s.missing_binaries()
     need(not missing, f"the bin/k8s-dev binaries are not built ({', '.join(missing)}): run bin/k8s-dev build "
                       "(~20 min cold)")
-    cluster, started = k8s.start_or_reuse()
+    cluster, how = k8s.start_or_reuse()
     yield cluster
-    if started:
-        k8s.stop()
+    k8s.teardown(how)
 
 
 @pytest.fixture

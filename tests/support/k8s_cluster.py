@@ -1,7 +1,8 @@
 """A real Kubernetes control plane for tests: the `bin/k8s-dev` cluster (docs/KUBERNETES-DEV.md).
 
 The `k8s_cluster` fixture (session scope, tests/k8s/conftest.py) reuses a running
-`bin/k8s-dev` cluster or starts one, and at the end stops only a cluster it started itself.
+`bin/k8s-dev` cluster or starts one, and at the end stops only what it started: a cluster it
+created is deleted (`down`), a stopped one it started is stopped again (`stop`).
 When the binaries are not built it skips, or fails under CI=true (the suite's `need()` rule).
 
 The object it yields, `K8sCluster`:
@@ -14,9 +15,10 @@ The object it yields, `K8sCluster`:
   working directory of `exec` in any pod that mounts the claim (a pod with no PVC: its name).
 - `.log_file(namespace, pod) -> Path`: the pod's log file (CRI format) served by pods/log;
   append with `.append_log(namespace, pod, line)`.
-- `.restart_apiserver(while_down=None)`: stops the kube-apiserver process, waits until it has
-  exited, calls `while_down()` if given, starts it again and waits until /readyz answers.
-  Open watches break; clients must re-watch from their last resourceVersion.
+- `.restart_apiserver(while_down=None)`: kills the kube-apiserver process (SIGKILL, like a
+  crash; etcd and the rest keep running), waits until it has exited, calls `while_down()` if
+  given, starts it again and waits until /readyz answers. Open watches break; clients must
+  re-watch from their last resourceVersion.
 - `.compact_etcd() -> int`: compacts etcd up to its current revision (returned). A
   resourceVersion older than that then gets 410 Gone from etcd; the API server's watch cache
   may still serve a recent one until it restarts, so for a guaranteed 410 call
@@ -121,16 +123,21 @@ class K8sCluster:
     def restart_apiserver(self, while_down: Callable[[], None] | None = None) -> None:
         pid_file = self.cluster_dir / "pids" / "kube-apiserver.pid"
         pid = int(pid_file.read_text().strip())
-        os.kill(pid, signal.SIGTERM)
+        # SIGKILL, like a crash: on SIGTERM the API server stops listening at once but then
+        # waits 60 s for open watches to drain before it exits and can be started again.
+        os.kill(pid, signal.SIGKILL)
         _wait(lambda: not _pid_alive(pid), "kube-apiserver to exit", 60)
+        # kwokctl starts a component whose pid file names no live process; an exited process
+        # not yet reaped (a zombie) still counts as live to it, so the file goes.
+        pid_file.unlink()
         if while_down is not None:
             while_down()
         # `kwokctl start cluster` starts the components that are not running (here: the API server).
         env = {**os.environ, "KWOK_WORKDIR": self._env["KWOK_WORKDIR"],
-               "KWOK_KUBECTL_BINARY": str(self.bin_dir / "kubectl")}
-        subprocess.run([str(self.bin_dir / "kwokctl"), "--name", self._env["CLUSTER_NAME"], "start", "cluster",
-                        "--kubeconfig", str(self.kubeconfig)], env=env, check=True, capture_output=True,
-                       timeout=180)
+               "KWOK_KUBECTL_BINARY": str(self.bin_dir / "kubectl"),
+               "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '')}"}
+        subprocess.run([str(self.bin_dir / "kwokctl"), "--name", self._env["CLUSTER_NAME"], "start", "cluster"],
+                       env=env, check=True, capture_output=True, timeout=180)
         _wait(self.api_ready, "the API server to answer /readyz again")
 
     def _etcd_url(self) -> str:
@@ -154,19 +161,20 @@ class K8sCluster:
         return rev
 
 
-def start_or_reuse() -> tuple[K8sCluster, bool]:
-    """The running cluster (started=False) or a newly started one (started=True).
-
-    A cluster that exists but is stopped or partly running is brought up and not counted as
-    ours: only a cluster created here is deleted at the end."""
+def start_or_reuse() -> tuple[K8sCluster, str | None]:
+    """The cluster and how to put things back afterwards: None when it was already running,
+    "down" when it was created here (delete it), "stop" when an existing, stopped (or partly
+    running) cluster was started here (stop it, keep it)."""
     if is_running():
-        return K8sCluster(state_dir()), False
+        return K8sCluster(state_dir()), None
     existed = (state_dir() / "kwok").exists()
     out = subprocess.run([str(K8S_DEV), "up"], capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"bin/k8s-dev up failed ({out.returncode}):\n{out.stderr[-4000:]}")
-    return K8sCluster(state_dir()), not existed
+    return K8sCluster(state_dir()), "stop" if existed else "down"
 
 
-def stop() -> None:
-    subprocess.run([str(K8S_DEV), "down"], capture_output=True, text=True, timeout=300, check=True)
+def teardown(how: str | None) -> None:
+    """Undo what start_or_reuse did: `bin/k8s-dev down` or `stop`, or nothing."""
+    if how is not None:
+        subprocess.run([str(K8S_DEV), how], capture_output=True, text=True, timeout=300, check=True)
