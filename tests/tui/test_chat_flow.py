@@ -129,7 +129,9 @@ async def test_create_send_stream_tool_call_quit_and_reopen(tmp_path, gw):
         await wait_for(pilot, lambda: isinstance(app2.screen, ChatScreen), what=f"chat reopened {app2.state} {app2._notifications}")
         chat2 = app2.screen
         assert chat2.session_id == session_id
-        assert chat2.query_one("#draft", TextArea).text == "an unsent draft"
+        # The draft is put back when the chat mounts, a moment after it is pushed.
+        await wait_for(pilot, lambda: chat2.query("#draft") and chat2.query_one("#draft", TextArea).text
+                       == "an unsent draft", what="the draft back")
         await wait_for(pilot, lambda: len(chat2.model.blocks) == 5, what="history")
         # esc leaves the draft, then goes back to the agent's sessions, then to the agents.
         await pilot.press("escape")
