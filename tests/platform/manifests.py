@@ -1,0 +1,72 @@
+"""The shipped manifests (deploy/k8s), rendered by the cluster's own kubectl (kustomize), with
+their namespaces renamed so that each test has its own on the shared bin/k8s-dev cluster."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.k8s_cluster import K8sCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy" / "k8s"
+SYSTEM_NS, TEAM_NS = "lap-tui", "lap-default"  # as shipped
+MANAGER = "lap-tui-deploy"
+
+
+def render(cluster: K8sCluster, names: dict[str, str], path: Path = DEPLOY) -> list[dict[str, Any]]:
+    out = cluster.kubectl("kustomize", str(path), check=True).stdout
+    objs = [o for o in yaml.safe_load_all(out) if o]
+    for o in objs:
+        meta = o["metadata"]
+        if o["kind"] == "Namespace":
+            meta["name"] = names.get(meta["name"], meta["name"])
+        if "namespace" in meta:
+            meta["namespace"] = names.get(meta["namespace"], meta["namespace"])
+        for s in o.get("subjects", ()):
+            if "namespace" in s:
+                s["namespace"] = names.get(s["namespace"], s["namespace"])
+    return objs
+
+
+def unique_names() -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    return {SYSTEM_NS: f"t-{tag}-sys", TEAM_NS: f"t-{tag}-team"}
+
+
+def apply(cluster: K8sCluster, objs: list[dict[str, Any]], kubeconfig: Path | None = None):
+    args = ["apply", "--server-side", "--validate=strict", f"--field-manager={MANAGER}", "-f", "-"]
+    if kubeconfig is not None:
+        args = ["--kubeconfig", str(kubeconfig), *args]
+    return cluster.kubectl(*args, input=yaml.safe_dump_all(objs))
+
+
+def find(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    return next(o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name))
+
+
+def delete_namespaces(cluster: K8sCluster, names: dict[str, str]) -> None:
+    for ns in names.values():
+        cluster.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def token_kubeconfig(cluster: K8sCluster, namespace: str, sa: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount (a bound token, as in a pod)."""
+    token = cluster.kubectl("create", "token", sa, "-n", namespace, "--duration=1h", check=True).stdout.strip()
+    view = json.loads(cluster.kubectl("config", "view", "--raw", "--minify", "-o", "json", check=True).stdout)
+    c = view["clusters"][0]["cluster"]
+    if "certificate-authority-data" not in c and "certificate-authority" in c:
+        c = {**c, "certificate-authority-data": base64.b64encode(Path(c.pop("certificate-authority")).read_bytes())
+             .decode()}
+    cfg = {"apiVersion": "v1", "kind": "Config", "current-context": "sa",
+           "clusters": [{"name": "c", "cluster": c}],
+           "users": [{"name": "sa", "user": {"token": token}}],
+           "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": namespace}}]}
+    path.write_text(yaml.safe_dump(cfg))
+    path.chmod(0o600)
+    return path

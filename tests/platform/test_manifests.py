@@ -1,0 +1,69 @@
+"""deploy/k8s applies to the real API server (server-side apply, strict field validation), and
+the worker Deployment's pod template refers only to things that exist: its ServiceAccount, its
+ConfigMap, the Secret keys docs/DEPLOY.md tells operators to create, its health port, and a
+`lap-tui worker` command line lap-tui accepts. kwok then runs its pods (no image is pulled)."""
+
+from __future__ import annotations
+
+import copy
+
+from lap_tui.cli.main import build_parser
+from tests.platform.manifests import SYSTEM_NS, TEAM_NS, apply, delete_namespaces, find, render, unique_names
+
+# What docs/DEPLOY.md tells operators to create (kubectl create secret generic ...).
+SECRET_NAME = "lap-tui-secrets"
+SECRET_KEYS = ("database-url", "litellm-api-key")
+
+
+def test_manifests_apply_strictly_and_their_references_exist(k8s_cluster):
+    names = unique_names()
+    sys_ns = names[SYSTEM_NS]
+    objs = render(k8s_cluster, names)
+    assert {o["kind"] for o in objs} == {"Namespace", "ServiceAccount", "ConfigMap", "Deployment", "Role",
+                                         "RoleBinding"}
+    try:
+        # A field the schema lacks is refused, not pruned: so a clean apply below means something.
+        broken = copy.deepcopy(objs)
+        find(broken, "Deployment")["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Never"
+        r = apply(k8s_cluster, [o for o in broken if o["kind"] in ("Namespace", "Deployment")])
+        assert r.returncode != 0 and "imagePullPolicyy: field not declared in schema" in r.stderr, (r.stdout, r.stderr)
+
+        r = apply(k8s_cluster, objs)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count("serverside-applied") == len(objs), r.stdout
+        r = apply(k8s_cluster, objs)  # idempotent: the same manager owns every field
+        assert r.returncode == 0, r.stderr
+
+        dep = find(objs, "Deployment")
+        pod = dep["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        # The references of the pod template.
+        k8s_cluster.kubectl("get", "serviceaccount", pod["serviceAccountName"], "-n", sys_ns, check=True)
+        for src in container["envFrom"]:
+            if "configMapRef" in src:
+                k8s_cluster.kubectl("get", "configmap", src["configMapRef"]["name"], "-n", sys_ns, check=True)
+            else:
+                assert src["secretRef"].get("optional") is True, src  # only optional Secrets beyond the documented one
+        refs = {(e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+                for e in container["env"] if "valueFrom" in e}
+        assert refs == {(SECRET_NAME, k) for k in SECRET_KEYS}
+        k8s_cluster.kubectl("create", "secret", "generic", SECRET_NAME, "-n", sys_ns,
+                            *(f"--from-literal={k}=placeholder" for k in SECRET_KEYS), check=True)
+        # The command line is one lap-tui accepts, its health port is the probes' port.
+        args = build_parser().parse_args(container["args"])
+        health = {p["name"]: p["containerPort"] for p in container["ports"]}["health"]
+        assert args.health_port == health
+        assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "health"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+        assert args.grace < pod["terminationGracePeriodSeconds"]
+        assert container["resources"]["requests"]["cpu"] and container["resources"]["requests"]["memory"]
+        # The RoleBinding binds that ServiceAccount in the team namespace.
+        rb = find(objs, "RoleBinding")
+        assert rb["metadata"]["namespace"] == names[TEAM_NS]
+        assert rb["subjects"] == [{"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": sys_ns}]
+        # The pods are admitted (ServiceAccount admission, Secret refs) and become ready on kwok.
+        r = k8s_cluster.kubectl("rollout", "status", f"deployment/{dep['metadata']['name']}", "-n", sys_ns,
+                                "--timeout=120s", timeout=180)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+    finally:
+        delete_namespaces(k8s_cluster, names)
