@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lap_tui.domain.agent import SandboxSettings
+from lap_tui.domain.agent import Agent, SandboxSettings
+from lap_tui.domain.ids import new_id
+from lap_tui.domain.session import Session
 from lap_tui.domain.errors import InvalidInput, NotFound
 from lap_tui.domain.sandbox import SandboxError, SandboxPhase, SandboxSpec
 from lap_tui.sandbox.base import SandboxGone
@@ -140,6 +142,11 @@ async def test_lifecycle(k8s, k8s_cluster, version, caplog):
 
     # list and status come from the cluster
     assert [s.id for s in await b.list()] == [sid]
+    # No session uses it: an orphan. Once a session does, not.
+    assert (await b.status(sid)).orphan
+    agent = await store.create_agent(Agent(id=new_id(), name="bot", team=TEAM, model="m"))
+    session = await store.create_session(Session(id=new_id(), agent_id=agent.id))
+    await store.update_session(session.id, sandbox_ref=sid)
     assert not (await b.status(sid)).orphan
 
     # delete: the Sandbox and its PVC go, the record too
