@@ -29,7 +29,7 @@ from lap_tui.engine.api import LiveText
 from lap_tui.engine.context import build_messages, turn_messages
 from lap_tui.engine.holder import holder_is_dead, new_holder
 from lap_tui.harness.builtin import IDEMPOTENT, TOOL_SPECS, BuiltinTools
-from lap_tui.sandbox.base import SandboxBackend
+from lap_tui.sandbox.base import SandboxBackend, SandboxGone
 from lap_tui.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -366,7 +366,16 @@ class Engine:
                 for tc in todo:
                     mine.append(await self._append(turn, EventKind.TOOL_STARTED, {
                         "tool_call_id": tc.id, "name": tc.name, "arguments": tc.arguments}))
-                    outcome = await tools.run(tc.name, tc.arguments)
+                    try:
+                        outcome = await tools.run(tc.name, tc.arguments)
+                    except SandboxGone as exc:
+                        # Its pod went away mid-call: the outcome is unknown, so the call is journaled
+                        # interrupted (never re-run) and the turn goes on once the sandbox is ready again.
+                        mine.append(await self._append(turn, EventKind.TOOL_INTERRUPTED, {
+                            "tool_call_id": tc.id, "name": tc.name,
+                            "reason": f"interrupted: {self._redact(exc.message)}"}))
+                        tools = await self._tools(agent, session, turn)
+                        continue
                     mine.append(await self._append(turn, EventKind.TOOL_FINISHED, {
                         "tool_call_id": tc.id, "name": tc.name, **outcome.to_data()}))
                 continue

@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable
 
 from lap_tui.domain.errors import LapError
 from lap_tui.domain.sandbox import WORKSPACE
-from lap_tui.sandbox.base import SandboxBackend
+from lap_tui.sandbox.base import SandboxBackend, SandboxGone
 
 OUTPUT_CAP = 30_000  # bytes of tool output the model sees (per call)
 BASH_TIMEOUT = 120.0
@@ -84,6 +84,8 @@ class BuiltinTools:
             outcome = await handler(args, on_output) if name == "bash" else await handler(args)
         except KeyError as exc:
             outcome = ToolOutcome(output=f"error: missing argument {exc.args[0]!r}", error="bad arguments")
+        except SandboxGone:
+            raise  # not the tool's error: the engine journals the call interrupted and waits for the sandbox
         except LapError as exc:
             outcome = ToolOutcome(output=f"error: {exc}", error=exc.message)
         text, truncated = cap(self.redact(outcome.output))
