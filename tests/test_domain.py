@@ -34,7 +34,7 @@ def test_sandbox_settings_validation_and_memory():
         with pytest.raises(InvalidInput):
             SandboxSettings(**bad).validate()
     with pytest.raises(InvalidInput, match="harness"):
-        Agent(id="x", name="a", team="t", model="m", harness="emacs").validate()
+        Agent(id="x", name="a", team="t", model="m", harness="Emacs!").validate()  # not a label
 
 
 @pytest.mark.parametrize("bad, why", [

@@ -60,9 +60,21 @@ def _add_team(p: argparse.ArgumentParser) -> None:
     p.add_argument("--team", help="the agent's team (default: LAP_TEAM or 'default')")
 
 
+def _harness(name: str) -> str:
+    """A defined harness (harnesses/ and the config dir's), checked when the agent is saved."""
+    from lap_tui.harness.definition import load_definitions, user_harness_dirs
+
+    found = load_definitions(*user_harness_dirs(load_settings().config_file))[0]
+    if name not in found:
+        raise argparse.ArgumentTypeError(f"no harness {name!r}; defined: {', '.join(sorted(found))}")
+    return name
+
+
 def _add_agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", help="the system prompt")
-    p.add_argument("--harness", choices=HARNESSES)
+    p.add_argument("--harness", metavar="NAME", type=_harness,
+                   help=f"{', '.join(HARNESSES)}, or one defined in the config dir's harnesses/ "
+                        "(`lap-tui harnesses list`)")
     p.add_argument("--sandbox-backend", choices=SANDBOX_BACKENDS)
     p.add_argument("--image", help="container image (kubernetes backend)")
     p.add_argument("--cpu", help="CPU limit, e.g. 1 or 500m")

@@ -107,8 +107,8 @@ class Agent:
         validate_label("team", self.team)
         if not self.model.strip():
             raise InvalidInput("model is empty", "pass --model, e.g. --model gpt-4o-mini")
-        if self.harness not in HARNESSES:
-            raise InvalidInput(f"harness {self.harness!r} is unknown", "use one of " + ", ".join(HARNESSES))
+        if self.harness not in HARNESSES:  # else a user's own definition: its name is a label
+            validate_label("harness", self.harness)
         self.sandbox.validate()
         return self
 

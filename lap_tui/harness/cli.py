@@ -2,7 +2,7 @@
 one turn (pure, apart from looking at the install directory).
 
 Installed CLIs live on the host under `$LAP_HARNESS_DIR` (default `<data dir>/harnesses`),
-one npm prefix per harness and version (`opencode-1.18.33/node_modules/.bin/opencode`). A local
+one npm prefix per package and version (`opencode-ai-1.18.33/node_modules/.bin/opencode`). A local
 sandbox sees that prefix read-only at /lap/cli, the relay's socket directory at /lap/relay
 and lap-tui's forwarder script at /lap/relay-forward.js; a cluster image has the CLI on PATH.
 """
@@ -43,7 +43,8 @@ def harness_root(data_dir: Path, environ: Mapping[str, str] | None = None) -> Pa
 
 
 def install_dir(root: Path, h: HarnessDefinition) -> Path:
-    return root / f"{h.name}-{h.version}"
+    """One npm prefix per package and version, shared by every definition that uses it."""
+    return root / f"{h.npm.lstrip('@').replace('/', '+')}-{h.version}"
 
 
 def installed_bin(root: Path, h: HarnessDefinition) -> Path | None:

@@ -349,3 +349,25 @@ async def test_closing_lap_tui_mid_turn_leaves_the_cli_running_for_the_next_driv
     assert turn.status.value == "completed"
     assert [e.data["text"] for e in events if e.kind == "model.message"] == ["finished after the close"]
     assert sum(e.kind == "tool.started" for e in events) == 1 and sum(is_cli(e, "cli.started") for e in events) == 1
+
+
+async def test_a_users_own_harness_definition_runs_with_no_code_change(hx_env, gw):
+    env = hx_env
+    mine = Path(env["XDG_CONFIG_HOME"]) / "lap-tui" / "harnesses" / "oc-custom"
+    mine.mkdir(parents=True)
+    text = (Path(__file__).parents[2] / "harnesses" / "opencode" / "harness.toml").read_text()
+    (mine / "harness.toml").write_text(text.replace('name = "opencode"', 'name = "oc-custom"')
+                                       .replace('"--title", "lap-tui"', '"--title", "custom"'))
+    listed = [json.loads(line) for line in cli(env, "harnesses", "list", "--json").splitlines()]
+    assert {"name": "oc-custom", "installed": True} in [{k: d[k] for k in ("name", "installed")} for d in listed]
+    r = subprocess.run([sys.executable, "-m", "lap_tui", "agents", "create", "x", "--model", "m", "--harness", "nope"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "no harness 'nope'" in r.stderr
+    cli(env, "agents", "create", "mine", "--model", "gpt-test", "--harness", "oc-custom")
+    sid = cli(env, "sessions", "new", "mine").strip()
+    gw.push(stream(["custom harness here"]))
+    r = send(env, sid, "hi")
+    assert r.returncode == 0, r.stdout + r.stderr
+    events, (turn,), _s = await events_of(env, sid)
+    assert [e.data["harness"] for e in events if is_cli(e, "cli.started")] == ["oc-custom"]
+    assert [e.data["text"] for e in events if e.kind == "model.message"] == ["custom harness here"]
