@@ -64,8 +64,11 @@ class KeyOrder:
                     self._retry_later()
                     return
                 self._land()
-                screen = self.app.screen
-                if not screen.is_mounted:  # pushed by the key before: its focus is not set yet
+                try:
+                    screen = self.app.screen
+                except Exception:  # noqa: BLE001 - no screen (closing): Textual handles the key as ever
+                    screen = None
+                if screen is not None and not screen.is_mounted:  # pushed by the key before: no focus yet
                     self._retry_later()
                     return
                 event = self.held.popleft()
