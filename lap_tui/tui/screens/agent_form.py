@@ -14,7 +14,7 @@ from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
 from lap_tui.domain.agent import HARNESSES, SANDBOX_BACKENDS, SCOPES, Agent, SandboxSettings
 from lap_tui.domain.errors import InvalidInput, LapError
 from lap_tui.domain.ids import new_id
-from lap_tui.domain.names import label_problem
+from lap_tui.domain.names import clip, label_problem
 from lap_tui.tui import keymap
 from lap_tui.tui.formatting import plural
 from lap_tui.tui.safety import neutralise, one_line
@@ -154,13 +154,13 @@ class AgentForm(LapScreen):
         name, team = self._value("name").strip(), self._value("team").strip()
         mine = self.agent.id if self.agent else None
         if any(a.name == name and a.team == team and a.id != mine for a in self.lap.agents_cache.values()):
-            return f"agent {name!r} already exists in team {team!r}: pick another name"
+            return f"agent {clip(name)!r} already exists in team {clip(team)!r}: pick another name"
         return None
 
     def _unknown_model(self) -> str | None:
         model, models = self._value("model").strip(), self.lap.models
         if model and models and model not in models:
-            return f"model {model!r} is not served by the gateway ({plural(len(models), 'model')} listed)"
+            return f"model {clip(model)!r} is not served by the gateway ({plural(len(models), 'model')} listed)"
         return None
 
     def _check(self, key: str, *, show: bool = True) -> str | None:
