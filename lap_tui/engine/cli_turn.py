@@ -61,23 +61,26 @@ class _Cursor:
     skip: int = 0  # events of the line at `offset` already journaled
 
 
-def _progress(mine: list[JournalEvent]) -> tuple[dict[str, Any] | None, _Cursor, bool]:
-    """The last CLI start of the turn, where its output was journaled up to, and whether that
-    attempt already reached its end."""
+def _progress(mine: list[JournalEvent]) -> tuple[dict[str, Any] | None, _Cursor, dict[str, Any] | None, bool]:
+    """The last CLI start of the turn, where its output was journaled up to, that attempt's
+    `cli.exited` (if it ended), and whether the turn was retried after that."""
     started: dict[str, Any] | None = None
     cur = _Cursor()
-    ended = False
+    exited: dict[str, Any] | None = None
+    retried = False
     for ev in mine:
         d = ev.data
         if ev.kind == EventKind.HARNESS_EVENT and d.get("type") in ("cli.started", "cli.resumed"):
             started = dict(d, at_epoch=epoch_from_iso(ev.at) if ev.at else time.time())
-            cur, ended = _Cursor(int(d.get("attempt", 0))), False
+            cur, exited, retried = _Cursor(int(d.get("attempt", 0))), None, False
         elif ev.kind == EventKind.HARNESS_EVENT and d.get("type") == "cli.exited":
-            ended = True
+            exited = d
+        elif ev.kind == EventKind.TURN_QUEUED and exited is not None:
+            retried = True  # `retry` of the failed turn: a new CLI process
         c = d.get("cli") if isinstance(d, dict) else None
         if isinstance(c, dict) and int(c.get("attempt", -1)) == cur.attempt:
             cur.offset, cur.skip = int(c["at"]), int(c["n"]) + 1
-    return started, cur, ended
+    return started, cur, exited, retried
 
 
 async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, mine: list[JournalEvent],
@@ -94,7 +97,7 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
     status = await ensure_for_session(engine.sandboxes, store, agent, session)
     sid = status.id
     detached = Detached(engine.sandboxes)
-    started, cur, ended = _progress(mine)
+    started, cur, exited, retried = _progress(mine)
     name = f"turn-{turn.id}"
     await ensure_relay(settings)  # also when re-attaching: the CLI may still need it
 
@@ -129,7 +132,16 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
             (str(install_dir(root, h)), CLI_MOUNT), (relay_dir, RELAY_MOUNT), (str(FORWARDER), FORWARDER_MOUNT)])
         return dict(data, at_epoch=time.time())
 
-    if started is None or ended:
+    if exited is not None and not retried:
+        # Its driver died between the CLI's end and the turn's: finish it as the CLI ended.
+        code = exited.get("exit_code")
+        if code != 0:
+            await store.revoke_relay_tokens(session.id)
+            raise CliTurnFailed(f"the {h.name} CLI exited with code {code}")
+        await _complete(engine, turn, h)
+        await store.revoke_relay_tokens(session.id)
+        return
+    if started is None or exited is not None:
         started = await launch("cli.started", 0 if started is None else cur.attempt + 1)
         cur = _Cursor(int(started["attempt"]))
     elif detached.state(sid, name).state == "running":
@@ -230,13 +242,17 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
             if err_tail and not last_error:
                 reason += f": {err_tail}"
             raise CliTurnFailed(reason)
-        t = await store.get_turn(turn.id)
-        await engine._append(turn, EventKind.TURN_COMPLETED, {
-            "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens, "cost_usd": t.cost_usd,
-            "harness": h.name})
-        await store.update_turn(turn.id, status=TurnStatus.COMPLETED)
-        await engine._session_after(turn, TurnStatus.COMPLETED)
+        await _complete(engine, turn, h)
         return
+
+
+async def _complete(engine: "Engine", turn: Turn, h: HarnessDefinition) -> None:
+    t = await engine.store.get_turn(turn.id)  # tokens and cost as the relay charged them
+    await engine._append(turn, EventKind.TURN_COMPLETED, {
+        "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens, "cost_usd": t.cost_usd,
+        "harness": h.name})
+    await engine.store.update_turn(turn.id, status=TurnStatus.COMPLETED)
+    await engine._session_after(turn, TurnStatus.COMPLETED)
 
 
 async def _journal(engine: "Engine", turn: Turn, m: Mapped, cursor: dict[str, int], redact: Any) -> None:

@@ -371,3 +371,32 @@ async def test_a_users_own_harness_definition_runs_with_no_code_change(hx_env, g
     events, (turn,), _s = await events_of(env, sid)
     assert [e.data["harness"] for e in events if is_cli(e, "cli.started")] == ["oc-custom"]
     assert [e.data["text"] for e in events if e.kind == "model.message"] == ["custom harness here"]
+
+
+async def test_a_driver_that_died_after_the_cli_ended_is_finished_by_the_next_without_a_new_cli(in_process, gw):
+    from lap_tui.config import load_settings
+    from lap_tui.domain.journal import Turn, TurnStatus
+    from lap_tui.engine.services import build_engine
+
+    env = in_process
+    sid = new_session(env)
+    settings = load_settings()
+    store = await open_store(settings.database_url)
+    engine = build_engine(settings, store)
+    try:
+        turn = await store.create_turn(Turn(id="d" * 32, session_id=sid))
+        for kind, data in (("turn.queued", {}), ("user.message", {"text": "hi"}), ("turn.started", {}),
+                           ("harness.event", {"type": "cli.started", "attempt": 0, "output": ".lap/turns/x/out.jsonl",
+                                              "stderr": ".lap/turns/x/stderr.log", "resume": False}),
+                           ("model.message", {"text": "done before", "tool_calls": [], "cli": {"attempt": 0, "at": 0, "n": 0}}),
+                           ("harness.event", {"type": "cli.exited", "attempt": 0, "exit_code": 0})):
+            await store.append(sid, kind, data, turn_id=turn.id)
+        await store.update_turn(turn.id, status=TurnStatus.RUNNING)
+        await engine.drive_session(sid)
+        events = await store.read_events(sid)
+        assert (await store.get_turn(turn.id)).status.value == "completed"
+        assert sum(is_cli(e, "cli.started") for e in events) == 1 and gw.requests == []  # no second CLI
+        assert [e.kind for e in events][-1] == "turn.completed"
+    finally:
+        await engine.close()
+        await store.close()
