@@ -172,6 +172,10 @@ class ChatModel:
                       EventKind.TURN_CANCELLED: "cancelled"}[EventKind(k)]
             self._close_open(tid, out, interrupted=status != "completed")
             t = self._turn_block(tid, ev.seq, out)
+            # A CLI harness's turn reports its totals only here (the relay counted them).
+            t.prompt_tokens = max(t.prompt_tokens, _count(d.get("prompt_tokens")))
+            t.completion_tokens = max(t.completion_tokens, _count(d.get("completion_tokens")))
+            t.cost_usd = max(t.cost_usd, float(_count(d.get("cost_usd"), float)))
             self._set_status(t, status, out, str(d.get("reason", "") or ""))
             for b in self.blocks:  # a tool still running when the turn ended never finished
                 if b.kind == "tool" and b.turn_id == tid and b.state in ("requested", "running"):
@@ -224,6 +228,11 @@ class ChatModel:
             b.state = "interrupted"
             b.reason = str(d.get("reason") or "interrupted")
         out.append(Change("update", b))
+
+
+def _count(value: Any, kind: type = int) -> Any:
+    """A non-negative number from a journal row (any process writes those), else 0."""
+    return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else kind(0)
 
 
 def turn_start_index(events: list[JournalEvent]) -> int:
