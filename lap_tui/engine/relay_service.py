@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import logging
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from lap_tui.config import Settings
@@ -54,6 +58,42 @@ async def issue_token(store: Store, session_id: str) -> str:
     return token
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+async def _stop(home: Path, path: Path) -> None:
+    pid = _read(home / "relay.pid")
+    if pid.isdigit():
+        try:
+            os.kill(int(pid), signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_WAIT
+    while await asyncio.to_thread(_alive, path) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.to_thread(_wait_lock, home / "relay.lock", deadline - loop.time())
+
+
+def _wait_lock(lock_path: Path, timeout: float) -> None:
+    """Until the old relay has let go of its lock (so the new one can take it)."""
+    with open(lock_path, "a") as fh:
+        end = time.monotonic() + max(timeout, 0.0)
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                if time.monotonic() > end:
+                    return
+                time.sleep(0.05)
+
+
 def _alive(path: Path) -> bool:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -66,17 +106,30 @@ def _alive(path: Path) -> bool:
         s.close()
 
 
+def _fingerprint(settings: Settings) -> str:
+    """What a relay was started with (gateway, key, store), hashed: a relay started before the
+    settings changed is replaced, never left forwarding to the old gateway."""
+    raw = "\0".join((settings["litellm_api_base"], settings["litellm_api_key"], settings.database_url))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
 async def ensure_relay(settings: Settings) -> Path:
-    """The relay's socket, starting the relay process if none answers."""
+    """The relay's socket, starting the relay process if none answers (or one answers that was
+    started with other settings: that one is stopped first)."""
     path = socket_path(settings)
+    home = path.parent.parent
     if await asyncio.to_thread(_alive, path):
-        return path
+        if _read(home / "relay.config") == _fingerprint(settings):
+            return path
+        await _stop(home, path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_file = open(path.parent.parent / "relay.log", "ab")
     try:
-        subprocess.Popen([sys.executable, "-m", "lap_tui", "relay", "--socket", str(path)],
-                         stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
-                         env=dict(os.environ))
+        proc = subprocess.Popen([sys.executable, "-m", "lap_tui", "relay", "--socket", str(path)],
+                                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                                start_new_session=True, env=dict(os.environ))
+        # Reaped when it ends while we live (no zombie); never killed when we exit.
+        threading.Thread(target=proc.wait, name="reap relay", daemon=True).start()
     finally:
         log_file.close()
     loop = asyncio.get_running_loop()
@@ -99,6 +152,9 @@ async def serve(settings: Settings, store: Store, path: Path, *, idle_exit: floa
         lock.close()
         return 1  # another relay owns the socket
     try:
+        # Before the socket answers: whoever finds it alive also finds what it serves.
+        (path.parent.parent / "relay.pid").write_text(f"{os.getpid()}\n")
+        (path.parent.parent / "relay.config").write_text(_fingerprint(settings) + "\n")
         try:
             path.unlink()
         except FileNotFoundError:
@@ -117,7 +173,6 @@ async def serve(settings: Settings, store: Store, path: Path, *, idle_exit: floa
         server = await relay.serve_unix(str(path))
         os.chmod(path, 0o666)  # sandboxes run as mapped users; the token is the check
         log.info("relay listening on %s, forwarding to %s", path, relay.upstream)
-        (path.parent.parent / "relay.pid").write_text(f"{os.getpid()}\n")
         print(f"READY {path}", flush=True)
         seen, idle = -1, 0.0
         try:
