@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lap_tui.domain.sandbox import check_sandbox_id
+from lap_tui.domain.sandbox import check_sandbox_id, sandbox_id_problem
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 GROUP = "lap-tui"
@@ -55,7 +55,26 @@ class Cgroups:
             except OSError as exc:
                 self._bases = {}
                 self.problem = f"cgroups are not writable here ({exc.strerror or exc})"
+            self.sweep()
         return bool(self._bases)
+
+    def sweep(self) -> int:
+        """Remove the empty sandbox cgroups under our groups (left by processes that died before
+        they could): rmdir fails on a cgroup with processes, so only empty ones go."""
+        n = 0
+        for base in (self._bases or {}).values():
+            try:
+                names = os.listdir(base)
+            except OSError:
+                continue
+            for name in names:
+                if sandbox_id_problem(name) is None and (base / name).is_dir():
+                    try:
+                        (base / name).rmdir()
+                        n += 1
+                    except OSError:
+                        pass
+        return n
 
     def describe(self) -> str:
         if not self.available():
@@ -112,31 +131,20 @@ class Cgroups:
         if not self.available():
             return []
         assert self._bases is not None
+        joins = []
         for (ctrl, base), d in zip(self._bases.items(), self.dirs(sandbox_id)):
             key = f"{ctrl}:{sandbox_id}:{limits}"
+            setup = [(str(d / name), value, missing_ok) for name, value, missing_ok in _settings(ctrl, limits)]
+            joins.append(Join(d / "cgroup.procs", setup))
             try:
                 d.mkdir()
             except FileExistsError:
                 if key in self._ready:
                     continue
-            if ctrl == "memory":
-                _write(d / "memory.limit_in_bytes", str(limits.memory_bytes))
-                _write(d / "memory.memsw.limit_in_bytes", str(limits.memory_bytes), missing_ok=True)
-            elif ctrl == "pids":
-                _write(d / "pids.max", str(limits.pids))
-            elif ctrl == "cpu":
-                quota = int(limits.cpu * CPU_PERIOD_US) if limits.cpu > 0 else -1
-                _write(d / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-                _write(d / "cpu.cfs_quota_us", str(quota))
-            else:  # v2
-                _write(d / "memory.max", str(limits.memory_bytes))
-                _write(d / "memory.swap.max", "0", missing_ok=True)
-                _write(d / "pids.max", str(limits.pids))
-                if (d / "cpu.max").exists():
-                    quota = str(int(limits.cpu * CPU_PERIOD_US)) if limits.cpu > 0 else "max"
-                    _write(d / "cpu.max", f"{quota} {CPU_PERIOD_US}")
+            for path, value, missing_ok in setup:
+                _write(Path(path), value, missing_ok=missing_ok)
             self._ready.add(key)
-        return [str(d / "cgroup.procs") for d in self.dirs(sandbox_id)]
+        return joins
 
     def pids(self, sandbox_id: str) -> set[int]:
         found: set[int] = set()
@@ -172,6 +180,34 @@ class Cgroups:
         self._ready = {k for k in self._ready if f":{sandbox_id}:" not in k}
 
 
+def _settings(ctrl: str, limits: Limits) -> list[tuple[str, str, bool]]:
+    """(file, value, may be missing) that limit one controller's cgroup ("" = cgroup v2)."""
+    if ctrl == "memory":
+        return [("memory.limit_in_bytes", str(limits.memory_bytes), False),
+                ("memory.memsw.limit_in_bytes", str(limits.memory_bytes), True)]
+    if ctrl == "pids":
+        return [("pids.max", str(limits.pids), False)]
+    if ctrl == "cpu":
+        quota = int(limits.cpu * CPU_PERIOD_US) if limits.cpu > 0 else -1
+        return [("cpu.cfs_period_us", str(CPU_PERIOD_US), False), ("cpu.cfs_quota_us", str(quota), False)]
+    v2_quota = str(int(limits.cpu * CPU_PERIOD_US)) if limits.cpu > 0 else "max"
+    return [("memory.max", str(limits.memory_bytes), False), ("memory.swap.max", "0", True),
+            ("pids.max", str(limits.pids), False), ("cpu.max", f"{v2_quota} {CPU_PERIOD_US}", True)]
+
+
+class Join(str):
+    """A cgroup.procs file a command joins, with the writes that make its cgroup again: a
+    sandbox's cgroup is removed when its last command ends, so another lap-tui process may
+    remove it (empty) between prepare and the join; the child then makes it again itself."""
+
+    setup: tuple[tuple[str, str, bool], ...]
+
+    def __new__(cls, path: Path | str, setup: list[tuple[str, str, bool]]) -> Join:
+        self = super().__new__(cls, str(path))
+        self.setup = tuple(setup)
+        return self
+
+
 def _write(path: Path, value: str, *, missing_ok: bool = False) -> None:
     try:
         fd = os.open(path, os.O_WRONLY)
@@ -190,14 +226,33 @@ def preexec(join: list[str], limits: Limits | None) -> Callable[[], None]:
 
     Only system calls here: the child of a threaded parent must not take locks.
     """
-    joins = [os.fsencode(p) for p in join]
+    joins = [(os.fsencode(p), os.fsencode(os.path.dirname(p)),
+              [(os.fsencode(f), v.encode(), ok) for f, v, ok in getattr(p, "setup", ())]) for p in join]
     rl: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
     if not joins and limits is not None:
         rl += [(resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_NPROC, limits.pids)]
 
     def run() -> None:
-        for p in joins:
-            fd = os.open(p, os.O_WRONLY)
+        for p, group, setup in joins:
+            try:
+                fd = os.open(p, os.O_WRONLY)
+            except FileNotFoundError:  # removed since prepare (see Join): make it again, limits first
+                try:
+                    os.mkdir(group)
+                except FileExistsError:
+                    pass
+                for f, v, missing_ok in setup:
+                    try:
+                        wfd = os.open(f, os.O_WRONLY)
+                    except FileNotFoundError:
+                        if missing_ok:
+                            continue
+                        raise
+                    try:
+                        os.write(wfd, v)
+                    finally:
+                        os.close(wfd)
+                fd = os.open(p, os.O_WRONLY)
             try:
                 os.write(fd, b"0")
             finally:

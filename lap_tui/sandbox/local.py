@@ -40,6 +40,7 @@ DEFAULT_MAX_FILE = 64 * 2**20
 TOUCH_EVERY = 1.0  # seconds between last-used writes for one sandbox
 OUT_OF_MEMORY = "out of memory: it went over the sandbox's memory limit (the agent's memory setting)"
 FILE_DEADLINE = 60.0  # seconds a host-side file operation in a workspace may take
+RELEASE_EVERY, RELEASE_TRIES = 0.02, 100  # retrying the removal of a cgroup whose processes are dying
 DRAIN_AFTER_KILL = 5.0
 MAX_LOG = 1 << 20
 _SIGNALLED_BASE = 128
@@ -83,6 +84,7 @@ class LocalBackend(SandboxBackend):
         self._cgroups = Cgroups()
         self._states: dict[str, _State] = {}
         self._watchers: set[asyncio.Event] = set()
+        self._releasing: dict[str, asyncio.Task] = {}  # sandbox id -> removal of its cgroup, retried
         self._redact = Redactor(secret_values(settings))
 
     # --- isolation ---------------------------------------------------------------------
@@ -159,6 +161,8 @@ class LocalBackend(SandboxBackend):
     async def suspend(self, sandbox_id: str) -> SandboxStatus:
         rec = await self._record(sandbox_id)
         n = self._kill_all(sandbox_id, "suspended")
+        await self._reap(sandbox_id)
+        self._release_cgroup(sandbox_id)
         if rec.phase != SandboxPhase.SUSPENDED.value:
             rec = await self.store.put_sandbox(replace(rec, phase=SandboxPhase.SUSPENDED.value, ready=False,
                                                        suspended_at=now_iso()))
@@ -257,6 +261,9 @@ class LocalBackend(SandboxBackend):
             for r in list(self._states[sid].running):
                 r.kill("cancelled")
             await self._reap(sid)
+            self._release_cgroup(sid)
+        # pending cgroup removals end within RELEASE_TRIES * RELEASE_EVERY (processes are dying)
+        await asyncio.gather(*self._releasing.values(), return_exceptions=True)
 
     # --- commands ----------------------------------------------------------------------
     async def exec(self, sandbox_id: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
@@ -270,13 +277,22 @@ class LocalBackend(SandboxBackend):
         state = self._state(sandbox_id)
         ooms = self._cgroups.oom_kills(sandbox_id) if join else 0
         started = time.monotonic()
+        spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(
+            *full_argv, env=proc_env, cwd=str(workspace),
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True, preexec_fn=preexec(join, limits), pass_fds=keep))
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *full_argv, env=proc_env, cwd=str(workspace),
-                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True, preexec_fn=preexec(join, limits), pass_fds=keep)
+            proc = await asyncio.shield(spawn)
+        except asyncio.CancelledError:
+            # Cancelled while bwrap starts. asyncio would kill bwrap alone, and bwrap's pid 1, still
+            # setting up (--die-with-parent not armed yet), would run the command to its end: let
+            # the start finish, then kill the whole group (pid 1 is in it) like any other command.
+            await _kill_when_started(spawn)
+            self._release_cgroup(sandbox_id)
+            raise
         except (OSError, Exception) as exc:  # SubprocessError from preexec_fn
+            self._release_cgroup(sandbox_id)
             raise SandboxError(f"cannot start a command in sandbox {sandbox_id}: {exc}",
                                "see `lap-tui sandboxes logs`") from None
         finally:
@@ -301,13 +317,15 @@ class LocalBackend(SandboxBackend):
         finally:
             state.running.discard(running)
             _unlink(pidfile)
+            oom_kills = self._cgroups.oom_kills(sandbox_id) if join else 0
+            self._release_cgroup(sandbox_id)
         code = proc.returncode if proc.returncode is not None else -signal.SIGKILL
         code = _SIGNALLED_BASE - code if code < 0 else code
         duration = time.monotonic() - started
         if mode == "bwrap" and code == 1 and err.total < 4096:
             _raise_if_not_started(sandbox_id, argv, err.value())
         if (running.killed is None and code == _SIGNALLED_BASE + signal.SIGKILL and join
-                and self._cgroups.oom_kills(sandbox_id) > ooms):
+                and oom_kills > ooms):
             # The kernel's OOM killer, not lap-tui: say so, or a bare 137 explains nothing.
             running.killed = OUT_OF_MEMORY
         self._log(sandbox_id, f"exec {_show_argv(argv, self._redact)} -> exit {code} in {duration * 1000:.0f} ms"
@@ -550,6 +568,29 @@ class LocalBackend(SandboxBackend):
                 pass
         return n
 
+    def _release_cgroup(self, sandbox_id: str) -> None:
+        """The sandbox's cgroup goes when its last command here has ended, so none pile up; the
+        next command makes it again (limits.Join). bwrap reports the exit before its pid namespace
+        has finished dying, so a busy cgroup is tried again for a moment; one still busy after
+        that runs a command of another lap-tui process, which removes it when that ends."""
+        if self._state(sandbox_id).running or self._limits_mode == "rlimit" or not self._cgroups.available():
+            return
+        self._cgroups.remove(sandbox_id)
+        if sandbox_id not in self._releasing and any(d.exists() for d in self._cgroups.dirs(sandbox_id)):
+            self._releasing[sandbox_id] = asyncio.get_running_loop().create_task(self._release_soon(sandbox_id))
+
+    async def _release_soon(self, sandbox_id: str) -> None:
+        try:
+            for _ in range(RELEASE_TRIES):
+                await asyncio.sleep(RELEASE_EVERY)
+                if self._state(sandbox_id).running:
+                    return  # in use again: its last command will release it
+                self._cgroups.remove(sandbox_id)
+                if not any(d.exists() for d in self._cgroups.dirs(sandbox_id)):
+                    return
+        finally:
+            self._releasing.pop(sandbox_id, None)
+
     async def _reap(self, sandbox_id: str) -> None:
         """Wait (briefly) for this process's killed commands to finish."""
         procs = [r.proc.wait() for r in self._state(sandbox_id).running]
@@ -673,6 +714,15 @@ def _touch_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except FileNotFoundError:
         pass
+
+
+async def _kill_when_started(spawn: asyncio.Future) -> None:
+    try:
+        proc = await spawn
+    except BaseException:  # noqa: BLE001 - it never started: nothing to kill
+        return
+    _kill_tree(proc.pid)
+    await proc.wait()
 
 
 def _kill_tree(pid: int) -> int:
