@@ -134,21 +134,30 @@ class Detached:
         return pid if os.fsencode(str(base)) + b"\0" in cmdline else None
 
     async def kill(self, sandbox_id: str, name: str) -> bool:
-        """Kill the command's whole process tree; True once it is gone (or was)."""
+        """Kill the command's whole process tree; True once every process of it is gone.
+
+        The keeper's group holds the keeper and bwrap; the sandbox's own processes die with
+        bwrap (--die-with-parent), but asynchronously: each is killed here too, and waited for.
+        """
         pid = self._pid(sandbox_id, name)
         if pid is None:
             return True
-        for kill in (os.killpg, os.kill):
+        tree = [pid, *_descendants(pid)]
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for p in tree:
             try:
-                kill(pid, signal.SIGKILL)
+                os.kill(p, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        self.backend._log(sandbox_id, f"detached {name} killed (keeper pid {pid})")
+        self.backend._log(sandbox_id, f"detached {name} killed (keeper pid {pid}, {len(tree)} processes)")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + KILL_WAIT
-        while self._pid(sandbox_id, name) is not None and loop.time() < deadline:
-            await asyncio.sleep(0.05)  # a SIGKILLed process is gone within milliseconds
-        return self._pid(sandbox_id, name) is None
+        while any(_alive(p) for p in tree) and loop.time() < deadline:
+            await asyncio.sleep(0.02)  # a SIGKILLed process is gone within milliseconds
+        return not any(_alive(p) for p in tree)
 
     async def read_from(self, sandbox_id: str, path: str, offset: int, max_bytes: int) -> bytes:
         """Up to `max_bytes` of a workspace file from byte `offset` (b"" at its end or when absent)."""
@@ -193,6 +202,39 @@ def _read_range(root: Path, path: str, offset: int, max_bytes: int) -> bytes:
         return os.pread(fd, max_bytes, offset)
     finally:
         os.close(fd)
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below `root` (host pids), from /proc's parent links."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses; split after the last ')'.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1 and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie has finished: only its parent's wait is missing)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] != b"Z"
 
 
 def _read(path: Path) -> str:
