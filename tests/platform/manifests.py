@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,15 @@ def unique_names() -> dict[str, str]:
     return {SYSTEM_NS: f"t-{tag}-sys", TEAM_NS: f"t-{tag}-team"}
 
 
-def apply(cluster: K8sCluster, objs: list[dict[str, Any]], kubeconfig: Path | None = None):
-    args = ["apply", "--server-side", "--validate=strict", f"--field-manager={MANAGER}", "-f", "-"]
-    if kubeconfig is not None:
-        args = ["--kubeconfig", str(kubeconfig), *args]
-    return cluster.kubectl(*args, input=yaml.safe_dump_all(objs))
+def apply(cluster: K8sCluster, objs: list[dict[str, Any]]):
+    return cluster.kubectl("apply", "--server-side", "--validate=strict", f"--field-manager={MANAGER}", "-f", "-",
+                           input=yaml.safe_dump_all(objs))
+
+
+def kubectl_as(cluster: K8sCluster, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The cluster's kubectl with another identity's kubeconfig (and nothing of the admin's)."""
+    return subprocess.run([str(cluster.bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig), *args],
+                          capture_output=True, text=True, timeout=120)
 
 
 def find(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -59,10 +64,10 @@ def token_kubeconfig(cluster: K8sCluster, namespace: str, sa: str, path: Path) -
     """A kubeconfig that authenticates as the ServiceAccount (a bound token, as in a pod)."""
     token = cluster.kubectl("create", "token", sa, "-n", namespace, "--duration=1h", check=True).stdout.strip()
     view = json.loads(cluster.kubectl("config", "view", "--raw", "--minify", "-o", "json", check=True).stdout)
-    c = view["clusters"][0]["cluster"]
-    if "certificate-authority-data" not in c and "certificate-authority" in c:
-        c = {**c, "certificate-authority-data": base64.b64encode(Path(c.pop("certificate-authority")).read_bytes())
-             .decode()}
+    c = dict(view["clusters"][0]["cluster"])
+    ca_file = c.pop("certificate-authority", None)
+    if ca_file and "certificate-authority-data" not in c:
+        c["certificate-authority-data"] = base64.b64encode(Path(ca_file).read_bytes()).decode()
     cfg = {"apiVersion": "v1", "kind": "Config", "current-context": "sa",
            "clusters": [{"name": "c", "cluster": c}],
            "users": [{"name": "sa", "user": {"token": token}}],
