@@ -173,6 +173,7 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
     last_error = ""
     poll = POLL_MIN
     buf = b""
+    deltas = _Deltas(engine, turn)
     start_at = float(started.get("at_epoch") or time.time())
     while True:
         output = str(started["output"])
@@ -191,6 +192,7 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
                 sid_seen = session_id_of(h, obj) if h.session_id_from == "output" else None
                 if sid_seen and sid_seen != journaled_sid:  # once per turn, outside the line's count
                     journaled_sid = sid_seen
+                    await deltas.flush()
                     await _journal(engine, turn, Mapped("session", {"harness_session_id": sid_seen}),
                                    {"attempt": cur.attempt, "at": at, "n": skip - 1}, redact)
                 if sid_seen and sid_seen != known_sid:
@@ -209,7 +211,13 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
                         last_error = ""  # it recovered (a retry's error, then work): not the turn's end
                     if h.tool_id_scope == "turn" and "tool_call_id" in m.data:  # unique in the session
                         m = Mapped(m.kind, {**m.data, "tool_call_id": f"{turn.id[:12]}-{m.data['tool_call_id']}"})
-                    await _journal(engine, turn, m, {"attempt": cur.attempt, "at": at, "n": n}, redact)
+                    cursor = {"attempt": cur.attempt, "at": at, "n": n}
+                    if m.kind == "delta":
+                        deltas.add(m.data["text"], cursor)
+                        continue
+                    await deltas.flush()
+                    await _journal(engine, turn, m, cursor, redact)
+            await deltas.flush()  # one checkpoint per read, however many pieces it held
             continue
         st = detached.state(sid, name)
         if st.state == "running" and getattr(engine, "_closing", False):
@@ -244,6 +252,28 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
             raise CliTurnFailed(reason)
         await _complete(engine, turn, h)
         return
+
+
+class _Deltas:
+    """Streamed text pieces: shown live at once, journaled as one `model.delta` per read of the
+    output (carrying the cursor of its last piece, so a re-attach neither repeats nor drops any)."""
+
+    def __init__(self, engine: "Engine", turn: Turn) -> None:
+        self.engine, self.turn = engine, turn
+        self.parts: list[str] = []
+        self.cursor: dict[str, int] | None = None
+
+    def add(self, text: str, cursor: dict[str, int]) -> None:
+        from lap_tui.engine.api import LiveText
+
+        self.parts.append(text)
+        self.cursor = cursor
+        self.engine._publish(self.turn.session_id, LiveText(self.turn.session_id, self.turn.id, text))
+
+    async def flush(self) -> None:
+        if self.parts:
+            text, self.parts = "".join(self.parts), []
+            await self.engine._append(self.turn, EventKind.MODEL_DELTA, {"text": text, "cli": self.cursor})
 
 
 async def _complete(engine: "Engine", turn: Turn, h: HarnessDefinition) -> None:

@@ -18,7 +18,7 @@ MAX_LINE = 4 * 2**20  # a longer line is cut off and reported, never parsed
 
 @dataclass(frozen=True)
 class Mapped:
-    """kind: text | tool_use | tool_result | usage | error | raw (an unmapped event)."""
+    """kind: text | delta | tool_use | tool_result | usage | error | raw (an unmapped event)."""
 
     kind: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -118,9 +118,9 @@ def _apply(rule: EventRule, item: Any) -> list[Mapped] | None:
     f = {k: get_path(item, p) for k, p in rule.fields.items()}
     if rule.emit == "ignore":
         return []
-    if rule.emit == "text":
+    if rule.emit in ("text", "delta"):  # a whole text, or a streamed piece of one
         text = _text(f.get("text"))
-        return [Mapped("text", {"text": text})] if text else []
+        return [Mapped(rule.emit, {"text": text})] if text else []
     if rule.emit in ("tool", "tool_use"):
         call_id = _text(f.get("id"))[:200] or "call"
         args = f.get("input")

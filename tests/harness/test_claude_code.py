@@ -41,6 +41,10 @@ async def test_a_tool_using_turn_then_a_resumed_one(hx_env, gw):
     assert [(e.data["tool_call_id"], e.data["name"]) for e in events if e.kind == "tool.started"] == [("toolu_w", "Bash")]
     assert [e.data["tool_call_id"] for e in events if e.kind == "tool.finished"] == ["toolu_w"]
     assert [e.data["text"] for e in events if e.kind == "model.message"] == ["Wrote hello.txt."]
+    # The reply streamed (--include-partial-messages): its pieces were checkpointed before it ended.
+    deltas = [e for e in events if e.kind == "model.delta"]
+    final = [e for e in events if e.kind == "model.message"][0]
+    assert "".join(e.data["text"] for e in deltas) == "Wrote hello.txt." and all(e.seq < final.seq for e in deltas)
     # lap-tui chose the CLI's session id (a UUID) before the first turn.
     started = [e.data for e in events if e.kind == "harness.event" and e.data.get("type") == "cli.started"]
     assert started[0]["resume"] is False and len(session.harness_session_id or "") == 36
