@@ -80,7 +80,9 @@ def _add_agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu", help="CPU limit, e.g. 1 or 500m")
     p.add_argument("--memory", help="memory limit, e.g. 1Gi")
     net = p.add_mutually_exclusive_group()
-    net.add_argument("--network", dest="network", action="store_true", default=None, help="allow network access")
+    net.add_argument("--network", dest="network", action="store_true", default=None,
+                     help="allow network access: the host's own network, so the sandbox also reaches the "
+                          "host's loopback services and abstract unix sockets (docs/SECURITY.md)")
     net.add_argument("--no-network", dest="network", action="store_false", help="forbid network access")
     p.add_argument("--scope", choices=SCOPES, help="one sandbox per session, or shared per context")
     p.add_argument("--idle-suspend", type=int, metavar="SECONDS", help="suspend an idle sandbox after this")

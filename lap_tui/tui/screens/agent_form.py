@@ -109,7 +109,9 @@ class AgentForm(LapScreen):
                                                           "come from CONTAINER_ENV_*)", compact=True, id="f-env"))
             with Horizontal(classes="row"):
                 yield Label("Network")
-                yield Check("allow network access", sb.network, compact=True, id="f-network")
+                yield Check("allow network access", sb.network, compact=True, id="f-network",
+                            tooltip="The host's own network: the sandbox also reaches the host's loopback "
+                                    "services and abstract unix sockets (docs/SECURITY.md)")
             yield Static("ctrl+s saves · esc cancels", classes="hint")
 
     def _row(self, key: str, label: str, widget) -> ComposeResult:
