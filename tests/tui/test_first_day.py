@@ -16,8 +16,13 @@ from tests.tui.conftest import SESSION_ID, seed, seed_basic, seed_chat, wait_for
 def burst(app: LapApp, keys: str | list[str]) -> None:
     """Put every key in the app's queue before any is handled: what one read of the terminal
     gives Textual when keys come in a burst (a paste, tmux send-keys, a fast typist)."""
+    from textual.keys import _character_to_key
+
     for k in keys:
-        app.post_message(events.Key(k, k if len(k) == 1 else None))
+        if len(k) == 1:
+            app.post_message(events.Key(k if k.isalnum() else _character_to_key(k), k))
+        else:
+            app.post_message(events.Key(k, None))
 
 
 async def started(app, pilot):
@@ -617,3 +622,50 @@ async def test_a_paste_then_send_in_one_burst_sends_the_pasted_text(services_fac
         app.post_message(events.Key("ctrl+j", None))
         await wait_for(pilot, lambda: sent, what=f"a send (draft: {draft.text!r})")
         assert sent == ["pasted: summarise the repo"]
+
+
+async def test_a_command_typed_in_one_burst_runs(services_factory):
+    """`:` opens the command line; the rest of the burst is typed into it and enter runs it."""
+    from lap_tui.tui.screens.sandboxes import SandboxesScreen
+
+    app = LapApp(services_factory())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app, pilot)
+        burst(app, [":", *"sandboxes", "enter"])
+        await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen), what="sandboxes")
+
+
+async def test_a_filter_typed_in_one_burst_filters(services_factory):
+    """`/` then the text at once: the text goes into the filter, not to the table (where `d`
+    would have asked to delete an agent)."""
+    from lap_tui.tui.screens.confirm import ConfirmScreen
+    from lap_tui.tui.widgets.filter_bar import FilterBar
+    from lap_tui.tui.widgets.table import LapTable
+
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app, pilot)
+        screen = app.screen
+        burst(app, ["/", *"docs"])
+        await wait_for(pilot, lambda: screen.query_one(FilterBar).value == "docs"
+                       and screen.query_one(LapTable).row_count == 1, what="filtered by the burst")
+        assert not isinstance(app.screen, ConfirmScreen)
+
+
+async def test_keys_typed_with_the_enter_that_opens_a_chat_reach_its_draft(services_factory):
+    """The chat sets its focus in on_mount with Widget.focus() (queued on the app): the keys
+    after enter wait for it."""
+    from lap_tui.tui.screens.sessions import SessionsScreen
+
+    services = services_factory()
+    seed(services, seed_basic)
+    app = LapApp(services, view="sessions")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(app, pilot)
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen) and app.screen.query("LapTable")
+                       and app.screen.query_one("LapTable").row_count > 0, what="sessions")
+        burst(app, ["enter", *"hi there"])
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.query("#draft")
+                       and app.screen.query_one("#draft", TextArea).text == "hi there", what="typed into the draft")

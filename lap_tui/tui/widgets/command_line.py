@@ -39,7 +39,7 @@ class CommandLine(ModalScreen[str | None]):
         inp.value = self._initial
         inp.cursor_position = len(self._initial)
         inp.suggester = SuggestFromList([":" + c for c in self._choices], case_sensitive=False)
-        inp.focus()
+        self.set_focus(inp)  # at once: the keys typed after `:` are the command
 
     async def on_key(self, event: events.Key) -> None:
         inp = self.query_one(Input)

@@ -27,7 +27,7 @@ class FilterBar(Input):
     def open(self) -> None:
         self.add_class("-shown")
         self.can_focus = True
-        self.focus()
+        self.screen.set_focus(self)  # at once: the keys typed after `/` are for the filter
 
     @property
     def active(self) -> bool:
