@@ -159,13 +159,10 @@ def main() -> int:
             tmux.wait("\n".join(re.escape(line[:76].rstrip()) + r"[^\n]*" for line in log_lines[:12]))
         except AssertionError as exc:
             raise AssertionError(f"reopened elsewhere; before quitting the screen was:\n{before}\n{exc}") from None
-        step("ctrl+l leaves the draft; : command line → :sandboxes, then ? for the keys")
+        step("ctrl+l leaves the draft; :sandboxes and enter in one burst, then ? for the keys")
         tmux.keys("C-l")
         tmux.wait(r"c Copy")  # focus has moved (a person types slower than tmux)
-        tmux.keys(":")
-        tmux.wait(r":agents  :help")
-        tmux.keys("sandboxes", literal=True)
-        tmux.keys("Enter")
+        tmux.keys(":sandboxes", "Enter")  # one burst: the command line takes what follows the :
         tmux.wait(r"NAME\s+BACKEND\s+TEAM")
         tmux.keys("?")
         tmux.wait(r"sandboxes\.suspend")
