@@ -98,3 +98,29 @@ async def test_the_sandboxs_processes_killed_mid_turn(name, hx_env, gw, tmp_path
     assert sum(e.kind == "tool.started" for e in events) == 1
     assert (workspace(env, sid) / "effects.log").read_text() == "one\n"
     assert turn.status.value == "completed"
+
+
+DUMP = "cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' > seen.txt"
+TOOLS = {"opencode": ("bash", {"command": DUMP, "description": "dump"}),
+         "claude-code": ("Bash", {"command": DUMP, "description": "dump"}),
+         "codex": ("exec_command", {"cmd": DUMP})}
+
+
+@pytest.mark.parametrize("name", list(CLIS))
+async def test_the_master_key_is_nowhere_in_the_sandbox(name, hx_env, gw):
+    from tests.harness.conftest import MASTER_KEY
+
+    env = hx_env
+    sid, path = setup(env, gw, name)
+    tool, args = TOOLS[name]
+    gw.push(answer(path, tool_calls=[tool_call("call_d", tool, json.dumps(args))]), answer(path, ["dumped"]))
+    r = lap(env, "send", sid, "dump", "--wait")
+    _out, err = r.communicate(timeout=180)
+    assert r.returncode == 0, err
+    ws = workspace(env, sid)
+    seen = (ws / "seen.txt").read_text()
+    assert "lap-" in seen and "/lap/relay" in seen  # the CLI's own token and the forwarder are seen
+    assert MASTER_KEY not in seen
+    for p in ws.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            assert MASTER_KEY.encode() not in p.read_bytes(), p
