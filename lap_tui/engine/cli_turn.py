@@ -294,9 +294,12 @@ async def _journal(engine: "Engine", turn: Turn, m: Mapped, cursor: dict[str, in
         await engine._append(turn, EventKind.TOOL_STARTED, {
             "tool_call_id": d["tool_call_id"], "name": d["name"], "arguments": redact(d["arguments"]), "cli": cursor})
     elif m.kind == "tool_result":
+        from lap_tui.harness.builtin import cap
+
+        output, truncated = cap(redact(d["output"]))  # the built-in tools' cap: the journal stays light
         await engine._append(turn, EventKind.TOOL_FINISHED, {
-            "tool_call_id": d["tool_call_id"], "output": redact(d["output"]), "exit_code": d.get("exit_code"),
-            "truncated": False, "error": d.get("error"), "cli": cursor})
+            "tool_call_id": d["tool_call_id"], "output": output, "exit_code": d.get("exit_code"),
+            "truncated": truncated, "error": d.get("error"), "cli": cursor})
     elif m.kind == "usage":
         await engine._append(turn, EventKind.HARNESS_EVENT, {"type": "usage", **d, "cli": cursor})
     elif m.kind == "error":
