@@ -99,6 +99,26 @@ async def test_ctrl_l_then_a_key_at_once_never_reaches_the_draft(services_factor
         assert draft.has_focus
 
 
+async def test_ctrl_l_as_soon_as_the_chat_opens_stays_on_the_log(services_factory, monkeypatch):
+    """The chat focuses its draft when it mounts; a ctrl+l handled right after (a key typed
+    while the chat opened: a fast typist, a burst from tmux, a loaded machine) must not have its
+    focus taken back by that. The key is handled straight after on_mount here, before anything
+    the mount deferred, which is where it lands when it waited in the queue."""
+    mount = ChatScreen.on_mount
+
+    def on_mount_then_ctrl_l(self) -> None:
+        mount(self)
+        self.action_focus_log()
+
+    monkeypatch.setattr(ChatScreen, "on_mount", on_mount_then_ctrl_l)
+    app = await open_chat(services_factory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: chat_open(app), what="chat")
+        for _ in range(3):  # anything the mount deferred runs now
+            await pilot.pause()
+        assert app.screen.query_one(ChatLog).has_focus, app.screen.focused
+
+
 async def test_the_keys_bar_follows_focus_and_read_only(services_factory):
     """The bottom line lists the focused widget's keys and the screen's, changes with focus, keeps
     the palette key at the right edge when narrow, and leaves out what --read-only refuses."""
@@ -108,9 +128,7 @@ async def test_the_keys_bar_follows_focus_and_read_only(services_factory):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: chat_open(app), what="chat")
         bar = app.screen.query_one(KeysBar)
-        # The draft takes the focus in on_mount, deferred (Widget.focus): a ctrl+l handled before
-        # that can be undone by it (the likely cause of a 60 s timeout under bin/test-busy, with
-        # the draft's keys still shown), so the test starts from the focused draft.
+        # The draft has the focus first (the chat's on_mount gives it at once: see the test above).
         draft = app.screen.query_one("#draft", TextArea)
         await wait_for(pilot, lambda: draft.has_focus and str(bar.render()).startswith("^j Send"),
                        what=f"draft focused, its keys: {bar.render()}")

@@ -114,7 +114,9 @@ class ChatScreen(LapScreen):
         if draft:
             area.load_text(draft)
             area.move_cursor(area.document.end)
-        area.focus()
+        # At once (Screen.set_focus), not Widget.focus(), which defers it: a ctrl+l handled in
+        # between had its focus taken back to the draft.
+        self.set_focus(area)
         self._load()
 
     def on_screen_resume(self) -> None:
@@ -310,8 +312,10 @@ class ChatScreen(LapScreen):
     # Focus moves with Screen.set_focus, at once: Widget.focus() defers it with call_later, so a
     # key typed right after ctrl+l (already queued) would still reach the draft.
     def action_focus_log(self) -> None:
+        # The screen's focus, not log.has_focus: that flag follows a focus change a message later
+        # (a ctrl+l handled right after the chat mounted read it stale and focused the draft).
         log = self.query_one(ChatLog)
-        self.set_focus(self.query_one("#draft", TextArea) if log.has_focus else log)
+        self.set_focus(self.query_one("#draft", TextArea) if self.focused is log else log)
 
     def action_focus_input(self) -> None:
         self.set_focus(self.query_one("#draft", TextArea))
