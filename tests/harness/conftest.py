@@ -52,6 +52,7 @@ def hx_env(tmp_path: Path, gw: ScriptedGateway):
                 "LITELLM_API_KEY": MASTER_KEY, "CONTAINER_ENV_GH_TOKEN": SANDBOX_SECRET,
                 "LAP_HARNESS_DIR": str(CLI_DIR)})
     yield env
+    _kill_keepers(data)  # a failed test may leave a CLI turn running: never past the test
     pidfile = data / "lap-tui" / "relay" / "relay.pid"
     if pidfile.exists():
         try:
@@ -61,6 +62,23 @@ def hx_env(tmp_path: Path, gw: ScriptedGateway):
     import shutil
 
     shutil.rmtree(data, ignore_errors=True)
+
+
+def _kill_keepers(data: Path) -> None:
+    marker = os.fsencode(str(data))
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except OSError:
+            continue
+        if cmdline.startswith(b"/bin/sh\0-c\0") and b"\0lap-keeper\0" in cmdline and marker in cmdline:
+            try:
+                os.killpg(int(name), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def cli(env, *args, timeout: float = 60) -> str:
