@@ -80,7 +80,7 @@ def load_state(path: Path) -> UiState:
 
 
 def save_state(path: Path, state: UiState) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # drafts: this user's only
     data = json.dumps(state.to_dict(), ensure_ascii=False, indent=1)
     fd, tmp = tempfile.mkstemp(prefix=".ui-state.", dir=path.parent)
     try:

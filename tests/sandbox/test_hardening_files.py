@@ -114,3 +114,11 @@ def test_existing_files_are_fixed_at_start_and_said_once(require_bwrap, cli_env,
     assert (mode(data), mode(data / "lap.db"), mode(config / "config.toml")) == (0o700, 0o600, 0o600)
     r = run_cli("agents", "list", env=env)
     assert "could be read by other users" not in r.stderr
+
+
+def test_the_state_dir_is_made_private(open_base):
+    from lap_tui.tui.state import UiState, save_state, state_path
+
+    path = state_path(open_base / "state" / "lap-tui")
+    save_state(path, UiState())
+    assert mode(path.parent) == 0o700 and mode(path) == 0o600
