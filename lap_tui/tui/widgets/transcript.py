@@ -1,0 +1,389 @@
+"""The chat's transcript as one line-API widget: a frame draws only the rows on screen.
+
+The rows come from `transcript_model.Transcript` (each block rendered once per width and kept);
+this widget adds the decoration (a block's border, padding, background, the selection), keeps
+the virtual height, streams text at the frame rate (chunks only queue; a 20 Hz tick flushes
+each streaming step once), follows the tail only while the view is at its end, and holds the
+reading position when something above the view changes height. There are no child widgets, so
+Textual never re-arranges the transcript: the cost of a frame follows the screen, not the
+session (the widget tree it replaces was re-arranged on every frame; docs/TUI.md).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.timer import Timer
+
+from lap_tui.tui import keymap
+from lap_tui.tui.chat_model import Block, Change
+from lap_tui.tui.safety import Sanitiser
+from lap_tui.tui.transcript_model import GUTTER, AssistantEntry, Entry, Renderer, Transcript, theme_styles
+
+_CODE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
+TICK = 1 / 20  # streamed text reaches the screen at most this often
+INPUT_FIRST = 0.04  # a tick this soon after a keypress is put off (never two in a row): see _flush_due
+KEY_DELAY = 0.02  # ... by this much
+
+
+class TranscriptView(ScrollView, can_focus=True):
+    BINDINGS = keymap.bindings("chat.up", "chat.down", "chat.copy", "chat.copy_code", "chat.toggle", "chat.input")
+    COMPONENT_CLASSES = {"transcript--user", "transcript--user-border", "transcript--assistant-border",
+                         "transcript--tool", "transcript--selected"}
+    DEFAULT_CSS = """
+    TranscriptView { height: 1fr; scrollbar-size-vertical: 1; overflow-x: hidden; }
+    TranscriptView > .transcript--user { background: $boost; }
+    TranscriptView > .transcript--user-border { color: $primary; }
+    TranscriptView > .transcript--assistant-border { color: $secondary; }
+    TranscriptView > .transcript--tool { background: $surface; }
+    TranscriptView > .transcript--selected { background: $primary 20%; }
+    """
+
+    class NeedOlder(Message):
+        pass
+
+    def __init__(self, sanitiser: Sanitiser, keys: dict[str, str], **kw) -> None:
+        super().__init__(**kw)
+        self._s = sanitiser
+        self.transcript = Transcript(sanitiser, keys)
+        self._streaming: set[AssistantEntry] = set()
+        self._ticker: Timer | None = None
+        self._skipped = False
+        self._selected: Entry | None = None
+        self._follow = True
+        self._styles: dict[str, Style] = {}
+        self.has_older = False
+        self.loading_older = False
+        self._owed = 0  # rows scrolled up while an older page loaded
+
+    # -- set-up
+    def on_mount(self) -> None:
+        self._restyle()
+        self.watch(self.app, "theme", lambda *_: self._restyle(), init=False)
+        self._ticker = self.set_interval(TICK, self._flush_due, pause=not self._streaming)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = {}
+
+    def _style(self, name: str) -> Style:
+        got = self._styles.get(name)
+        if got is None:
+            got = self._styles[name] = self.get_component_rich_style(f"transcript--{name}", partial=True)
+        return got
+
+    def _restyle(self) -> None:
+        variables = self.app.theme_variables
+        dark = self.app.current_theme.dark if self.app.current_theme else True
+        self.transcript.restyle(Renderer(theme_styles(variables, dark), "monokai" if dark else "default"))
+        self._styles = {}
+        self._resized()
+
+    @property
+    def _width(self) -> int:
+        return max(10, self.scrollable_content_region.width)
+
+    def on_resize(self) -> None:
+        self._resized()
+
+    def _resized(self) -> None:
+        t = self.transcript
+        anchor = None if self._follow else t.at(round(self.scroll_y))
+        t.set_width(self._width)
+        self._grew()
+        if anchor is not None:  # the row at the top stays at the top (or its entry does)
+            e, i = anchor
+            self._set_y(t.top(e) + max(0, i))
+        self.refresh()
+
+    # -- rows
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        e, content = self.transcript.row(scroll_y + y)
+        base = self.rich_style
+        if e is None:
+            return Strip.blank(width, base)
+        left, right = GUTTER[e.kind]
+        cw = max(1, self.transcript.width - left - right)
+        bg = Style()
+        if e.kind == "user":
+            bg = self._style("user")
+        elif e.kind == "tool":
+            bg = self._style("tool")
+        if e is self._selected:
+            bg = bg + self._style("selected")
+        first = self.transcript.at(scroll_y + y)
+        if first is not None and first[1] < 0:  # the margin above a block
+            return Strip.blank(width, base)
+        if e.kind in ("user", "assistant"):
+            border = Segment("▌", self._style(f"{e.kind}-border"))
+            segs = [border, Segment(" " * (left - 1))]
+        else:
+            segs = [Segment(" " * left)]
+        body = Strip(content).crop_extend(0, cw, None)
+        segs += list(body) + [Segment(" " * right)]
+        strip = Strip(segs).apply_style(bg) if bg else Strip(segs)
+        return strip.apply_style(base).crop_extend(scroll_x, scroll_x + width, base)
+
+    def _grew(self) -> None:
+        """The transcript's height may have changed: the view follows the tail only if it is there."""
+        self.virtual_size = Size(self._width, self.transcript.height)
+        if self._follow:
+            self._set_y(self.max_scroll_y)
+        self.refresh()
+
+    def _set_y(self, y: float) -> None:
+        self.scroll_to(y=max(0, y), animate=False, immediate=True, force=True)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._follow = new >= self.max_scroll_y
+        if new <= 0 < old and self.has_older and not self.loading_older:
+            self.loading_older = True
+            self.post_message(self.NeedOlder())
+
+    @property
+    def following(self) -> bool:
+        return self._follow or self.scroll_y >= self.max_scroll_y - 1
+
+    @property
+    def at_end(self) -> bool:
+        """At the very end (the state file's "followed the tail")."""
+        return self._follow or self.scroll_y >= self.max_scroll_y
+
+    # -- content
+    async def show(self, blocks: list[Block]) -> None:
+        self._track(self.transcript.extend(blocks))
+        self._grew()
+        if self.has_focus:  # focused before there was anything to select
+            self.on_focus()
+
+    async def prepend(self, blocks: list[Block], has_older: bool) -> None:
+        """An older page above what is shown, keeping the view where it was."""
+        self.has_older = has_older
+        t = self.transcript
+        n = len(t.entries)
+        added = t.prepend(blocks)
+        self._track(t.entries[:len(t.entries) - n])
+        self.loading_older = False
+        self.virtual_size = Size(self._width, t.height)
+        # rows scrolled up past the top while this page loaded are scrolled now; what goes
+        # beyond this page asks for the next one
+        y = self.scroll_y + added - self._owed
+        self._owed = max(0, -round(y)) if self.has_older else 0
+        self._set_y(y)
+        self.refresh()
+        if self._owed and not self.loading_older:
+            self.loading_older = True
+            self.post_message(self.NeedOlder())
+
+    def _track(self, entries: list[Entry]) -> None:
+        for e in entries:
+            if isinstance(e, AssistantEntry) and e.streaming:
+                self._stream(e)
+
+    def _stream(self, e: AssistantEntry) -> None:
+        self._streaming.add(e)
+        if self._ticker is not None:
+            self._ticker.resume()
+
+    def _changed(self, e: Entry) -> None:
+        """`e`'s lines changed: if it lies above the view, the view moves by as much (the text
+        being read stays put)."""
+        t = self.transcript
+        if self._follow:
+            t.changed(e)
+            return
+        top = t.top(e)
+        before = t.height
+        t.changed(e)
+        if top < round(self.scroll_y):
+            self.virtual_size = Size(self._width, t.height)
+            self._set_y(self.scroll_y + t.height - before)
+
+    async def apply(self, changes: list[Change]) -> None:
+        t = self.transcript
+        for ch in changes:
+            b = ch.block
+            e = t.by_key.get(b.key)
+            if ch.op == "add":
+                if e is None:
+                    e = t.add(b)
+                    if isinstance(e, AssistantEntry) and e.streaming:
+                        self._stream(e)
+                continue
+            if e is None:
+                continue
+            if ch.op == "append" and isinstance(e, AssistantEntry):
+                e.append(ch.text, ch.end)
+                self._stream(e)
+                continue  # shown on the next tick
+            if ch.op == "replace" and isinstance(e, AssistantEntry):
+                self._streaming.discard(e)
+                e.replace()
+            elif ch.op == "update" and isinstance(e, AssistantEntry):
+                if not b.streaming and e.streaming:
+                    self._streaming.discard(e)
+                    e.finish()
+            self._changed(e)
+        self._grew()
+
+    async def _flush_due(self) -> None:
+        if not self._streaming:
+            if self._ticker is not None:
+                self._ticker.pause()  # an idle chat costs no CPU; the next streamed text resumes it
+            return
+        now = time.monotonic()
+        app = self.app
+        if hasattr(app, "busy_at"):
+            app.busy_at = now  # type: ignore[attr-defined] - LapApp: no full GC now
+        # A keypress goes first: its frame then repaints only the draft; the text follows
+        # KEY_DELAY later (never twice in a row).
+        if not self._skipped and now - getattr(app, "input_at", 0.0) < INPUT_FIRST:
+            self._skipped = True
+            self.set_timer(KEY_DELAY, self._flush)
+            return
+        self._skipped = False
+        self._flush()
+
+    def _flush(self) -> None:
+        moved = False
+        for e in list(self._streaming):
+            if e.flush():
+                self._changed(e)
+                moved = True
+            if not e.streaming:
+                self._streaming.discard(e)
+        if moved:
+            self._grew()
+
+    # -- scrolling up past what is loaded
+    def action_scroll_up(self) -> None:
+        if not self._owe(1):
+            super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        page = self.scrollable_content_region.height
+        if not self._owe(page):
+            self._set_y(self.scroll_y - page)
+
+    def action_page_down(self) -> None:
+        self._set_y(min(self.max_scroll_y, self.scroll_y + self.scrollable_content_region.height))
+
+    def _owe(self, lines: int) -> bool:
+        """Scrolling up past the top of what is loaded: the older page is asked for and the rest
+        of the scroll made once it is in (PageUps in one burst stopped at the top)."""
+        top = max(0.0, min(self.scroll_y, self.scroll_target_y))
+        if not (self.has_older or self.loading_older) or top >= lines:
+            return False
+        self._owed += lines - round(top)
+        if top > 0:
+            self._set_y(0)
+        if not self.loading_older:
+            self.loading_older = True
+            self.post_message(self.NeedOlder())
+        return True
+
+    # -- selecting, copying, expanding
+    def _messages(self) -> list[Entry]:
+        return [e for e, top, end in self.transcript.spans() if e.kind != "turn" and end > top]
+
+    def _end(self, e: Entry) -> int:
+        return self.transcript.top(e) + e.height(self.transcript.r, self.transcript.width)
+
+    def on_focus(self) -> None:
+        if self._selected is None or self._selected not in self.transcript.entries:
+            msgs = self._messages()
+            if msgs:  # the view stays where reading continues (the end, when following)
+                self._select(msgs[-1], scroll=False)
+
+    def on_blur(self) -> None:
+        self._selected = None
+        self.refresh()
+
+    def _select(self, e: Entry, *, scroll: bool = True) -> None:
+        self._selected = e
+        if scroll:
+            t = self.transcript
+            top, end, h = t.top(e), self._end(e), self.scrollable_content_region.height
+            if top < self.scroll_y or end - top > h:
+                self._set_y(top)
+            elif end > self.scroll_y + h:
+                self._set_y(end - h)
+        self.refresh()
+
+    def action_select(self, step: int) -> None:
+        msgs = self._messages()
+        if not msgs:
+            return
+        if self._selected in msgs:
+            at = msgs.index(self._selected)
+            i = max(0, min(len(msgs) - 1, at + step))
+            if step < 0 and at == 0 and self.has_older and not self.loading_older:
+                self.loading_older = True
+                self.post_message(self.NeedOlder())
+        else:
+            i = len(msgs) - 1
+        self._select(msgs[i])
+
+    @property
+    def selected(self) -> Entry | None:
+        return self._selected
+
+    def selected_text(self) -> str | None:
+        e = self._selected or (self._messages() or [None])[-1]
+        return e.copy_text() if e is not None else None
+
+    def action_copy_message(self) -> None:
+        text = self.selected_text()
+        if text:
+            self.app.copy_to_clipboard(text)
+            self.notify(f"copied {len(text)} characters (OSC 52)")
+
+    def action_copy_code(self) -> None:
+        text = self.selected_text() or ""
+        blocks = _CODE.findall(text)
+        if not blocks:
+            self.notify("no code block in this message", severity="warning")
+            return
+        self.app.copy_to_clipboard(blocks[-1])
+        self.notify(f"copied the code block ({len(blocks[-1])} characters)" +
+                    (f"; {len(blocks)} in the message, the last one" if len(blocks) > 1 else ""))
+
+    def toggle(self, e: Entry) -> None:
+        """A tool call expands or collapses: its lines replace in place."""
+        if e.kind != "tool":
+            return
+        e.collapsed = not e.collapsed
+        self._changed(e)
+        self._grew()
+
+    def action_toggle(self) -> None:
+        if self._selected is not None:
+            self.toggle(self._selected)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        got = self.transcript.at(round(self.scroll_y) + offset.y)
+        if got is None:
+            return
+        e, i = got
+        if e.kind == "turn":
+            return
+        self._select(e, scroll=False)
+        if e.kind == "tool" and i == 0:
+            self.toggle(e)
+
+    def action_focus_input(self) -> None:
+        self.screen.action_focus_input()  # type: ignore[attr-defined]
