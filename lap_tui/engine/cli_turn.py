@@ -25,6 +25,7 @@ from lap_tui.domain.clock import epoch_from_iso
 from lap_tui.domain.errors import LapError, StoreError
 from lap_tui.domain.journal import EventKind, JournalEvent, Turn, TurnStatus
 from lap_tui.domain.lease import LeaseLost
+from lap_tui.domain.secrets import RedactStream
 from lap_tui.harness.cli import (CLI_MOUNT, FORWARDER, FORWARDER_MOUNT, RELAY_MOUNT, HarnessNotInstalled,
                                  harness_root, install_dir, installed_bin, plan_turn)
 from lap_tui.harness.definition import HarnessDefinition, load_definitions, user_harness_dirs
@@ -166,7 +167,7 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
 async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[JournalEvent], h: HarnessDefinition,
                   detached: Any, sid: str, name: str, started: dict[str, Any], cur: _Cursor, launch: Any) -> None:
     store = engine.store
-    redact = engine._redact
+    redact = engine._mask(turn)  # the settings' secrets and the values of the env vars the agent names
     known_sid = (await store.get_session(session.id)).harness_session_id
     journaled_sid = next((e.data.get("harness_session_id") for e in reversed(mine)
                           if e.kind == EventKind.HARNESS_EVENT and e.data.get("type") == "cli.session"), None)
@@ -217,7 +218,7 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
                         continue
                     await deltas.flush()
                     await _journal(engine, turn, m, cursor, redact)
-            await deltas.flush()  # one checkpoint per read, however many pieces it held
+            await deltas.flush(end=False)  # one checkpoint per read, however many pieces it held
             continue
         st = detached.state(sid, name)
         if st.state == "running" and getattr(engine, "_closing", False):
@@ -262,15 +263,24 @@ class _Deltas:
         self.engine, self.turn = engine, turn
         self.parts: list[str] = []
         self.cursor: dict[str, int] | None = None
+        # Masked as they stream: a secret split across pieces is held back until it is whole.
+        # A held-back tail (shorter than a secret) that a re-attach skips is only missing from the
+        # deltas; the whole message event that follows carries it.
+        self.mask = RedactStream(engine._mask(turn))
 
     def add(self, text: str, cursor: dict[str, int]) -> None:
         from lap_tui.engine.api import LiveText
 
-        self.parts.append(text)
+        text = self.mask.feed(text)
         self.cursor = cursor
-        self.engine._publish(self.turn.session_id, LiveText(self.turn.session_id, self.turn.id, text))
+        if text:
+            self.parts.append(text)
+            self.engine._publish(self.turn.session_id, LiveText(self.turn.session_id, self.turn.id, text))
 
-    async def flush(self) -> None:
+    async def flush(self, *, end: bool = True) -> None:
+        """Journal the pieces so far; `end` (another event follows) also lets out the held tail."""
+        if end and (tail := self.mask.flush()):
+            self.parts.append(tail)
         if self.parts:
             text, self.parts = "".join(self.parts), []
             await self.engine._append(self.turn, EventKind.MODEL_DELTA, {"text": text, "cli": self.cursor})
