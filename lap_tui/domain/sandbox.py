@@ -116,6 +116,8 @@ class SandboxStatus:
     last_used_at: str | None = None
     suspended_at: str | None = None
     orphan: bool = False  # lap-tui's labels, but no session or record of it in the store
+    node: str = ""  # Kubernetes: the node its pod is scheduled on ("" elsewhere, or with no pod)
+    pod_phase: str = ""  # Kubernetes: the pod's own phase (Pending, Running, ...; "" with no pod)
 
     @property
     def warning(self) -> str | None:

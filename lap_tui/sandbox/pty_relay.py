@@ -86,29 +86,22 @@ class PtyRelay:
     async def relay(self, proc: asyncio.subprocess.Process) -> int:
         """Copy bytes both ways until `proc` exits; the user's terminal is restored on every path."""
         loop = asyncio.get_running_loop()
-        saved = _tcgetattr(self.user_in) if self._in_tty else None
-        foreground = _foreground(self.user_in) if self._in_tty else None
-        winch = self._watch_resize(loop)
-        try:
-            if saved is not None:
-                tty.setraw(self.user_in, termios.TCSANOW)
-            self._relaying = True
-            self._read_user(loop, True)
-            loop.add_reader(self.master, self._from_command)
-            code = await proc.wait()
-            loop.remove_reader(self.master)
-            self._drain()
-            return code
-        finally:
-            self._relaying = False
-            self._read_user(loop, False)
-            loop.remove_reader(self.master)
-            if self._writing:
-                loop.remove_writer(self.master)
-            if winch is not None:
-                winch()
-            self._restore(saved, foreground)
-            self.close()
+        with UserTerminal(self.user_in, self.user_out, self._copy_size):
+            try:
+                self._relaying = True
+                self._read_user(loop, True)
+                loop.add_reader(self.master, self._from_command)
+                code = await proc.wait()
+                loop.remove_reader(self.master)
+                self._drain()
+                return code
+            finally:
+                self._relaying = False
+                self._read_user(loop, False)
+                loop.remove_reader(self.master)
+                if self._writing:
+                    loop.remove_writer(self.master)
+                self.close()
 
     # --- the two directions -----------------------------------------------------------------
     def _read_user(self, loop: asyncio.AbstractEventLoop, on: bool) -> None:
@@ -185,21 +178,63 @@ class PtyRelay:
     def _copy_size(self) -> None:
         if not self._in_tty and not os.isatty(self.user_out):
             return
-        for fd in (self.user_out, self.user_in):
-            try:
-                size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
-            except OSError:
-                continue
-            if struct.unpack("HHHH", size)[:2] != (0, 0):
-                # Setting it on the master signals SIGWINCH to the command's foreground group.
-                fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
-                return
+        size = window_size(self.user_out, self.user_in)
+        if size is not None:
+            # Setting it on the master signals SIGWINCH to the command's foreground group.
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
 
-    def _watch_resize(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
+
+def window_size(*fds: int) -> tuple[int, int] | None:
+    """(rows, columns) of the first of `fds` that is a terminal with a size."""
+    for fd in fds:
+        try:
+            size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+        except OSError:
+            continue
+        rows, cols = struct.unpack("HHHH", size)[:2]
+        if (rows, cols) != (0, 0):
+            return rows, cols
+    return None
+
+
+class UserTerminal:
+    """The user's terminal while a relayed shell has the screen (a local pty or a pod's exec TTY):
+    raw mode (the far side's line discipline does echo and ctrl+c), `on_resize` on every SIGWINCH,
+    and on leaving, whatever happened, its modes, input queue, foreground group and screen modes
+    put back."""
+
+    def __init__(self, user_in: int, user_out: int, on_resize: Callable[[], None] | None = None) -> None:
+        self.user_in, self.user_out, self.on_resize = user_in, user_out, on_resize
+        self._saved: list | None = None
+        self._foreground: int | None = None
+        self._undo_winch: Callable[[], None] | None = None
+
+    def __enter__(self) -> "UserTerminal":
+        in_tty = os.isatty(self.user_in)
+        self._saved = _tcgetattr(self.user_in) if in_tty else None
+        self._foreground = _foreground(self.user_in) if in_tty else None
+        if self.on_resize is not None:
+            self._undo_winch = self._watch_resize(asyncio.get_running_loop(), self.on_resize)
+        try:
+            if self._saved is not None:
+                tty.setraw(self.user_in, termios.TCSANOW)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._undo_winch is not None:
+            self._undo_winch()
+            self._undo_winch = None
+        self._restore(self._saved, self._foreground)
+
+    @staticmethod
+    def _watch_resize(loop: asyncio.AbstractEventLoop, on_resize: Callable[[], None]) -> Callable[[], None] | None:
         """Follow SIGWINCH while relaying; the returned function puts the previous handler back."""
         previous = signal.getsignal(signal.SIGWINCH)
         try:
-            loop.add_signal_handler(signal.SIGWINCH, self._copy_size)
+            loop.add_signal_handler(signal.SIGWINCH, on_resize)
         except (ValueError, RuntimeError, NotImplementedError):
             return None  # not the main thread: the size is copied once, at the start
 

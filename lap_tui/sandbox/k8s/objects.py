@@ -174,7 +174,9 @@ def status_from(obj: Mapping[str, Any], pod: Mapping[str, Any] | None, *, orphan
         session_id=lbl.get(LABEL_SESSION),
         context_key=(meta.get("annotations") or {}).get("lap-tui.dev/context-key"),
         isolated=True, message=message, restarts=restarts(pod), created_at=created, updated_at=changed,
-        suspended_at=changed if phase is SandboxPhase.SUSPENDED else None, orphan=orphan)
+        suspended_at=changed if phase is SandboxPhase.SUSPENDED else None, orphan=orphan,
+        node=str(((pod or {}).get("spec") or {}).get("nodeName") or ""),
+        pod_phase=str(((pod or {}).get("status") or {}).get("phase") or ""))
 
 
 def _iso(value: Any) -> str:
