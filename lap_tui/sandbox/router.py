@@ -66,6 +66,24 @@ class Backends(SandboxBackend):
     async def logs(self, sandbox_id: str, *, tail: int | None = None) -> list[str]:
         return await (await self.for_id(sandbox_id)).logs(sandbox_id, tail=tail)
 
+    async def describe(self, sandbox_id: str) -> dict[str, list[str]]:
+        """The detail screen's `d`: conditions and Events on the cluster; nothing more locally."""
+        b = await self.for_id(sandbox_id)
+        if b.name != "kubernetes":
+            return {}
+        from lap_tui.sandbox.k8s.describe import describe
+
+        return await describe(b, sandbox_id)  # type: ignore[arg-type]
+
+    async def follow_logs(self, sandbox_id: str, *, tail: int | None = 10) -> AsyncIterator[str]:
+        """The log as it grows where the backend can follow it (pods/log); NotImplementedError elsewhere."""
+        b = await self.for_id(sandbox_id)
+        follow = getattr(b, "follow_logs", None)
+        if follow is None:
+            raise NotImplementedError(f"the {b.name} backend cannot follow a log")
+        async for line in follow(sandbox_id, tail=tail):
+            yield line
+
     async def suspend(self, sandbox_id: str) -> SandboxStatus:
         return await (await self.for_id(sandbox_id)).suspend(sandbox_id)
 

@@ -61,8 +61,10 @@ KEYS: dict[str, Key] = {
     "sandboxes.open": Key("enter", "open", "Detail"),
     "sandboxes.suspend": Key("s", "suspend", "Suspend"),
     "sandboxes.resume": Key("r", "resume", "Resume"),
-    "sandboxes.delete": Key("d", "delete", "Delete"),
+    "sandboxes.describe": Key("d", "describe", "Describe"),
+    "sandboxes.logs": Key("l", "logs", "Logs"),
     "sandboxes.shell": Key("x", "shell", "Shell"),
+    "sandboxes.delete": Key("ctrl+d", "delete", "Delete"),  # k9s: d describes, ctrl+d deletes
     # Dialogs
     "confirm.yes": Key("y", "yes", "Yes"),
     "confirm.no": Key("n,escape", "no", "No"),

@@ -8,7 +8,7 @@ from typing import Iterable
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SystemCommand
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Log, Static
 
 from lap_tui.domain.clock import now_iso
@@ -25,18 +25,23 @@ LOG_EVERY = 1.0
 class SandboxDetailScreen(LapScreen):
     TITLE = "Sandbox"
     VIEW = "sandbox_detail"
-    BINDINGS = keymap.bindings("sandboxes.suspend", "sandboxes.resume", "sandboxes.delete", "sandboxes.shell")
+    BINDINGS = keymap.bindings("sandboxes.describe", "sandboxes.logs", "sandboxes.shell", "sandboxes.suspend",
+                               "sandboxes.resume", "sandboxes.delete")
     MUTATING = frozenset({"suspend", "resume", "delete", "shell"})
     DEFAULT_CSS = """
     SandboxDetailScreen #top { height: auto; max-height: 12; }
     SandboxDetailScreen #fields { width: 1fr; height: auto; padding: 0 1; }
     SandboxDetailScreen #events { width: 1fr; height: auto; max-height: 12; padding: 0 1; color: $text-muted; }
-    SandboxDetailScreen Log { height: 1fr; border-top: solid $panel; }
+    SandboxDetailScreen #bottom { height: 1fr; border-top: solid $panel; }
+    SandboxDetailScreen #describe-box { width: 1fr; height: 1fr; padding: 0 1; }
+    SandboxDetailScreen Log { width: 2fr; height: 1fr; }
     """
 
-    def __init__(self, sandbox_id: str) -> None:
+    def __init__(self, sandbox_id: str, *, focus: str = "log") -> None:
         super().__init__()
         self.sandbox_id = sandbox_id
+        self.start_focus = focus  # "describe" (d) or "log" (l, enter)
+        self.described: dict[str, list[str]] | None = None
         self._events: list[str] = []
         self._last: dict | None = None
         self._lines_seen: list[str] = []
@@ -45,7 +50,10 @@ class SandboxDetailScreen(LapScreen):
         with Horizontal(id="top"):
             yield Static("loading…", id="fields")
             yield Static("", id="events")
-        yield Log(max_lines=5000, id="log")
+        with Horizontal(id="bottom"):
+            with VerticalScroll(id="describe-box"):
+                yield Static("describe: loading…", id="describe")
+            yield Log(max_lines=5000, id="log")
 
     def on_mount(self) -> None:
         self.query_one("#title").set(title=f"Sandbox {self.sandbox_id}")
@@ -53,6 +61,8 @@ class SandboxDetailScreen(LapScreen):
             self.set_interval(AGE_EVERY, lambda: self._last is not None and self._show(self._last))
         self._follow_status()
         self._follow_log()
+        self._describe()
+        self.query_one("#describe-box" if self.start_focus == "describe" else "#log").focus()
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -61,6 +71,36 @@ class SandboxDetailScreen(LapScreen):
     def backend_ready(self) -> None:
         self._follow_status()
         self._follow_log()
+        self._describe()
+
+    @work(group="detail-describe", exclusive=True)
+    async def _describe(self) -> None:
+        """`d`: the Sandbox's conditions, its pod, and the Events of both (cluster sandboxes)."""
+        from lap_tui.tui.screens.sandboxes import _backend
+
+        box = self.query_one("#describe", Static)
+        backend = self.lap.sandboxes if self.lap.sandboxes is not None else None
+        if backend is None and not self.lap.sandboxes_tried.is_set():
+            backend = await _backend(self.lap)
+        describe = getattr(backend, "describe", None)
+        if describe is None:
+            box.update("describe: no sandbox backend in this terminal")
+            return
+        try:
+            found = await describe(self.sandbox_id)
+        except LapError as exc:
+            box.update(Text(f"describe: {self.lap.clean(str(exc))}"))
+            return
+        self.described = found
+        if not found:
+            box.update("describe: a local sandbox has no conditions or events (see its fields and log)")
+            return
+        t = Text()
+        for title in ("namespace", "conditions", "pod", "events"):
+            t.append(f"{title}\n", style="bold")
+            for line in found.get(title) or ():
+                t.append(f"  {self.lap.sanitiser.line(line)}\n")  # the cluster's words: plain text only
+        box.update(t)
 
     def _show(self, row: dict | None) -> None:
         if row is None:
@@ -115,6 +155,18 @@ class SandboxDetailScreen(LapScreen):
         if backend is None or not hasattr(backend, "logs"):
             log.write_line("(no sandbox backend in this terminal: no logs)")
             return
+        follow = getattr(backend, "follow_logs", None)
+        if follow is not None:  # `l` follows: pods/log with follow on the cluster
+            try:
+                async for line in follow(self.sandbox_id, tail=LOG_TAIL):
+                    self._lines_seen.append(line)
+                    log.write_line(self.lap.clean(line))
+                del self._lines_seen[:-LOG_TAIL]
+            except NotImplementedError:
+                pass  # a local sandbox: its log file is re-read below
+            except LapError as exc:
+                log.write_line(f"(logs: {exc})")
+                return
         while True:
             try:
                 lines = await backend.logs(self.sandbox_id, tail=LOG_TAIL)
@@ -128,6 +180,15 @@ class SandboxDetailScreen(LapScreen):
             if self.lap.services.deterministic:
                 return
             await asyncio.sleep(LOG_EVERY)
+
+    def action_describe(self) -> None:
+        self._describe()
+        self.query_one("#describe-box").focus()
+
+    def action_logs(self) -> None:
+        log = self.query_one(Log)
+        log.scroll_end(animate=False)
+        log.focus()
 
     def action_suspend(self) -> None:
         self.app.run_worker(sandbox_action(self, "suspend", self.sandbox_id), group="sandbox-suspend")

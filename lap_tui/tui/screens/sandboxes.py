@@ -23,7 +23,8 @@ from lap_tui.tui.widgets.filter_bar import FilterBar
 from lap_tui.tui.widgets.table import LapTable
 
 COLUMNS = (("NAME", "name"), ("BACKEND", "backend"), ("TEAM", "team"), ("AGENT", "agent"), ("SESSION", "session"),
-           ("PHASE", "phase"), ("READY", "ready"), ("AGE", "age"), ("RESTARTS", "restarts"))
+           ("PHASE", "phase"), ("READY", "ready"), ("AGE", "age"), ("RESTARTS", "restarts"), ("POD", "pod"),
+           ("NODE", "node"))  # POD and NODE: the pod's phase and node from the watch (cluster sandboxes)
 APPLY_EVERY = 0.2  # seconds: how often collected changes reach the table
 AGE_EVERY = 5.0
 POLL_EVERY = 1.0  # without a backend: re-read the store's records
@@ -43,14 +44,15 @@ def as_row(item: Any) -> dict[str, Any] | None:
             "agent_id": getattr(st, "agent_id", None), "session_id": getattr(st, "session_id", None),
             "phase": getattr(phase, "value", phase) or "", "ready": bool(getattr(st, "ready", False)),
             "created_at": getattr(st, "created_at", ""), "restarts": int(getattr(st, "restarts", 0) or 0),
-            "message": getattr(st, "message", "") or "", "warning": getattr(st, "warning", None)}
+            "message": getattr(st, "message", "") or "", "warning": getattr(st, "warning", None),
+            "node": getattr(st, "node", "") or "", "pod_phase": getattr(st, "pod_phase", "") or ""}
 
 
 class SandboxesScreen(TableScreen):
     TITLE = "Sandboxes"
     VIEW = "sandboxes"
-    BINDINGS = keymap.bindings("sandboxes.open", "sandboxes.suspend", "sandboxes.resume", "sandboxes.delete",
-                               "sandboxes.shell", "table.filter")
+    BINDINGS = keymap.bindings("sandboxes.open", "sandboxes.describe", "sandboxes.logs", "sandboxes.shell",
+                               "sandboxes.suspend", "sandboxes.resume", "sandboxes.delete", "table.filter")
     MUTATING = frozenset({"suspend", "resume", "delete", "shell"})
 
     def __init__(self) -> None:
@@ -114,7 +116,8 @@ class SandboxesScreen(TableScreen):
         phase = r["phase"] + (" ⚠" if r.get("warning") else "")
         return (r["id"], r["backend"], r["team"], agent.name if agent else short_id(r["agent_id"]),
                 short_id(r["session_id"]), phase, "yes" if r["ready"] else "no",
-                age(r["created_at"], self.lap.services.clock()), str(r["restarts"]))
+                age(r["created_at"], self.lap.services.clock()), str(r["restarts"]),
+                self.lap.sanitiser.line(r["pod_phase"] or "-"), self.lap.sanitiser.line(r["node"] or "-"))
 
     def _visible(self, r: dict[str, Any]) -> bool:
         f = self._filter.lower()
@@ -208,6 +211,19 @@ class SandboxesScreen(TableScreen):
         sid = self.selected_id()
         if sid:
             self.lap.open_sandbox(sid)
+
+    def action_describe(self) -> None:
+        self._detail("describe")
+
+    def action_logs(self) -> None:
+        self._detail("log")
+
+    def _detail(self, focus: str) -> None:
+        from lap_tui.tui.screens.sandbox_detail import SandboxDetailScreen
+
+        sid = self.selected_id()
+        if sid:
+            self.app.push_screen(SandboxDetailScreen(sid, focus=focus))
 
     def action_suspend(self) -> None:
         self._act("suspend")
