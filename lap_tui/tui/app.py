@@ -69,7 +69,7 @@ class LapApp(App):
         self.store_down: tuple[Exception, int, float] | None = None  # why the store cannot be opened yet
         self.sanitiser = Sanitiser(self.settings.redactor)
         self.store_ready = asyncio.Event()
-        self.busy_at = 0.0  # monotonic time streamed text last reached the screen (see ChatLog)
+        self.busy_at = 0.0  # monotonic time streamed text last reached the screen (see widgets/transcript.py)
         self.input_at = 0.0  # monotonic time of the last keypress (the chat lets its frame go first)
         self._collected_for = -1.0  # the busy_at whose quiet spell had its full collection
         self.engine_ready = asyncio.Event()  # set once `engine` is the engine (or the watch-only stand-in)

@@ -120,9 +120,14 @@ class Renderer:
         if not text.strip():
             return []
         lines = self.lines(Markdown(text, code_theme=self.code_theme, hyperlinks=False), width)
-        while lines and not "".join(s.text for s in lines[-1]).strip():
+        while lines and _blank(lines[-1]):
             lines.pop()  # no trailing blank rows (the next entry has its own margin)
         return lines
+
+
+def _blank(line: Line) -> bool:
+    """No text and no background (a code block's padding row has a background: it stays)."""
+    return all(not s.text.strip() and not (s.style and s.style.bgcolor) for s in line)
 
 
 @dataclass(eq=False)
@@ -554,7 +559,7 @@ class Transcript:
         return ["".join(s.text for s in self.row(y)[1]) for y in range(start, end)]
 
 
-def theme_styles(variables: dict[str, str], dark: bool = True) -> Theme:
+def theme_styles(variables: dict[str, str]) -> Theme:
     """The transcript's styles from a Textual theme's CSS variables (`$text-muted`, …)."""
     def v(name: str, fallback: str) -> str:
         return variables.get(name) or fallback

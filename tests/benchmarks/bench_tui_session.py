@@ -110,7 +110,7 @@ from lap_tui.tui.launch import build_services
 from lap_tui.config import load_settings
 from lap_tui.tui.app import LapApp
 from lap_tui.tui.screens.chat import ChatScreen
-from lap_tui.tui.widgets.chat_log import ChatLog
+from lap_tui.tui.widgets.transcript import TranscriptView
 
 async def main():
     services = build_services(load_settings())
@@ -122,9 +122,9 @@ async def main():
                 break
             await pilot.pause(0.05)
         await pilot.pause(0.5)
-        log = app.screen.query_one(ChatLog)
-        msgs = [c for c in log.children if c.has_class("message")]
-        print(f"mounted in the chat: {len(msgs)} messages ({len(list(log.query('*')))} widgets in the log)")
+        log = app.screen.query_one(TranscriptView)
+        msgs = [e for e in log.transcript.entries if e.kind != "turn"]
+        print(f"in the chat's transcript: {len(msgs)} messages ({len(list(log.query('*')))} widgets in the log)")
         app.exit()
 
 asyncio.run(main())

@@ -242,22 +242,37 @@ async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 60.0, 
 
 
 async def log_on_screen(app, pilot):
-    """A bare ChatLog on the app's screen once the app has started (the test feeds it by hand)."""
-    from lap_tui.tui.widgets.chat_log import ChatLog
+    """A bare transcript view on the app's screen once the app has started (the test feeds it by hand)."""
+    from lap_tui.tui.widgets.transcript import TranscriptView
 
     await wait_for(pilot, lambda: app.store is not None and app.agents_cache and app.engine is not None,
                    what="start-up")
-    log = ChatLog(app.sanitiser, {})
+    log = TranscriptView(app.sanitiser, {})
     await app.screen.mount(log)
     return log
 
 
 async def streaming_in_log(app, pilot):
-    """A ChatLog on the app's screen holding one streaming assistant message: (log, block, widget)."""
+    """A transcript view on the app's screen holding one streaming assistant step: (view, block, entry)."""
     from lap_tui.tui.chat_model import Block
-    from lap_tui.tui.widgets.chat_messages import AssistantMessage
 
     log = await log_on_screen(app, pilot)
     block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
     await log.show([block])
-    return log, block, log.query_one(AssistantMessage)
+    return log, block, log.transcript.by_key[block.key]
+
+
+def transcript_text(view) -> str:
+    """Every row of a transcript view as plain text (what scrolling through it shows)."""
+    return "\n".join(row.rstrip() for row in view.transcript.text_rows())
+
+
+def entry_text(view, entry) -> str:
+    """One block's rows in a transcript view as plain text (no decoration)."""
+    t = view.transcript
+    return "\n".join("".join(s.text for s in line).rstrip() for line in entry.lines(t.r, t.width))
+
+
+def last_turn_text(view) -> str:
+    """The newest turn status line in a transcript view."""
+    return entry_text(view, next(e for e in reversed(view.transcript.entries) if e.kind == "turn"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
-from textual.widgets import Input, Markdown, TextArea
+from textual.widgets import Input, TextArea
 
 from lap_tui.tui.app import LapApp
 from lap_tui.tui.screens.agent_form import AgentForm
@@ -16,11 +16,10 @@ from lap_tui.tui.screens.help import HelpScreen
 from lap_tui.tui.screens.sandbox_detail import SandboxDetailScreen
 from lap_tui.tui.screens.sandboxes import SandboxesScreen
 from lap_tui.tui.screens.sessions import SessionsScreen
-from lap_tui.tui.widgets.chat_log import ChatLog
-from lap_tui.tui.widgets.chat_messages import AssistantMessage, ToolCallBlock, UserMessage
+from lap_tui.tui.widgets.transcript import TranscriptView
 from lap_tui.tui.widgets.table import LapTable
 from tests.tui.conftest import (AGENT_ID, chat_open, SESSION_ID, FakeSandboxBackend, seed, seed_basic, seed_chat,
-                                seed_sandboxes, wait_for)
+                                entry_text, seed_sandboxes, wait_for)
 
 
 async def started(app, pilot):
@@ -179,16 +178,19 @@ async def test_chat_history_is_rendered_safely_and_copyable(services_factory):
     copied = []
     async with app.run_test(size=(80, 24)) as pilot:
         app.copy_to_clipboard = copied.append
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.query(ToolCallBlock),
-                       what="history")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.query(TranscriptView) and any(
+            e.kind == "tool" for e in app.screen.query_one(TranscriptView).transcript.entries), what="history")
         chat = app.screen
-        tool = chat.query_one(ToolCallBlock)
-        assert "exit 1" in tool.title and tool.collapsed
-        assert "\x1b" not in str(tool._output.render()) and "FAILED" in str(tool._output.render())
+        view = chat.query_one(TranscriptView)
+        tool = next(e for e in view.transcript.entries if e.kind == "tool")
+        assert "exit 1" in tool.title() and tool.collapsed
+        view.toggle(tool)
+        assert "\x1b" not in entry_text(view, tool) and "FAILED" in entry_text(view, tool)
+        view.toggle(tool)
         assert chat.model.last_failed_turn().reason == "gateway: 429 rate limited"
         await pilot.press("ctrl+l")  # into the messages; the last one is selected
         await pilot.press("up")
-        assert isinstance(chat.query_one(ChatLog)._selected, AssistantMessage)
+        assert view.selected is not None and view.selected.kind == "assistant"
         await pilot.press("y")
         assert copied[-1] == "assert done.wait(1)\n"
         await pilot.press("c")
@@ -212,12 +214,16 @@ async def test_big_session_mounts_only_the_last_page_and_pages_back(services_fac
     seed(services, big)
     app = LapApp(services, session=SESSION_ID)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.query(UserMessage),
-                       what="history")
-        log = app.screen.query_one(ChatLog)
-        users = list(log.query(UserMessage))
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.query(TranscriptView)
+                       and app.screen.query_one(TranscriptView).transcript.entries, what="history")
+        log = app.screen.query_one(TranscriptView)
+
+        def user_blocks() -> list:
+            return [e.block for e in log.transcript.entries if e.kind == "user"]
+
+        users = user_blocks()
         # Only the newest turns that fill the screen are mounted (not the whole page of 8).
-        assert 2 <= len(users) < 8 and users[-1].block.text == "question 599"
+        assert 2 <= len(users) < 8 and users[-1].text == "question 599"
         assert log.has_older
         await pilot.pause(0.2)
         assert log.following and log.virtual_size.height > log.size.height  # the view is full
@@ -226,12 +232,12 @@ async def test_big_session_mounts_only_the_last_page_and_pages_back(services_fac
             log.scroll_to(y=1, animate=False)
             await pilot.pause(0.1)
             log.scroll_to(y=0, animate=False)
-            await wait_for(pilot, lambda: len(log.query(UserMessage)) == n, what=f"{n} messages")
+            await wait_for(pilot, lambda: len(user_blocks()) == n, what=f"{n} messages")
 
         await to_top(8)  # the rest of the first page, held without another read
-        assert log.query(UserMessage).first().block.text == "question 592"
+        assert user_blocks()[0].text == "question 592"
         await to_top(16)  # then the next page from the store
-        assert log.query(UserMessage).first().block.text == "question 584"
+        assert user_blocks()[0].text == "question 584"
         assert not log.following
 
 
@@ -255,7 +261,7 @@ async def test_sandbox_table_is_live_and_actions_reach_the_backend(services_fact
         app.suspend = contextlib.nullcontext  # the headless driver cannot hand the terminal over
         await pilot.press("x")
         await wait_for(pilot, lambda: ("shell", "s-000000000000") in backend.calls, what="shell")
-        await pilot.press("d")
+        await pilot.press("ctrl+d")  # k9s: d describes, ctrl+d deletes
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
         await pilot.press("y")
         await wait_for(pilot, lambda: "s-000000000000" not in table.rows, what="deleted row")

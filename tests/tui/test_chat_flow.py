@@ -7,17 +7,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from textual.widgets import Input, Markdown, TextArea
+from textual.widgets import Input, TextArea
 
 from lap_tui.domain.secrets import MASK
 from lap_tui.tui.app import LapApp
 from lap_tui.tui.screens.agent_form import AgentForm
 from lap_tui.tui.screens.chat import ChatScreen
 from lap_tui.tui.screens.sessions import SessionsScreen
-from lap_tui.tui.widgets.chat_log import ChatLog
-from lap_tui.tui.widgets.chat_messages import AssistantMessage, ToolCallBlock, TurnStatus, _Piece
+from lap_tui.tui.widgets.transcript import TranscriptView
 from tests.support.scripted_gateway import ScriptedGateway, error, stream, tool_call
-from tests.tui.conftest import chat_open, make_services, tui_environ, wait_for
+from tests.tui.conftest import chat_open, entry_text, last_turn_text, make_services, transcript_text, tui_environ, wait_for
 
 SECRET = "ghp-team-secret-123"
 
@@ -99,23 +98,26 @@ async def test_create_send_stream_tool_call_quit_and_reopen(tmp_path, gw):
         await pilot.pause(0.2)
         kinds = [b.kind for b in chat.model.blocks]
         assert kinds == ["turn", "user", "assistant", "tool", "assistant"]
-        tool = chat.query_one(ToolCallBlock)
-        assert "exit 0" in tool.title and "echo hello" in tool.title
-        out = str(tool._output.render())
-        assert "hello" in out and SECRET not in out and MASK in out  # the sandbox saw it, the screen did not
-        replies = list(chat.query(AssistantMessage))
+        view = chat.query_one(TranscriptView)
+        tool = view.transcript.by_key["tool:c1"]
+        assert "exit 0" in tool.title() and "echo hello" in tool.title() and tool.collapsed
+        view.toggle(tool)  # expanded: its command and output in place of the one line
+        out = entry_text(view, tool).split("\n")
+        assert "hello" in out[2:] and SECRET not in "".join(out) and MASK in "".join(out)  # the sandbox saw it
+        replies = [e for e in view.transcript.entries if e.kind == "assistant"]
         # The streamed text becomes Markdown block by block (the last block once the step ends).
-        await wait_for(pilot, lambda: bool(replies[-1].query(Markdown)), what="the reply as Markdown")
-        assert replies[-1].query_one(Markdown).source.startswith("All **good**.")
-        status = str(chat.query_one(TurnStatus).render())
+        await wait_for(pilot, lambda: not replies[-1].streaming and all(p.markdown for p in replies[-1].parts),
+                       what="the reply as Markdown")
+        assert replies[-1].parts[0].text.startswith("All **good**.")
+        assert "All good." in entry_text(view, replies[-1])  # rendered, not shown as typed
+        status = last_turn_text(view)
         assert "done" in status and "300 in / 30 out" in status and "$0.0030" in status
         # The header follows the session: idle once the turn is done (its row is written just
         # after the journal's last event, which reaches the screen at once).
         await wait_for(pilot, lambda: chat.query_one("#title")._detail.startswith("idle · 330 tokens"),
                        what=f"header idle: {chat.query_one('#title')._detail!r}")
         # The turn's status line stays below its content.
-        log_children = list(chat.query_one("#log").children)
-        assert isinstance(log_children[-1], TurnStatus)
+        assert view.transcript.entries[-1].kind == "turn"
         assert chat.query_one("#draft", TextArea).text == ""
         await pilot.press(*"an unsent draft")
         session_id = chat.session_id
@@ -147,21 +149,26 @@ async def test_a_reply_turns_into_markdown_while_it_streams(tmp_path, gw):
     app = LapApp(services_for(tmp_path, gw))
     async with app.run_test(size=(80, 24)) as pilot:
         chat = await send_in_new_chat(app, pilot, "plan it")
-        ticker = chat.query_one(ChatLog)._ticker
+        view = chat.query_one(TranscriptView)
+        ticker = view._ticker
         await wait_for(pilot, lambda: ticker._active.is_set(), what="the frame tick runs while text streams")
 
+        def replies() -> list:
+            return [e for e in view.transcript.entries if e.kind == "assistant"]
+
         def early_markdown() -> bool:
-            mds = [md for r in chat.query(AssistantMessage) for md in r.query(Markdown)]
-            return turn_status(app, "running") and any(md.source.startswith("# Plan") for md in mds)
+            return turn_status(app, "running") and any(p.markdown and p.text.startswith("# Plan")
+                                                       for r in replies() for p in r.parts)
 
         await wait_for(pilot, early_markdown, timeout=30, what="Markdown while the turn still runs")
         await wait_for(pilot, lambda: turn_status(app, "completed"), timeout=30, what="turn completed")
-        reply = chat.query_one(AssistantMessage)
-        await wait_for(pilot, lambda: not reply.query(_Piece), what="all of it Markdown")
+        reply = replies()[0]
+        await wait_for(pilot, lambda: not reply.streaming and all(p.markdown for p in reply.parts),
+                       what="all of it Markdown")
         # an idle chat costs no CPU: the frame tick stops once nothing streams
         await wait_for(pilot, lambda: not ticker._active.is_set(), what="the frame tick paused")
-        assert "".join(md.source for md in reply.query(Markdown)) == "".join(head) + "".join(
-            f"tail{i} " for i in range(80))
+        assert "".join(p.text for p in reply.parts) == "".join(head) + "".join(f"tail{i} " for i in range(80))
+        assert "Plan" in transcript_text(view) and "# Plan" not in transcript_text(view)
 
 
 async def test_cancel_a_running_turn(tmp_path, gw):
@@ -183,10 +190,10 @@ async def test_failed_turn_shows_its_reason_and_retries(tmp_path, gw):
     async with app.run_test(size=(80, 24)) as pilot:
         chat = await send_in_new_chat(app, pilot, "hello")
         await wait_for(pilot, lambda: turn_status(app, "failed"), timeout=30, what="failed")
-        status = str(chat.query_one(TurnStatus).render())
+        status = last_turn_text(chat.query_one(TranscriptView))
         assert "failed" in status and "too long" in status and "^r retries" in status
         gw.push(stream(["recovered"]))
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: turn_status(app, "completed"), timeout=30, what="retried")
         assert "recovered" in [b.text for b in chat.model.blocks if b.kind == "assistant"][-1]
-        assert "failed" not in str(chat.query_one(TurnStatus).render())
+        assert "failed" not in last_turn_text(chat.query_one(TranscriptView))

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from textual import events
-from textual.widgets import Markdown, TextArea
+from textual.widgets import TextArea
 
 from lap_tui.domain.secrets import MASK, Redactor
 from lap_tui.tui.app import LapApp
@@ -17,9 +17,8 @@ from lap_tui.tui.safety import Sanitiser
 from lap_tui.tui.screens.agents import AgentsScreen
 from lap_tui.tui.screens.chat import ChatScreen
 from lap_tui.tui.screens.help import HelpScreen
-from lap_tui.tui.widgets.chat_log import ChatLog
-from lap_tui.tui.widgets.chat_messages import (MAX_TAIL, PLAIN_BIG, AssistantMessage, _Piece, seal_point,
-                                                segments)
+from lap_tui.tui.transcript_model import MAX_TAIL, PLAIN_BIG, AssistantEntry, Transcript, seal_point
+from lap_tui.tui.widgets.transcript import TranscriptView
 from lap_tui.tui.widgets.command_line import CommandLine
 from tests.tui.conftest import SESSION_ID, chat_open, seed, seed_basic, seed_chat, streaming_in_log, wait_for
 
@@ -67,7 +66,7 @@ async def test_esc_leaves_the_draft_so_colon_and_question_mark_work(services_fac
         await pilot.press("colon")
         assert draft.text == ":" and app.screen is chat  # in the draft, : is text
         await pilot.press("backspace", "escape")
-        assert app.screen is chat and not draft.has_focus and chat.query_one(ChatLog).has_focus
+        assert app.screen is chat and not draft.has_focus and chat.query_one(TranscriptView).has_focus
         await pilot.press("colon")
         assert isinstance(app.screen, CommandLine)
         await pilot.press("escape")
@@ -89,7 +88,7 @@ async def test_ctrl_l_then_a_key_at_once_never_reaches_the_draft(services_factor
         # Both keys queued before either is handled: what a fast typist (or tmux) sends.
         app.post_message(events.Key("ctrl+l", None))
         app.post_message(events.Key("x", "x"))
-        await wait_for(pilot, lambda: chat.query_one(ChatLog).has_focus, what="the log focused")
+        await wait_for(pilot, lambda: chat.query_one(TranscriptView).has_focus, what="the log focused")
         await pilot.pause()  # the x queued behind ctrl+l: forwarded by the app ...
         await pilot.pause()  # ... and handled by whichever widget it went to
         assert draft.text == ""
@@ -116,7 +115,7 @@ async def test_ctrl_l_as_soon_as_the_chat_opens_stays_on_the_log(services_factor
         await wait_for(pilot, lambda: chat_open(app), what="chat")
         for _ in range(3):  # anything the mount deferred runs now
             await pilot.pause()
-        assert app.screen.query_one(ChatLog).has_focus, app.screen.focused
+        assert app.screen.query_one(TranscriptView).has_focus, app.screen.focused
 
 
 async def test_the_keys_bar_follows_focus_and_read_only(services_factory):
@@ -190,84 +189,68 @@ def test_pieces_cut_at_blank_lines_outside_code_fences():
     assert seal_point("a\n\n```\ncode\n\nmore", False) == 3  # the later blank line is inside a fence
     assert seal_point("code\n\nstill code", True) == 0
     assert seal_point("end of code\n```\n\nafter", True) == len("end of code\n```\n\n")
-    text = "".join(f"para {i} " + "w " * 300 + "\n\n" for i in range(10))
-    segs = segments(text, size=2000)
-    assert "".join(segs) == text and len(segs) > 1 and all(len(s) >= 2000 for s in segs[:-1])
-    fenced = "```\n" + "x\n\n" * 2000 + "```\n\nafter"
-    assert segments(fenced, size=2000) == [fenced[:-len("after")], "after"]  # never cut inside the fence
 
 
-async def streaming_reply(app, pilot) -> tuple[Block, AssistantMessage]:
-    """A streaming assistant message mounted on its own, fed and ticked by hand."""
-    await started(app, pilot)
+def streaming_reply(width: int = 80) -> tuple[Transcript, Block, AssistantEntry]:
+    """A streaming assistant step in a transcript of its own, fed and flushed by hand."""
+    t = Transcript(Sanitiser(), {})
+    t.set_width(width)
     block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=True)
-    w = AssistantMessage(block, app.sanitiser)
-    await app.screen.mount(w)
-    return block, w
+    e = t.add(block)
+    assert isinstance(e, AssistantEntry)
+    return t, block, e
 
 
-async def feed(block: Block, w: AssistantMessage, text: str, *, size: int, tick_every: int) -> None:
-    """`text` arrives in chunks of `size`; the frame tick runs every `tick_every` characters and at the end."""
+def feed(t: Transcript, block: Block, e: AssistantEntry, text: str, *, size: int, tick_every: int) -> None:
+    """`text` arrives in chunks of `size`; the frame tick (a flush and a measure) runs every
+    `tick_every` characters and at the end."""
     for i in range(0, len(text), size):
         block.text += text[i:i + size]
-        w.append(text[i:i + size], len(block.text))
+        e.append(text[i:i + size], len(block.text))
         if i % tick_every == 0:
-            await w.tick()
-    await w.tick()
+            e.flush()
+            t.changed(e)
+            t.height
+    e.flush()
+    t.changed(e)
 
 
-async def test_a_streamed_reply_turns_into_markdown_block_by_block(services_factory):
-    """Only a small plain tail is re-rendered per flush; finished blocks become Markdown while the
-    reply still streams (heights pinned meanwhile); the step's end converts the rest."""
-    services = services_factory()
-    seed(services, seed_basic)
-    app = LapApp(services)
-    async with app.run_test(size=(80, 24)) as pilot:
-        block, w = await streaming_reply(app, pilot)
-        words = "".join(f"**w{i}** " + ("\n\n" if i % 100 == 99 else "") for i in range(8000))
-
-        async def ticks_until(done) -> None:  # the ChatLog's frame tick, by hand
-            for _ in range(200):
-                if done():
-                    return
-                await w.tick()
-                await pilot.pause(0.03)
-            raise AssertionError("never happened")
-
-        await feed(block, w, words[:len(words) // 2], size=50, tick_every=2000)
-        await ticks_until(lambda: not w._queue and len(w.query(Markdown)) > 3)
-        assert w.query_one(".tail", _Piece) and len(w._tail) < MAX_TAIL  # what a flush re-renders stays small
-        await ticks_until(lambda: all(md.styles.height is not None and md.styles.height.is_cells
-                                      for md in w.query(Markdown)))
-        await feed(block, w, words[len(words) // 2:], size=50, tick_every=2000)
-        block.streaming = False
-        await w.finish()
-        await wait_for(pilot, lambda: not w.query(_Piece), what="all pieces converted")
-        assert "".join(m.source for m in w.query(Markdown)) == words
-        assert all(md.styles.height is None or not md.styles.height.is_cells for md in w.query(Markdown))
+def test_a_streamed_reply_turns_into_markdown_block_by_block():
+    """Only a small plain tail is rendered again per flush; finished blocks become Markdown while
+    the reply still streams; the step's end makes the rest Markdown."""
+    t, block, e = streaming_reply()
+    words = "".join(f"**w{i}** " + ("\n\n" if i % 100 == 99 else "") for i in range(8000))
+    feed(t, block, e, words[:len(words) // 2], size=50, tick_every=2000)
+    assert len(e.parts) > 3 and all(p.markdown for p in e.parts)
+    assert len(e._tail) < MAX_TAIL  # what a flush renders again stays small
+    rows = t.text_rows()
+    finished = rows[1:1 + e._tops[-1]]  # the rows above the open paragraph
+    assert "w0 w1" in finished[0] and "**" not in "".join(finished) and "**" in "".join(rows)  # Markdown, not the source
+    feed(t, block, e, words[len(words) // 2:], size=50, tick_every=2000)
+    block.streaming = False
+    e.finish()
+    t.changed(e)
+    assert all(p.markdown for p in e.parts) and not e._open and not e._tail
+    assert "".join(p.text for p in e.parts) == words
+    assert "**" not in "".join(t.text_rows()) and "w7999" in t.text_rows()[-1]
 
 
-async def test_a_huge_plain_paragraph_stays_plain_between_markdown_blocks(services_factory):
-    """A paragraph of PLAIN_BIG+ characters without Markdown syntax is kept as plain pieces (Markdown
-    would show it the same, at a far higher cost); the blocks around it still become Markdown, and
-    the reply reads in its order."""
-    services = services_factory()
-    seed(services, seed_basic)
-    app = LapApp(services)
-    async with app.run_test(size=(80, 24)) as pilot:
-        block, w = await streaming_reply(app, pilot)
-        big = " ".join(f"plain{i}" for i in range(PLAIN_BIG // 6))
-        await feed(block, w, "# Before\n\n" + big + "\n\n**After** it.\n\n", size=40, tick_every=4000)
-        block.streaming = False
-        await w.finish()
-        await wait_for(pilot, lambda: not w._queue and len(w.query(Markdown)) == 2, what="conversions")
-        await pilot.pause(0.1)
-        parts = [("md", c.source) if isinstance(c, Markdown) else ("plain", str(c.render()))
-                 for c in w.query_one(".body").children]
-        assert [k for k, _ in parts][0] == "md" and parts[0][1].startswith("# Before")
-        assert [k for k, _ in parts][-1] == "md" and parts[-1][1].startswith("**After**")
-        plain = "".join(t for k, t in parts if k == "plain").replace("\n", " ")
-        assert {k for k, _ in parts[1:-1]} == {"plain"} and plain.split() == big.split()
+def test_a_huge_plain_paragraph_stays_plain_between_markdown_blocks():
+    """A paragraph of PLAIN_BIG+ characters without Markdown syntax is kept plain (Markdown would
+    show it the same, at a far higher cost); the blocks around it still become Markdown, and the
+    reply reads in its order."""
+    t, block, e = streaming_reply()
+    big = " ".join(f"plain{i}" for i in range(PLAIN_BIG // 6))
+    feed(t, block, e, "# Before\n\n" + big + "\n\n**After** it.\n\n", size=40, tick_every=4000)
+    block.streaming = False
+    e.finish()
+    t.changed(e)
+    kinds = [p.markdown for p in e.parts]
+    assert kinds == [True, False, True], kinds
+    assert e.parts[0].text.startswith("# Before") and e.parts[2].text.startswith("**After**")
+    assert e.parts[1].text.split() == big.split()
+    rows = [r.strip() for r in t.text_rows() if r.strip()]
+    assert rows[0] == "Before" and rows[-1] == "After it." and " ".join(rows[1:-1]).split() == big.split()
 
 
 async def test_sandbox_filter_narrows_by_removing_rows_and_widens_in_order(services_factory):

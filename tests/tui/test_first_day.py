@@ -122,14 +122,13 @@ async def seed_long_chat(store, turns: int = 40) -> None:
 
 
 async def reopened_from_end(services, state) -> tuple[float, bool]:
-    from lap_tui.tui.widgets.chat_log import ChatLog
+    from lap_tui.tui.widgets.transcript import TranscriptView
 
     app = LapApp(services, state=state)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.shown.is_set(),
                        what="the chat shown")
-        log = app.screen.query_one(ChatLog)
-        await wait_for(pilot, lambda: not log._refold_due, what="settled")
+        log = app.screen.query_one(TranscriptView)
         await pilot.pause(0.3)  # any late layout change would move it: it must not
         return log.max_scroll_y - log.scroll_y, log.following
 
@@ -148,14 +147,14 @@ async def test_a_chat_reopens_exactly_that_far_above_the_end(services_factory, f
 
 async def test_one_line_above_the_end_is_not_the_end(services_factory):
     from lap_tui.tui.state import UiState
-    from lap_tui.tui.widgets.chat_log import ChatLog
+    from lap_tui.tui.widgets.transcript import TranscriptView
 
     services = services_factory()
     seed(services, seed_long_chat)
     app = LapApp(services, session=SESSION_ID)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.shown.is_set(), what="chat")
-        log = app.screen.query_one(ChatLog)
+        log = app.screen.query_one(TranscriptView)
         await wait_for(pilot, lambda: log.max_scroll_y > 5, what="laid out")
         log.scroll_to(y=log.max_scroll_y - 1, animate=False, immediate=True)
         app.screen.capture_state()
@@ -185,7 +184,7 @@ async def test_read_only_and_view_runs_keep_a_state_of_their_own(services_factor
 
 # -- 6: ctrl+l lands where reading continues
 async def test_ctrl_l_from_the_draft_keeps_the_end_of_a_long_reply_in_view(services_factory):
-    from lap_tui.tui.widgets.chat_log import ChatLog
+    from lap_tui.tui.widgets.transcript import TranscriptView
 
     async def long_reply(store):
         await seed_basic(store)
@@ -201,7 +200,7 @@ async def test_ctrl_l_from_the_draft_keeps_the_end_of_a_long_reply_in_view(servi
     app = LapApp(services, session=SESSION_ID)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.shown.is_set(), what="chat")
-        log = app.screen.query_one(ChatLog)
+        log = app.screen.query_one(TranscriptView)
         await wait_for(pilot, lambda: log.max_scroll_y > 100 and log.scroll_y >= log.max_scroll_y, what="at the end")
         await pilot.press("ctrl+l")
         assert log.has_focus
@@ -320,32 +319,29 @@ async def test_an_unreachable_postgres_is_explained_and_retried(services_factory
 
 # -- 15: cosmetics
 @pytest.mark.parametrize("streamed", [False, True])
-async def test_a_one_line_reply_takes_one_line(services_factory, streamed):
+def test_a_one_line_reply_takes_one_line(streamed):
     """No empty bar lines under it: neither the last block's margin nor an empty note."""
     from lap_tui.tui.chat_model import Block
-    from lap_tui.tui.widgets.chat_messages import AssistantMessage
+    from lap_tui.tui.safety import Sanitiser
+    from lap_tui.tui.transcript_model import Transcript
     from tests.tui.test_defects import feed
 
-    services = services_factory()
-    app = LapApp(services)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await started(app, pilot)
-        block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=streamed,
-                      text="" if streamed else "Hello! One line.")
-        w = AssistantMessage(block, app.sanitiser)
-        await app.screen.mount(w)
-        if streamed:
-            await feed(block, w, "Hello! One line.", size=4, tick_every=8)
-            block.streaming = False
-            await w.finish()
-        await wait_for(pilot, lambda: w.query("Markdown") and w.query_one("Markdown").size.height == 1
-                       and w.size.height == 1, what=f"one line: {w.size}")
+    t = Transcript(Sanitiser(), {})
+    block = Block(key="assistant:1", kind="assistant", turn_id="t", streaming=streamed,
+                  text="" if streamed else "Hello! One line.")
+    e = t.add(block)
+    if streamed:
+        feed(t, block, e, "Hello! One line.", size=4, tick_every=8)
+        block.streaming = False
+        e.finish()
+        t.changed(e)
+    assert [r.rstrip() for r in t.text_rows()] == ["", "Hello! One line."]  # its margin, its line
 
 
 async def test_plurals_and_a_cancelled_turn_said_once(services_factory):
     from lap_tui.tui.chat_model import Block
     from lap_tui.tui.formatting import plural
-    from lap_tui.tui.widgets.chat_messages import TurnStatus
+    from lap_tui.tui.transcript_model import Transcript
 
     assert plural(1, "model") == "1 model" and plural(1, "sandbox", "sandboxes") == "1 sandbox"
     assert plural(3, "sandbox", "sandboxes") == "3 sandboxes"
@@ -355,10 +351,9 @@ async def test_plurals_and_a_cancelled_turn_said_once(services_factory):
         await started(app, pilot)
         await wait_for(pilot, lambda: app.health["gateway"][0] == "ok", what="gateway")
         assert app.health["gateway"][1] == "1 model"
-        t = TurnStatus(Block(key="turn:t", kind="turn", turn_id="t", status="cancelled",
-                             reason="cancelled by the user"), app.sanitiser, {})
-        await app.screen.mount(t)
-        assert str(t.render()) == "■ cancelled by the user"
+        t = Transcript(app.sanitiser, {})
+        t.extend([Block(key="turn:t", kind="turn", turn_id="t", status="cancelled", reason="cancelled by the user")])
+        assert [r.rstrip() for r in t.text_rows()] == ["■ cancelled by the user"]
 
 
 async def test_the_filter_keeps_the_title_with_its_count_and_esc_clears_a_kept_filter(services_factory):
@@ -579,7 +574,7 @@ async def test_the_unknown_key_notice_is_shown_as_written(services_factory):
 
 
 async def test_page_ups_in_one_burst_go_on_into_older_turns(services_factory):
-    from lap_tui.tui.widgets.chat_log import ChatLog
+    from lap_tui.tui.widgets.transcript import TranscriptView
 
     async def turns(store):
         await seed_basic(store)
@@ -596,7 +591,7 @@ async def test_page_ups_in_one_burst_go_on_into_older_turns(services_factory):
     app = LapApp(services, session=SESSION_ID)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.shown.is_set(), what="chat")
-        log = app.screen.query_one(ChatLog)
+        log = app.screen.query_one(TranscriptView)
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: log.has_focus and log.max_scroll_y > 0, what="the log")
         page = log.scrollable_content_region.height

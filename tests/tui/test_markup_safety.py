@@ -18,7 +18,7 @@ from lap_tui.tui.screens.chat import ChatScreen
 from lap_tui.tui.screens.confirm import ConfirmScreen
 from lap_tui.tui.screens.sandbox_detail import SandboxDetailScreen
 from lap_tui.tui.screens.sessions import SessionsScreen
-from lap_tui.tui.widgets.chat_messages import ToolCallBlock, TurnStatus
+from lap_tui.tui.widgets.transcript import TranscriptView
 from lap_tui.tui.widgets.table import LapTable
 from tests.tui.conftest import FROZEN, FakeSandboxBackend, make_services, seed, wait_for
 
@@ -112,14 +112,14 @@ async def test_chat_shows_prompts_replies_tools_and_errors_literally(services_fa
     seed(services, seed_evil)
     app = LapApp(services, session=SESSION_ID)
     async with app.run_test(size=(160, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.query(TurnStatus)
-                       and app.screen.query(ToolCallBlock), what="chat")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.query(TranscriptView) and {
+            "turn", "tool"} <= {e.kind for e in app.screen.query_one(TranscriptView).transcript.entries}, what="chat")
         await pilot.pause()
         text = assert_safe(app, "chat")
         assert "gateway said [/x]" in text and "title [/x]" in text and "user [/x]" in text
         assert "reply [/x] [@click=app.quit]click me[/]" in text  # Markdown shows markup as text
-        tool = app.screen.query_one(ToolCallBlock)
-        tool.collapsed = False
+        view = app.screen.query_one(TranscriptView)
+        view.toggle(next(e for e in view.transcript.entries if e.kind == "tool"))
         await pilot.pause()
         assert "out [/x]" in assert_safe(app, "tool output")
 

@@ -23,7 +23,7 @@ from lap_tui.tui.chat_model import ChatModel
 from lap_tui.tui.formatting import cost, short_id, tokens
 from lap_tui.tui.loop import after_refresh
 from lap_tui.tui.screens.base import LapScreen
-from lap_tui.tui.widgets.chat_log import ChatLog
+from lap_tui.tui.widgets.transcript import TranscriptView
 
 PAGE_TURNS = 8  # turns mounted at first and per older page
 FETCH = 400  # events read per query while gathering a page
@@ -88,7 +88,7 @@ class ChatScreen(LapScreen):
 
     def compose_body(self) -> ComposeResult:
         keys = {k: self.app.get_key_display(b) for k, b in self._key_bindings().items()}
-        yield ChatLog(self.lap.sanitiser, keys, id="log")
+        yield TranscriptView(self.lap.sanitiser, keys, id="log")
         area = TextArea(id="draft", soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
                         placeholder=f"Message — {keys['chat.send']} sends, {keys['chat.focus_log']} moves to the "
                                     "messages", compact=True)
@@ -168,7 +168,7 @@ class ChatScreen(LapScreen):
         for ev in events:
             self.model.apply(ev)
         self._title(session)  # with the journal's view of the turn in progress
-        log = self.query_one(ChatLog)
+        log = self.query_one(TranscriptView)
         log.has_older = more
         blocks = self.model.blocks
         # Following the tail (the usual case): the newest turns that fill the lower half are
@@ -205,7 +205,7 @@ class ChatScreen(LapScreen):
                              EventKind.TURN_STARTED, EventKind.MODEL_MESSAGE):
                 self._refresh_title()
 
-    async def _restore_scroll(self, log: ChatLog) -> None:
+    async def _restore_scroll(self, log: TranscriptView) -> None:
         """Reopen exactly where the view was left, `chat_scroll_from_end` lines above the bottom.
         Older turns are mounted until there is that much to scroll, and the offset is set again
         on each refresh until the layout holds still (Markdown replaces its stand-ins a frame or
@@ -263,7 +263,7 @@ class ChatScreen(LapScreen):
             title=f"Chat · {s.agent_name} · {name}",
             detail=f"{status} · {tokens(s.prompt_tokens + s.completion_tokens)} tokens · {cost(s.cost_usd)}")
 
-    @on(ChatLog.NeedOlder)
+    @on(TranscriptView.NeedOlder)
     def _older(self) -> None:
         self._load_older()
 
@@ -272,7 +272,7 @@ class ChatScreen(LapScreen):
         await self._older_page()
 
     async def _older_page(self) -> None:
-        log = self.query_one(ChatLog)
+        log = self.query_one(TranscriptView)
         if self._held:
             events, more, self._held = self._held, self._held_more, []
         elif self._oldest_seq is None:
@@ -299,11 +299,11 @@ class ChatScreen(LapScreen):
 
         if next((s for s in reversed(self.lap.screen_stack) if not isinstance(s, ModalScreen)), None) is not self:
             return  # under `:` or `?` it is still the chat being read
-        log = self.query_one(ChatLog)
+        log = self.query_one(TranscriptView)
         st = self.lap.state
         st.session_id = self.session_id
         # At the very end only (not `following`'s one line of slack, which reopened one line off).
-        at_end = (log.is_anchored and not log._anchor_released) or log.scroll_y >= log.max_scroll_y
+        at_end = log.at_end
         st.chat_follow = at_end
         st.chat_scroll_from_end = 0.0 if at_end else float(log.max_scroll_y - log.scroll_y)
         st.set_draft(self.session_id, self.query_one("#draft", TextArea).text)
@@ -314,7 +314,7 @@ class ChatScreen(LapScreen):
     def action_focus_log(self) -> None:
         # The screen's focus, not log.has_focus: that flag follows a focus change a message later
         # (a ctrl+l handled right after the chat mounted read it stale and focused the draft).
-        log = self.query_one(ChatLog)
+        log = self.query_one(TranscriptView)
         self.set_focus(self.query_one("#draft", TextArea) if self.focused is log else log)
 
     def action_focus_input(self) -> None:
@@ -323,7 +323,7 @@ class ChatScreen(LapScreen):
     def action_back(self) -> None:
         draft = self.query_one("#draft", TextArea)
         if draft.has_focus:
-            self.set_focus(self.query_one(ChatLog))
+            self.set_focus(self.query_one(TranscriptView))
         elif len(self.app.screen_stack) == 2 and getattr(self.app.screen_stack[0], "VIEW", "") == "agents":
             self.lap.go("sessions")  # opened at start-up straight into the chat: its list now
         else:
@@ -353,7 +353,7 @@ class ChatScreen(LapScreen):
             area.clear()
         self.lap.state.set_draft(self.session_id, area.text)
         self.lap._state_dirty = True
-        self.query_one(ChatLog).scroll_end(animate=False)
+        self.query_one(TranscriptView).scroll_end(animate=False)
 
     def action_cancel_turn(self) -> None:
         turn = self.model.active_turn()
@@ -409,7 +409,7 @@ class ChatScreen(LapScreen):
                                 "cancelled turn's message again", self.action_retry)
             yield SystemCommand("Chat: Set title", "Name this session (:title TEXT)",
                                 lambda: self.lap.action_command_line(":title "))
-        log = self.query_one(ChatLog)
+        log = self.query_one(TranscriptView)
         yield SystemCommand("Chat: Copy message", "Copy the selected (or last) message (OSC 52)",
                             log.action_copy_message)
         yield SystemCommand("Chat: Copy code block", "Copy the last code block of the selected message",

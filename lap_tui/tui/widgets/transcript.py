@@ -17,6 +17,7 @@ import time
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
+from textual.color import Color
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -83,7 +84,12 @@ class TranscriptView(ScrollView, can_focus=True):
     def _restyle(self) -> None:
         variables = self.app.theme_variables
         dark = self.app.current_theme.dark if self.app.current_theme else True
-        self.transcript.restyle(Renderer(theme_styles(variables, dark), "monokai" if dark else "default"))
+        try:  # a theme without hues (lap-mono) gets code without hues too
+            grey = Color.parse(variables.get("primary", "")).hsl.s < 0.1
+        except Exception:  # noqa: BLE001 - a theme's own colour syntax: keep the colours
+            grey = False
+        code = "bw" if grey else "monokai" if dark else "default"
+        self.transcript.restyle(Renderer(theme_styles(variables), code))
         self._styles = {}
         self._resized()
 
