@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 from lap_tui.domain.agent import Agent
 from lap_tui.domain.ids import new_id
@@ -81,15 +82,22 @@ async def seed(url: str, n: int) -> list[str]:
         await store.close()
 
 
+def postgres_cpu(srv: PgServer) -> float:
+    """The server's CPU seconds so far: the postmaster's own and its exited backends'."""
+    pid = int((srv.data / "postmaster.pid").read_text().split()[0])
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 
 
-async def run(url: str, workers: int, n: int) -> tuple[float, float]:
-    """(turns per second, the workers' CPU seconds per turn: start-up included)."""
+async def run(srv: PgServer, url: str, workers: int, n: int) -> tuple[float, float, float]:
+    """(turns per second, the workers' and the server's CPU seconds per turn: start-up included)."""
     sids = await seed(url, n)
-    cpu0 = children_cpu()
+    cpu0, pg0 = children_cpu(), postgres_cpu(srv)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = [subprocess.Popen([sys.executable, "-m", "tests.benchmarks.bench_workers", "--child", url],
                               env=env, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
@@ -118,7 +126,7 @@ async def run(url: str, workers: int, n: int) -> tuple[float, float]:
         for p in procs:
             p.wait(60)
         await store.close()
-    return rate, (children_cpu() - cpu0) / n
+    return rate, (children_cpu() - cpu0) / n, (postgres_cpu(srv) - pg0) / n
 
 
 async def main() -> None:
@@ -136,10 +144,11 @@ async def main() -> None:
               f"PostgreSQL, {os.cpu_count()} cores")
         base = None
         for k in range(1, args.max_workers + 1):
-            rate, cpu = await run(srv.createdb(f"w{k}"), k, args.turns)
+            rate, cpu, pg = await run(srv, srv.createdb(f"w{k}"), k, args.turns)
             base = base or rate
             print(f"  {k} worker{'s' if k > 1 else ' '}  {rate:7.1f} turns/s  ({rate * 3:.0f} steps/s)  "
-                  f"x{rate / base:.2f} of one worker  worker CPU {cpu * 1000:.1f} ms/turn", flush=True)
+                  f"x{rate / base:.2f} of one worker  CPU per turn: workers {cpu * 1000:.1f} ms, "
+                  f"Postgres {pg * 1000:.1f} ms", flush=True)
         load = os.getloadavg()[0]
         print(f"  load average {load:.1f} on {os.cpu_count()} cores (other work included)")
     finally:
