@@ -197,3 +197,31 @@ def test_an_unknown_field_is_an_error_with_server_side_apply_or_strict_validatio
     stored = kube.custom.create_namespaced_custom_object(GROUP, "v1beta1", kube.ns, "sandboxes", body,
                                                          field_validation="Ignore")
     assert "notAField" not in stored["spec"]
+
+
+def test_after_compact_etcd_and_a_restart_a_watch_from_an_older_resource_version_is_gone(
+        kube: Cluster, k8s_cluster: K8sCluster, api: client.ApiClient):
+    old_rv = kube.core.list_namespaced_config_map(kube.ns).metadata.resource_version
+    kube.core.create_namespaced_config_map(kube.ns, {"metadata": {"name": "bump"}, "data": {"a": "1"}})
+    assert k8s_cluster.compact_etcd() > int(old_rv)
+    # Until it restarts, the API server's watch cache may still serve a recent version.
+    k8s_cluster.restart_apiserver()
+    kube = Cluster(api, kube.ns)
+    with pytest.raises(ApiException) as e:
+        for _ in watch.Watch().stream(kube.core.list_namespaced_config_map, kube.ns, resource_version=old_rv,
+                                      timeout_seconds=10):
+            pass
+    assert e.value.status == 410
+
+
+def test_after_restart_apiserver_sandboxes_become_ready_and_exec_works(kube: Cluster, k8s_cluster: K8sCluster,
+                                                                       api: client.ApiClient):
+    seen_down: list[bool] = []
+    k8s_cluster.restart_apiserver(while_down=lambda: seen_down.append(k8s_cluster.api_ready()))
+    assert seen_down == [False]
+    kube = Cluster(api, kube.ns)
+    sbx = kube.create_sandbox(sandbox_manifest("after-restart"))
+    kube.ready_sandbox("after-restart")
+    pod = kube.ready_pod(sbx["metadata"]["uid"])
+    out, _, status = kube.exec(pod.metadata.name, ["sh", "-c", "echo ok"])
+    assert (out, status.get("status")) == ("ok\n", "Success")

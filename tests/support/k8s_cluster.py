@@ -1,8 +1,9 @@
 """A real Kubernetes control plane for tests: the `bin/k8s-dev` cluster (docs/KUBERNETES-DEV.md).
 
 The `k8s_cluster` fixture (session scope, tests/k8s/conftest.py) reuses a running
-`bin/k8s-dev` cluster or starts one, and at the end stops only what it started: a cluster it
-created is deleted (`down`), a stopped one it started is stopped again (`stop`).
+`bin/k8s-dev` cluster (repairing a partly running one) or starts one, and at the end stops
+only what it started: a cluster it created is deleted (`down`), a stopped one it started is
+stopped again (`stop`).
 When the binaries are not built it skips, or fails under CI=true (the suite's `need()` rule).
 
 The object it yields, `K8sCluster`:
@@ -17,8 +18,10 @@ The object it yields, `K8sCluster`:
   append with `.append_log(namespace, pod, line)`.
 - `.restart_apiserver(while_down=None)`: kills the kube-apiserver process (SIGKILL, like a
   crash; etcd and the rest keep running), waits until it has exited, calls `while_down()` if
-  given, starts it again and waits until /readyz answers. Open watches break; clients must
-  re-watch from their last resourceVersion.
+  given, starts it again, waits until /readyz answers, then restarts the agent-sandbox
+  controller (whose informers would otherwise back off for up to a minute) through
+  `bin/k8s-dev up`, whose canary proves the cluster works again. Open watches break; clients
+  must re-watch from their last resourceVersion.
 - `.compact_etcd() -> int`: compacts etcd up to its current revision (returned). A
   resourceVersion older than that then gets 410 Gone from etcd; the API server's watch cache
   may still serve a recent one until it restarts, so for a guaranteed 410 call
@@ -33,6 +36,7 @@ host; a non-zero exit comes back as a 500 "exit status N", stdin EOF is never de
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -65,8 +69,16 @@ def missing_binaries() -> list[str]:
     return [n for n in out.stdout.split() if not os.access(b / n, os.X_OK)]
 
 
+def status() -> str:
+    """"running", "partly running" (the API answers, something else is down) or "stopped"."""
+    out = subprocess.run([str(K8S_DEV), "status"], capture_output=True, text=True)
+    if out.returncode == 0:
+        return "running"
+    return "partly running" if "partly running" in out.stdout else "stopped"
+
+
 def is_running() -> bool:
-    return subprocess.run([str(K8S_DEV), "status"], capture_output=True).returncode == 0
+    return status() == "running"
 
 
 def _wait(cond: Callable[[], bool], what: str, timeout: float = 120) -> None:
@@ -121,6 +133,27 @@ class K8sCluster:
         return self.kubectl("get", "--raw", "/readyz", timeout=10).returncode == 0
 
     def restart_apiserver(self, while_down: Callable[[], None] | None = None) -> None:
+        # Under bin/k8s-dev's lock: two test sessions on one cluster must not interleave restarts.
+        with open(self.state_dir / "lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._kill_and_start_apiserver(while_down)
+            # The agent-sandbox controller's informers back off exponentially after each broken
+            # watch (0.8 s doubling to 30 s, plus jitter): after a few restarts in one session
+            # it would take up to a minute to see a new Sandbox. A fresh controller does not.
+            ctl = self.state_dir / "agent-sandbox-controller.pid"
+            try:
+                cpid = int(ctl.read_text().strip())
+            except (OSError, ValueError):
+                cpid = 0
+            if cpid and _pid_alive(cpid):
+                os.kill(cpid, signal.SIGTERM)
+                _wait(lambda: not _pid_alive(cpid), "the agent-sandbox controller to exit", 60)
+        # `up` starts the controller again and proves with its canary that the cluster works.
+        out = subprocess.run([str(K8S_DEV), "up"], capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            raise RuntimeError(f"bin/k8s-dev up after the restart failed:\n{out.stderr[-4000:]}")
+
+    def _kill_and_start_apiserver(self, while_down: Callable[[], None] | None) -> None:
         pid_file = self.cluster_dir / "pids" / "kube-apiserver.pid"
         pid = int(pid_file.read_text().strip())
         # SIGKILL, like a crash: on SIGTERM the API server stops listening at once but then
@@ -162,15 +195,19 @@ class K8sCluster:
 
 
 def start_or_reuse() -> tuple[K8sCluster, str | None]:
-    """The cluster and how to put things back afterwards: None when it was already running,
-    "down" when it was created here (delete it), "stop" when an existing, stopped (or partly
-    running) cluster was started here (stop it, keep it)."""
-    if is_running():
+    """The cluster and how to put things back afterwards: None when it was already running
+    (or partly: it is repaired and left running for whoever runs it), "down" when it was
+    created here (delete it), "stop" when an existing, stopped cluster was started here (stop
+    it again, keep it)."""
+    before = status()
+    if before == "running":
         return K8sCluster(state_dir()), None
     existed = (state_dir() / "kwok").exists()
     out = subprocess.run([str(K8S_DEV), "up"], capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"bin/k8s-dev up failed ({out.returncode}):\n{out.stderr[-4000:]}")
+    if before == "partly running":
+        return K8sCluster(state_dir()), None
     return K8sCluster(state_dir()), "stop" if existed else "down"
 
 
