@@ -137,6 +137,7 @@ class Part:
 
     text: str
     markdown: bool
+    gap: bool = False  # a blank row after it when another part follows (it ends a block)
     _cache: dict[int, list[Line]] = field(default_factory=dict)
 
     def lines(self, r: Renderer, width: int) -> list[Line]:
@@ -256,8 +257,8 @@ class AssistantEntry(Entry):
         self._safe: SafeStream = sanitiser.stream()
         self._pending: list[str] = []
         self._upto = len(block.text)  # raw characters of the block this entry already has
-        self.parts: list[Part] = []
-        self._open: list[Part] = []  # plain pieces of the paragraph still open
+        self.parts: list[Part] = []  # finished parts, then the plain pieces of the paragraph still open
+        self._n_open = 0
         self._tail = ""
         self._in_fence = False
         self._tops: list[int] = []  # first line of each part (finished, then open) at _pwidth
@@ -295,10 +296,9 @@ class AssistantEntry(Entry):
         """The step ended: the rest becomes Markdown (the open paragraph with it)."""
         self.flush(final=True)
         self.streaming = False
-        rest = "".join(p.text for p in self._open) + self._tail
-        self._open, self._tail = [], ""
-        if rest:
-            self._finished(rest)
+        if self._tail or self._n_open:
+            self._finished(self._tail)
+        self._tail = ""
         self._relayout()
 
     def replace(self) -> None:
@@ -307,7 +307,7 @@ class AssistantEntry(Entry):
         self._safe = self._s.stream()
         self._upto = len(self.block.text)
         self.streaming = False
-        self.parts, self._open, self._tail, self._in_fence = [], [], "", False
+        self.parts, self._n_open, self._tail, self._in_fence = [], 0, "", False
         self._whole(self._s.clean(self.block.text))
         self._relayout()
 
@@ -320,12 +320,28 @@ class AssistantEntry(Entry):
             self._finished(self._tail)
             self._tail = ""
 
+    @property
+    def _open(self) -> list[Part]:
+        """The plain pieces of the paragraph still open."""
+        return self.parts[len(self.parts) - self._n_open:]
+
     def _finished(self, text: str) -> None:
-        big = len(text) >= PLAIN_BIG and plain_enough(text)
-        if big:  # Markdown would show it the same, at a far higher cost
-            self.parts.append(Part(text, markdown=False))
-        else:
-            self.parts.append(Part(text, markdown=True))
+        """A block ends with `text` (after the open paragraph's pieces): it becomes Markdown, or
+        a huge paragraph without Markdown syntax keeps its plain pieces (already rendered: a
+        1 MB paragraph is never rendered again in one go)."""
+        n = self._n_open
+        first = len(self.parts) - n
+        size = len(text) + sum(len(p.text) for p in self.parts[first:])
+        self._n_open = 0
+        del self._tops[first:]  # a part's top depends only on those before it
+        if size >= PLAIN_BIG and plain_enough(text) and all(plain_enough(p.text) for p in self.parts[first:]):
+            if text:  # Markdown would show it the same, at a far higher cost
+                self.parts.append(Part(text, markdown=False))
+            self.parts[-1].gap = True
+            return
+        whole = "".join(p.text for p in self.parts[first:]) + text
+        del self.parts[first:]
+        self.parts.append(Part(whole, markdown=True, gap=True))
 
     def _add(self, text: str) -> None:
         self._tail += text
@@ -334,10 +350,7 @@ class AssistantEntry(Entry):
             if cut > 0:  # a finished block (with the open paragraph's pieces before it)
                 piece, self._tail = self._tail[:cut], self._tail[cut:]
                 self._in_fence ^= fence_open(piece)
-                whole = "".join(p.text for p in self._open) + piece
-                self._open = []
-                del self._tops[len(self.parts):]  # a part's top depends only on those before it
-                self._finished(whole)
+                self._finished(piece)
                 continue
             if len(self._tail) < MAX_TAIL:
                 break
@@ -347,8 +360,9 @@ class AssistantEntry(Entry):
                 cut = len(self._tail) - KEEP
             piece, self._tail = self._tail[:cut], self._tail[cut:]
             self._in_fence ^= fence_open(piece)
-            del self._tops[len(self.parts) + len(self._open):]
-            self._open.append(Part(piece, markdown=False))
+            del self._tops[len(self.parts):]
+            self.parts.append(Part(piece, markdown=False))
+            self._n_open += 1
         self._tail_lines = None
 
     def invalidate(self) -> None:
@@ -365,7 +379,7 @@ class AssistantEntry(Entry):
         cw = self.content_width(width)
         if self._pwidth != cw:
             self._pwidth, self._tops = cw, []
-        parts = self.parts + self._open
+        parts = self.parts
         tops = self._tops
         # parts only grow while streaming (and all are laid out again after a replace/finish):
         # only the new ones are measured. A gap row separates finished blocks.
@@ -374,7 +388,7 @@ class AssistantEntry(Entry):
                 tops.append(0)
                 continue
             prev = parts[i - 1]
-            gap = 1 if prev.markdown and i < len(parts) and prev.lines(r, cw) else 0
+            gap = 1 if prev.gap and i < len(parts) and prev.lines(r, cw) else 0
             tops.append(tops[i - 1] + len(prev.lines(r, cw)) + gap)
 
     def _tail_rendered(self, r: Renderer, width: int) -> list[Line]:
@@ -382,7 +396,7 @@ class AssistantEntry(Entry):
         if self._tail_lines is None or self._tail_width != cw:
             self._tail_width = cw
             self._tail_lines = r.plain(self._tail.rstrip("\n"), cw)
-            if self._tail.strip() and self.parts and not self._open and self.parts[-1].markdown:
+            if self._tail.strip() and self.parts and not self._n_open and self.parts[-1].gap:
                 self._tail_lines = [[]] + self._tail_lines  # a new block after a finished one
         return self._tail_lines
 
@@ -404,9 +418,8 @@ class AssistantEntry(Entry):
         cw = self.content_width(width)
         body = self._tops[-1]
         if i < body:
-            parts = self.parts + self._open
             k = bisect.bisect_right(self._tops, i) - 1
-            got = parts[k].lines(r, cw)
+            got = self.parts[k].lines(r, cw)
             return got[i - self._tops[k]] if i - self._tops[k] < len(got) else []
         tail = self._tail_rendered(r, width)
         if i - body < len(tail):
@@ -503,7 +516,7 @@ class Transcript:
         for e in self.entries:
             e.invalidate()
             if isinstance(e, AssistantEntry):
-                for p in e.parts + e._open:
+                for p in e.parts:
                     p._cache = {}
                 e._relayout()
         self._valid = 0

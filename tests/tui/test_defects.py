@@ -246,9 +246,9 @@ def test_a_huge_plain_paragraph_stays_plain_between_markdown_blocks():
     e.finish()
     t.changed(e)
     kinds = [p.markdown for p in e.parts]
-    assert kinds == [True, False, True], kinds
-    assert e.parts[0].text.startswith("# Before") and e.parts[2].text.startswith("**After**")
-    assert e.parts[1].text.split() == big.split()
+    assert kinds[0] and kinds[-1] and not any(kinds[1:-1]) and len(kinds) > 3, kinds  # its pieces kept
+    assert e.parts[0].text.startswith("# Before") and e.parts[-1].text.startswith("**After**")
+    assert "".join(p.text for p in e.parts[1:-1]).split() == big.split()
     rows = [r.strip() for r in t.text_rows() if r.strip()]
     assert rows[0] == "Before" and rows[-1] == "After it." and " ".join(rows[1:-1]).split() == big.split()
 
