@@ -61,7 +61,7 @@ async def run_worker(engine: Engine, *, once: bool = False, poll_interval: float
             except StoreError as exc:  # e.g. the database restarts: wait for it, then carry on
                 store_down += 1
                 if health is not None:
-                    health.beat(store_ok=False, error=str(exc))
+                    health.beat(store_ok=False, error=engine.settings.redactor(str(exc)))  # probes are no place for secrets
                 log.warning("the store is unavailable (%s); retrying", exc)
                 await asyncio.sleep(min(poll_interval * 2 ** store_down, 10.0))
                 continue
