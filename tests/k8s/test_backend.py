@@ -141,7 +141,7 @@ async def test_lifecycle(k8s, k8s_cluster, version, caplog):
     assert (await b.ensure(_spec(sid))).ready
 
     # list and status come from the cluster
-    assert [s.id for s in await b.list()] == [sid]
+    assert sid in [s.id for s in await b.list()]  # the cluster may hold other tests' sandboxes too
     # No session uses it: an orphan. Once a session does, not.
     assert (await b.status(sid)).orphan
     agent = await store.create_agent(Agent(id=new_id(), name="bot", team=TEAM, model="m"))
@@ -156,7 +156,7 @@ async def test_lifecycle(k8s, k8s_cluster, version, caplog):
     await until(lambda: k8s_cluster.kubectl("get", "pvc", "-n", ns, objects.pvc_name(sid)).returncode != 0,
                 "the PVC to go")
     assert await store.get_sandbox(sid) is None
-    assert await b.list() == []
+    assert sid not in [s.id for s in await b.list()]
     # No secret value in anything logged along the way.
     assert SECRET not in caplog.text and AGENT_SECRET not in caplog.text
 

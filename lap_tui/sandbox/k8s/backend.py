@@ -9,6 +9,7 @@ with envFrom, never into the Sandbox, the pod, the store or a log.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
@@ -59,6 +60,22 @@ def parse_namespace_map(text: str) -> dict[str, str]:
                                    "e.g. kube_namespaces = \"default=agents,research=lab\"")
             out[team.strip()] = ns.strip()
     return out
+
+
+def _reaching(fn: Any) -> Any:
+    """Network failures reaching the API become one SandboxError that says so (not a traceback)."""
+    @functools.wraps(fn)
+    async def call(self: KubernetesBackend, *args: Any, **kw: Any) -> Any:
+        try:
+            return await fn(self, *args, **kw)
+        except OSError as exc:  # aiohttp's connection errors are OSErrors too
+            raise SandboxError(f"cannot reach the Kubernetes API ({self.context or 'current context'}): {exc}",
+                               "is the cluster up? check kube_context / kubeconfig (`lap-tui config`)") from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("aiohttp"):
+                raise SandboxError(f"the Kubernetes API connection failed: {exc}", "try again") from None
+            raise
+    return call
 
 
 def _setting(settings: Settings, name: str, default: Any) -> Any:
@@ -125,6 +142,7 @@ class KubernetesBackend(SandboxBackend):
             self._apis_ = None
 
     # --- lifecycle -----------------------------------------------------------------------
+    @_reaching
     async def ensure(self, spec: SandboxSpec) -> SandboxStatus:
         spec.settings.validate()
         rec = await self.store.get_sandbox(spec.id)
@@ -182,6 +200,7 @@ class KubernetesBackend(SandboxBackend):
         secret = {k: v for k, v in env.items() if base.get(k) != v}
         return plain, secret
 
+    @_reaching
     async def suspend(self, sandbox_id: str) -> SandboxStatus:
         ns = await self._locate(sandbox_id)
         await self._kill_running(sandbox_id, "suspended")
@@ -192,6 +211,7 @@ class KubernetesBackend(SandboxBackend):
                                                  suspended_at=now_iso()))
         return await self.status(sandbox_id)
 
+    @_reaching
     async def resume(self, sandbox_id: str) -> SandboxStatus:
         ns = await self._locate(sandbox_id)
         await self._set_mode(ns, sandbox_id, running=True)
@@ -202,6 +222,7 @@ class KubernetesBackend(SandboxBackend):
                                                  suspended_at=None, last_used_at=now_iso()))
         return status
 
+    @_reaching
     async def delete(self, sandbox_id: str, *, keep_volume: bool = False) -> None:
         """Delete the Sandbox, its pod and Secret; its workspace PVC too unless `keep_volume`."""
         ns = await self._locate(sandbox_id)
@@ -235,6 +256,7 @@ class KubernetesBackend(SandboxBackend):
                 pass
         self._namespaces.pop(sandbox_id, None)
 
+    @_reaching
     async def status(self, sandbox_id: str) -> SandboxStatus:
         ns = await self._locate(sandbox_id)
         obj = await self._get(ns, sandbox_id)
@@ -243,6 +265,7 @@ class KubernetesBackend(SandboxBackend):
         pod = await self._get_pod(ns, sandbox_id)
         return objects.status_from(obj, pod, orphan=await self._is_orphan(obj))
 
+    @_reaching
     async def list(self) -> list[SandboxStatus]:
         apis = await self.apis()
         version = await self.version()
@@ -387,6 +410,7 @@ class KubernetesBackend(SandboxBackend):
         return _name(obj) not in records or _name(obj) in orphans
 
     # --- commands ------------------------------------------------------------------------
+    @_reaching
     async def exec(self, sandbox_id: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                    cwd: str | None = None, timeout: float | None = DEFAULT_TIMEOUT, stdin: bytes | None = None,
                    on_output: OutputCallback | None = None, max_output: int | None = None) -> ExecResult:
@@ -630,6 +654,7 @@ class KubernetesBackend(SandboxBackend):
                                   sinks={"stdout": out, "stderr": err})
         return code, out.value(), err.value()
 
+    @_reaching
     async def read_file(self, sandbox_id: str, path: str, *, max_bytes: int | None = None) -> bytes:
         rel = files.relative(path)
         if rel == ".":
@@ -639,6 +664,7 @@ class KubernetesBackend(SandboxBackend):
         files.raise_for(code, path, err, max_bytes=limit)
         return out
 
+    @_reaching
     async def write_file(self, sandbox_id: str, path: str, data: bytes, *, mode: int = 0o644) -> None:
         rel = files.relative(path)
         if rel == ".":
@@ -648,12 +674,14 @@ class KubernetesBackend(SandboxBackend):
         files.raise_for(code, path, err)
         await self._touch(sandbox_id)
 
+    @_reaching
     async def list_dir(self, sandbox_id: str, path: str = ".") -> list[DirEntry]:
         rel = files.relative(path)
         code, out, err = await self._script(sandbox_id, files.LIST, [rel], limit=16 << 20)
         files.raise_for(code, path, err, listing=True)
         return files.parse_listing(out)
 
+    @_reaching
     async def logs(self, sandbox_id: str, *, tail: int | None = None) -> list[str]:
         """The pod's log (its container's output); empty while it has no pod (suspended)."""
         ns = await self._locate(sandbox_id)
