@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import Mapping, Sequence
 
 from lap_tui.domain.errors import InvalidInput, NotFound
 from lap_tui.domain.sandbox import SandboxError
-from lap_tui.sandbox import paths
+from lap_tui.sandbox import paths, proctree
 from lap_tui.sandbox.base import SandboxBackend
 from lap_tui.sandbox.limits import preexec
 
@@ -142,16 +141,9 @@ class Detached:
         pid = self._pid(sandbox_id, name)
         if pid is None:
             return True
-        tree = [pid, *_descendants(pid)]
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for p in tree:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        # Stopped first, then killed: bwrap's pid 1 may have left the group and not yet be tied
+        # to bwrap's life (sandbox/proctree.py).
+        tree = proctree.kill_tree(pid) or [pid]
         self.backend._log(sandbox_id, f"detached {name} killed (keeper pid {pid}, {len(tree)} processes)")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + KILL_WAIT
@@ -202,29 +194,6 @@ def _read_range(root: Path, path: str, offset: int, max_bytes: int) -> bytes:
         return os.pread(fd, max_bytes, offset)
     finally:
         os.close(fd)
-
-
-def _descendants(root: int) -> list[int]:
-    """Every process below `root` (host pids), from /proc's parent links."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses; split after the last ')'.
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 1 and fields[1].isdigit():
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def _alive(pid: int) -> bool:

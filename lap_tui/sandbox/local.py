@@ -28,7 +28,7 @@ from lap_tui.domain.sandbox import (WORKSPACE, DirEntry, ExecResult, SandboxErro
                                     sandbox_id_problem)
 from lap_tui.domain.secrets import Redactor
 from lap_tui.sandbox import bwrap as bw
-from lap_tui.sandbox import paths, pty_relay, seccomp
+from lap_tui.sandbox import paths, proctree, pty_relay, seccomp
 from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend
 from lap_tui.sandbox.env import sandbox_env, secret_values
 from lap_tui.sandbox.limits import Cgroups, Limits, preexec
@@ -146,14 +146,18 @@ class LocalBackend(SandboxBackend):
             rec = SandboxRecord(id=spec.id, backend=self.name, team=spec.team, phase=SandboxPhase.RUNNING.value,
                                 agent_id=spec.agent_id, session_id=spec.session_id, context_key=spec.context_key,
                                 ready=True, message=_message(mode), created_at=now, last_used_at=now, data=data)
+            rec = await self.store.put_sandbox(rec)
             self._log(spec.id, f"created ({_message(mode)})")
         else:
+            # Only over the row as read: deleted or changed meanwhile by another process, start over.
+            new = await self.store.update_sandbox(
+                spec.id, phase_was=rec.phase, phase=SandboxPhase.RUNNING.value, ready=True, suspended_at=None,
+                agent_id=spec.agent_id or rec.agent_id, message=_message(mode), last_used_at=now, data=data)
+            if new is None:
+                return await self.ensure(spec)
             if rec.phase != SandboxPhase.RUNNING.value:
                 self._log(spec.id, f"resumed from {rec.phase}")
-            rec = replace(rec, phase=SandboxPhase.RUNNING.value, ready=True, suspended_at=None,
-                          agent_id=spec.agent_id or rec.agent_id, message=_message(mode), last_used_at=now,
-                          data=data)
-        rec = await self.store.put_sandbox(rec)
+            rec = new
         self._state(spec.id).touched = time.monotonic()
         self._changed()
         return _status(rec)
@@ -164,20 +168,28 @@ class LocalBackend(SandboxBackend):
         await self._reap(sandbox_id)
         self._release_cgroup(sandbox_id)
         if rec.phase != SandboxPhase.SUSPENDED.value:
-            rec = await self.store.put_sandbox(replace(rec, phase=SandboxPhase.SUSPENDED.value, ready=False,
-                                                       suspended_at=now_iso()))
-            self._log(sandbox_id, f"suspended ({n} process tree(s) stopped, workspace kept)")
-            self._changed()
+            new = await self._set_phase(rec, phase=SandboxPhase.SUSPENDED.value, ready=False,
+                                        suspended_at=now_iso())
+            if new is not None:
+                rec = new
+                self._log(sandbox_id, f"suspended ({n} process tree(s) stopped, workspace kept)")
+                self._changed()
+            else:
+                rec = await self._record(sandbox_id)
         return _status(rec)
 
     async def resume(self, sandbox_id: str) -> SandboxStatus:
         rec = await self._record(sandbox_id)
         if rec.phase != SandboxPhase.RUNNING.value:
             self._mode()
-            rec = await self.store.put_sandbox(replace(rec, phase=SandboxPhase.RUNNING.value, ready=True,
-                                                       suspended_at=None, last_used_at=now_iso()))
-            self._log(sandbox_id, "resumed")
-            self._changed()
+            new = await self._set_phase(rec, phase=SandboxPhase.RUNNING.value, ready=True, suspended_at=None,
+                                        last_used_at=now_iso())
+            if new is not None:
+                rec = new
+                self._log(sandbox_id, "resumed")
+                self._changed()
+            else:
+                rec = await self._record(sandbox_id)
         return _status(rec)
 
     async def delete(self, sandbox_id: str) -> None:
@@ -392,8 +404,8 @@ class LocalBackend(SandboxBackend):
         if running.killed:
             self._log(sandbox_id, f"shell ended: killed ({running.killed})")
         if code != -signal.SIGKILL:
-            # Not after a kill: that is a delete or suspend (maybe by another process), and a
-            # touch, read before it and written after, would bring its row back as it was.
+            # Not after a kill: that is a delete or suspend (maybe by another process), not a use
+            # (the touch itself could no longer bring a row back: store.touch_sandbox).
             await self._touch(sandbox_id)
         return _SIGNALLED_BASE - code if code < 0 else code
 
@@ -402,10 +414,14 @@ class LocalBackend(SandboxBackend):
         rec = await self._record(sandbox_id)
         mode = self._mode()
         if rec.phase != SandboxPhase.RUNNING.value:
-            rec = await self.store.put_sandbox(replace(rec, phase=SandboxPhase.RUNNING.value, ready=True,
-                                                       suspended_at=None, last_used_at=now_iso()))
-            self._log(sandbox_id, "resumed on use")
-            self._changed()
+            new = await self._set_phase(rec, phase=SandboxPhase.RUNNING.value, ready=True, suspended_at=None,
+                                        last_used_at=now_iso())
+            if new is not None:
+                rec = new
+                self._log(sandbox_id, "resumed on use")
+                self._changed()
+            else:
+                rec = await self._record(sandbox_id)
         data = rec.data or {}
         settings = SandboxSettings.from_dict(data.get("settings", {}))
         workspace = self.workspace(sandbox_id)
@@ -521,14 +537,27 @@ class LocalBackend(SandboxBackend):
         for w in self._watchers:
             w.set()
 
+    async def _set_phase(self, rec: SandboxRecord, **fields) -> SandboxRecord | None:  # type: ignore[no-untyped-def]
+        """Change the phase of the row as read, compare-and-set: when another process changed its
+        phase meanwhile, apply ours to what it is now unless it is already there. None then (and
+        NotFound when it was deleted): never a row brought back or a newer change undone."""
+        for _ in range(5):
+            new = await self.store.update_sandbox(rec.id, phase_was=rec.phase, **fields)
+            if new is not None:
+                return new
+            rec = await self._record(rec.id)
+            if rec.phase == fields["phase"]:
+                return None
+        return None
+
     async def _touch(self, sandbox_id: str) -> None:
         state = self._state(sandbox_id)
         if time.monotonic() - state.touched < TOUCH_EVERY:
             return
         state.touched = time.monotonic()
-        rec = await self.store.get_sandbox(sandbox_id)
-        if rec is not None:
-            await self.store.put_sandbox(replace(rec, last_used_at=now_iso()))
+        # The last-used time alone, on the row as it is now: a whole-row write of an earlier read
+        # would bring back a sandbox another process deleted meanwhile, or undo its suspend.
+        await self.store.touch_sandbox(sandbox_id, now_iso())
 
     def _live_pids(self, sandbox_id: str) -> list[int]:
         """bwrap processes of this sandbox started by any lap-tui process, from the pid files."""
@@ -726,18 +755,11 @@ async def _kill_when_started(spawn: asyncio.Future) -> None:
 
 
 def _kill_tree(pid: int) -> int:
-    """SIGKILL a command's process group, and its first process by pid as well: bwrap dying takes
-    its pid namespace, every process of the sandbox, along (--die-with-parent), even when the
-    group kill misses (a process that is not its group's leader, as shells of older versions
-    were). 1 if anything was killed."""
-    hit = 0
-    for kill in (os.killpg, os.kill):
-        try:
-            kill(pid, signal.SIGKILL)
-            hit = 1
-        except (ProcessLookupError, PermissionError):
-            pass
-    return hit
+    """SIGKILL a command's whole tree: bwrap, its group and the sandbox's pid 1 (whose death ends
+    its pid namespace, every process of the sandbox), even in the first milliseconds, when pid 1
+    has left bwrap's group but is not yet tied to bwrap's life (sandbox/proctree.py). 1 if
+    anything was killed."""
+    return 1 if proctree.kill_tree(pid) else 0
 
 
 def _close_fds(fds: Sequence[int]) -> None:

@@ -150,6 +150,16 @@ class Store(ABC):
     @abstractmethod
     async def put_sandbox(self, record: SandboxRecord) -> SandboxRecord: ...
     @abstractmethod
+    async def update_sandbox(self, sandbox_id: str, *, phase_was: str, **fields: Any) -> SandboxRecord | None:
+        """Set `fields` (columns of SandboxRecord) of an existing sandbox's row, only while its
+        phase is still `phase_was` (compare-and-set): a write from a stale read never brings back a
+        sandbox another process deleted nor undoes its phase change. The row as written; None when
+        it is gone or its phase moved."""
+    @abstractmethod
+    async def touch_sandbox(self, sandbox_id: str, at: str) -> bool:
+        """Move an existing sandbox's last-used time forward to `at`; nothing else of the row
+        changes and no row is made. False when nothing was touched (no such row, or a later time)."""
+    @abstractmethod
     async def get_sandbox(self, sandbox_id: str) -> SandboxRecord | None: ...
     @abstractmethod
     async def list_sandboxes(self, *, backend: str | None = None) -> list[SandboxRecord]: ...

@@ -524,6 +524,25 @@ class SqlStore(Store):
                 f" ON CONFLICT (id) DO UPDATE SET {updates}", *values)
         return record
 
+    async def update_sandbox(self, sandbox_id: str, *, phase_was: str, **fields: Any) -> SandboxRecord | None:
+        cols = [c.strip() for c in _SANDBOX_COLS.split(",")]
+        bad = set(fields) - set(cols) | set(fields) & {"id", "created_at", "updated_at"}
+        if bad:
+            raise ValueError(f"not settable sandbox fields: {sorted(bad)}")
+        fields = {**fields, "updated_at": now_iso()}
+        values = [int(v) if k == "ready" else _dumps(v) if k == "data" else v for k, v in fields.items()]
+        async with self._write() as db:
+            n = await db.execute(f"UPDATE sandboxes SET {', '.join(f'{k} = ?' for k in fields)}"
+                                 " WHERE id = ? AND phase = ?", *values, sandbox_id, phase_was)
+            rows = await db.fetch(f"SELECT {_SANDBOX_COLS} FROM sandboxes WHERE id = ?", sandbox_id) if n else []
+        return _sandbox(rows[0]) if rows else None
+
+    async def touch_sandbox(self, sandbox_id: str, at: str) -> bool:
+        async with self._write() as db:
+            n = await db.execute("UPDATE sandboxes SET last_used_at = ? WHERE id = ?"
+                                 " AND (last_used_at IS NULL OR last_used_at < ?)", at, sandbox_id, at)
+        return n > 0
+
     async def get_sandbox(self, sandbox_id: str) -> SandboxRecord | None:
         async with self._read() as db:
             rows = await db.fetch(f"SELECT {_SANDBOX_COLS} FROM sandboxes WHERE id = ?", sandbox_id)

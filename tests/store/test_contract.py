@@ -243,6 +243,62 @@ async def test_sandbox_records(store):
     assert await store.get_sandbox("s-abc") is None
 
 
+async def test_touch_sandbox_sets_last_used_alone_and_never_makes_a_row(store, store_url):
+    # Two connections, as two lap-tui processes: one read the row, the other deletes it, then
+    # the first records a use. A whole-row write (put_sandbox) brought the sandbox back.
+    other = await open_store(store_url)
+    try:
+        rec = SandboxRecord(id="s-touch", backend="local", team="default", phase="Running", ready=True,
+                            last_used_at="2026-01-01T00:00:00.000000Z", data={"workspace": "/w"})
+        await store.put_sandbox(rec)
+        seen = await store.get_sandbox("s-touch")
+        await other.update_sandbox("s-touch", phase_was="Running", phase="Suspended", ready=False)
+        assert await store.touch_sandbox("s-touch", "2026-01-02T00:00:00.000000Z")
+        got = await other.get_sandbox("s-touch")
+        assert (got.phase, got.ready, got.last_used_at) == ("Suspended", False, "2026-01-02T00:00:00.000000Z")
+        assert got.data == seen.data
+        assert not await store.touch_sandbox("s-touch", "2026-01-01T12:00:00.000000Z")  # never backwards
+        assert (await other.get_sandbox("s-touch")).last_used_at == "2026-01-02T00:00:00.000000Z"
+        await other.delete_sandbox("s-touch")
+        assert not await store.touch_sandbox("s-touch", "2026-01-03T00:00:00.000000Z")
+        assert await other.get_sandbox("s-touch") is None
+        assert not await store.touch_sandbox("s-never", "2026-01-03T00:00:00.000000Z")
+        assert await store.get_sandbox("s-never") is None
+    finally:
+        await other.close()
+
+
+async def test_update_sandbox_is_compare_and_set_on_the_phase(store, store_url):
+    other = await open_store(store_url)
+    try:
+        await store.put_sandbox(SandboxRecord(id="s-cas", backend="local", team="default", phase="Suspended",
+                                              ready=False, suspended_at="2026-01-01T00:00:00.000000Z",
+                                              data={"workspace": "/w"}))
+        stale = await store.get_sandbox("s-cas")
+        # The other process resumes it and then suspends it again...
+        assert (await other.update_sandbox("s-cas", phase_was="Suspended", phase="Running", ready=True,
+                                           suspended_at=None)).phase == "Running"
+        # ...so a write over the stale read (it was Suspended) changes nothing.
+        got = await store.update_sandbox("s-cas", phase_was="Suspended", phase="Failed", message="stale")
+        assert got is None
+        now = await store.get_sandbox("s-cas")
+        assert (now.phase, now.ready, now.suspended_at, now.message) == ("Running", True, None, stale.message)
+        # Over the phase as it is, it applies, and leaves the other columns as they were.
+        got = await store.update_sandbox("s-cas", phase_was="Running", phase="Suspended", ready=False,
+                                         suspended_at="2026-01-05T00:00:00.000000Z")
+        assert (got.phase, got.ready, got.suspended_at, got.data, got.created_at) == (
+            "Suspended", False, "2026-01-05T00:00:00.000000Z", {"workspace": "/w"}, stale.created_at)
+        assert got == await other.get_sandbox("s-cas")
+        # Deleted by the other: nothing is made again.
+        await other.delete_sandbox("s-cas")
+        assert await store.update_sandbox("s-cas", phase_was="Suspended", phase="Running") is None
+        assert await other.get_sandbox("s-cas") is None
+        with pytest.raises(ValueError):
+            await store.update_sandbox("s-cas", phase_was="Running", id="s-other")
+    finally:
+        await other.close()
+
+
 async def test_follow_sees_new_events(store):
     s = await make_session(store)
     await store.append(s.id, "old")
