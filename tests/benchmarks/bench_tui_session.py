@@ -22,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT.parent / "shared" / "bench"
 LAP = str(ROOT / ".venv" / "bin" / "lap-tui")
+# extra NAME=VALUE for the app, e.g. PYTHONPATH=/tmp/old-checkout to measure an older version beside this one
+APP_ENV = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_APP_ENV", "").split() if "=" in kv)
 
 
 def seed(env: dict[str, str], messages: int) -> str:
@@ -62,12 +64,14 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--messages", type=int, default=10_000)
     ap.add_argument("--size", default="120x40")
+    ap.add_argument("--page-limit", type=float, default=300, help="s: stop paging up after this long")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lap-session-"))
     env = {"XDG_DATA_HOME": str(tmp / "data"), "XDG_CONFIG_HOME": str(tmp / "config"),
            "XDG_STATE_HOME": str(tmp / "state"), "LITELLM_API_BASE": "http://127.0.0.1:9"}
     t0 = time.perf_counter()
     sid = seed(env, args.messages)
+    env.update(APP_ENV)
     print(f"seeded {args.messages + 2:,} messages in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     suite = [
         # From the sessions list: enter opens the chat; timed until the last answer shows.
@@ -79,6 +83,9 @@ def main() -> int:
          "quit_keys": "C-q"},
         {"name": "agents-list", "command": [LAP], "marker": r"big-history\s+default", "env": env,
          "quit_keys": "C-q"},
+        # The floor: a bare Textual app (a Static and a Footer) from exec to its first paint.
+        {"name": "floor", "command": [sys.executable, str(BENCH / "hello_floor.py")], "marker": "Hello, TTFP floor",
+         "env": env, "quit_keys": "C-q"},
     ]
     for i, entry in enumerate(suite):  # each its own UI state: a reopened chat must not leak across
         entry["env"] = {**entry["env"], "XDG_STATE_HOME": str(tmp / f"state-{i}")}
@@ -94,12 +101,16 @@ def main() -> int:
         st = a.get("after_ms") or a["ttfp_ms"] or {}
         what = {"open-from-list": "enter in the sessions list → last message on screen",
                 "--session": "`lap-tui --session ID` exec → last message on screen",
-                "agents-list": "`lap-tui` exec → agents list (same data dir, for reference)"}[a["name"]]
+                "agents-list": "`lap-tui` exec → agents list (same data dir, for reference)",
+                "floor": "hello floor (bare Textual app) exec → first paint"}[a["name"]]
         print(f"| {what} | {st.get('median', float('nan')):.0f} | {st.get('min', float('nan')):.0f} "
               f"| {st.get('max', float('nan')):.0f} | {a['failures']} |")
     mounted = subprocess.run([sys.executable, "-c", MOUNT_CHECK, sid], env={**os.environ, **env},
                              capture_output=True, text=True)
     print(mounted.stdout.strip() or mounted.stderr.strip()[-500:])
+    paged = subprocess.run([sys.executable, "-c", PAGE_CHECK, sid, str(args.page_limit)], env={**os.environ, **env},
+                           capture_output=True, text=True)
+    print(paged.stdout.strip() or paged.stderr.strip()[-800:])
     return proc.returncode
 
 
@@ -110,7 +121,6 @@ from lap_tui.tui.launch import build_services
 from lap_tui.config import load_settings
 from lap_tui.tui.app import LapApp
 from lap_tui.tui.screens.chat import ChatScreen
-from lap_tui.tui.widgets.transcript import TranscriptView
 
 async def main():
     services = build_services(load_settings())
@@ -122,9 +132,77 @@ async def main():
                 break
             await pilot.pause(0.05)
         await pilot.pause(0.5)
-        log = app.screen.query_one(TranscriptView)
-        msgs = [e for e in log.transcript.entries if e.kind != "turn"]
-        print(f"in the chat's transcript: {len(msgs)} messages ({len(list(log.query('*')))} widgets in the log)")
+        log = app.screen.query_one("#log")
+        if hasattr(log, "transcript"):
+            msgs = [e for e in log.transcript.entries if e.kind != "turn"]
+        else:  # the widget-tree chat before issue 14
+            msgs = [c for c in log.children if c.has_class("message")]
+        print(f"in the chat: {len(msgs)} messages ({len(list(log.query('*')))} widgets in the log)")
+        app.exit()
+
+asyncio.run(main())
+"""
+
+
+# PageUp from the end to the first message (headless Pilot run of the real app, 120x40): the
+# longest the event loop was blocked (a 5 ms ticker's worst overshoot: what a key or a frame
+# would wait), the slowest PageUp, and the memory from the opened chat to the top.
+PAGE_CHECK = r"""
+import asyncio, sys, time
+from lap_tui.tui.launch import build_services
+from lap_tui.config import load_settings
+from lap_tui.tui.app import LapApp
+from lap_tui.tui.screens.chat import ChatScreen
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+async def main():
+    services = build_services(load_settings())
+    services.state_path = None
+    app = LapApp(services, session=sys.argv[1])
+    limit = float(sys.argv[2])
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(400):
+            if isinstance(app.screen, ChatScreen) and app.screen.shown.is_set():
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(1.0)
+        log = app.screen.query_one("#log")
+        app.screen.set_focus(log)
+        await pilot.pause(0.5)
+        idle = rss_mb()
+        lag = [0.0]
+
+        async def ticker():
+            while True:
+                t = time.perf_counter()
+                await asyncio.sleep(0.005)
+                lag[0] = max(lag[0], time.perf_counter() - t - 0.005)
+
+        task = asyncio.create_task(ticker())
+        began, presses, worst, peak, top = time.perf_counter(), 0, 0.0, idle, False
+        while time.perf_counter() - began < limit:
+            t = time.perf_counter()
+            await pilot.press("pageup")
+            worst = max(worst, time.perf_counter() - t)
+            presses += 1
+            if presses % 50 == 0:
+                peak = max(peak, rss_mb())
+            if log.scroll_y <= 0 and not log.has_older and not log.loading_older:
+                await pilot.pause(0.2)
+                if log.scroll_y <= 0 and not log.has_older and not log.loading_older:
+                    top = True
+                    break
+        took = time.perf_counter() - began
+        task.cancel()
+        peak = max(peak, rss_mb())
+        print(f"PageUp to the top: {presses} presses in {took:.1f} s "
+              f"({'reached the first message' if top else 'stopped before the top'}); loop blocked at most "
+              f"{lag[0] * 1000:.0f} ms; slowest PageUp {worst * 1000:.0f} ms; RSS {idle:.1f} MB opened, "
+              f"{peak:.1f} MB peak (+{peak - idle:.1f})")
         app.exit()
 
 asyncio.run(main())

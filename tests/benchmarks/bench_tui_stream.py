@@ -56,10 +56,10 @@ def seed_home(home: Path) -> str:
     return asyncio.run(go())
 
 
-def start_gateway(words: int, every: int) -> tuple[subprocess.Popen, str]:
+def start_gateway(words: int, every: int, delay: float = 0.0) -> tuple[subprocess.Popen, str]:
     gw = subprocess.Popen([PY, "-m", "tests.support.scripted_gateway", "--port", "0", "--scenario", "words",
                            "--words", str(words), "--paragraph-every", str(every), "--done-word", DONE,
-                           "--models", "gpt-test"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                           "--models", "gpt-test", "--delay", str(delay)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     line = gw.stdout.readline()
     if not line.startswith("READY"):
         gw.kill()
@@ -68,8 +68,8 @@ def start_gateway(words: int, every: int) -> tuple[subprocess.Popen, str]:
 
 
 def run_case(words: int, every: int, runs: int, probe_at: float, tmp: Path, sid: str, home: Path,
-             size: str) -> dict:
-    gw, url = start_gateway(words, every)
+             size: str, delay: float = 0.0) -> dict:
+    gw, url = start_gateway(words, every, delay)
     out = tmp / f"stream-{words}-{every}.json"
     try:
         cmd = [sys.executable, str(BENCH / "stream_bench.py"), "--name", f"lap-tui-{words}-{every}",
@@ -99,7 +99,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--cases", default="5000:0,20000:0,5000:100,20000:100",
-                    help="WORDS:PARAGRAPH_EVERY, comma-separated (0 = one paragraph)")
+                    help="WORDS:PARAGRAPH_EVERY[:DELAY], comma-separated (0 = one paragraph; DELAY: seconds "
+                         "between chunks, e.g. 20000:0:0.0005 is 2,000 chunks/s for 10 s)")
     ap.add_argument("--probe-at", type=float, default=None,
                     help="seconds after send for the first key probe, then every 0.5 s while it streams (default 0.2)")
     ap.add_argument("--size", default="120x40")
@@ -110,26 +111,29 @@ def main() -> int:
     rows = []
     try:
         for case in args.cases.split(","):
-            words, every = (int(x) for x in case.split(":"))
+            words, every, *rest = case.split(":")
+            delay = float(rest[0]) if rest else 0.0
             probe_at = args.probe_at if args.probe_at is not None else 0.2
-            s = run_case(words, every, args.runs, probe_at, tmp, sid, home, args.size)
-            rows.append((words, every, s))
+            s = run_case(int(words), int(every), args.runs, probe_at, tmp, sid, home, args.size, delay)
+            rows.append((int(words), int(every), delay, s))
             print(f"done {words}/{every}: {json.dumps(s)}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(f"lap-tui streaming ({args.runs} runs each, medians; CPU = the app's utime+stime from send to the "
           "done word)")
-    print("| chunks | paragraphs | ok | wall s | app CPU s | peak RSS MB | RSS idle MB | max gap ms "
-          "| key lat ms (median / max) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for words, every, s in rows:
+    print("| chunks | paragraphs | rate | ok | wall s | app CPU s | CPU % of a core | peak RSS MB | RSS idle MB "
+          "| max gap ms | key lat ms (median / max) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for words, every, delay, s in rows:
         def f(k: str, scale: float = 1.0, nd: int = 2) -> str:
             v = s.get(k)
             return "—" if v is None else f"{v * scale:.{nd}f}"
         lat = (f"{s['key_lat_ms_median']:.0f} / {s['key_lat_ms_max']:.0f}" if "key_lat_ms_median" in s else "—")
-        print(f"| {words:,} | {'one' if not every else f'break every {every}'} | {s.get('n_ok', 0)}/{s.get('n', 0)} "
-              f"| {f('wall_s')} | {f('cpu_s')} | {f('peak_rss_mb', nd=1)} | {f('rss_before_mb', nd=1)} "
+        share = f"{100 * s['cpu_s'] / s['wall_s']:.0f}" if s.get("wall_s") and s.get("cpu_s") is not None else "—"
+        rate = f"{1 / delay:,.0f}/s" if delay else "max"
+        print(f"| {words:,} | {'one' if not every else f'break every {every}'} | {rate} | {s.get('n_ok', 0)}/{s.get('n', 0)} "
+              f"| {f('wall_s')} | {f('cpu_s')} | {share} | {f('peak_rss_mb', nd=1)} | {f('rss_before_mb', nd=1)} "
               f"| {f('max_gap_s', 1000, 0)} | {lat} |")
     return 0
 

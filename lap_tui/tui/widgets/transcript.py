@@ -17,6 +17,7 @@ import time
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
+from textual.cache import LRUCache
 from textual.color import Color
 from textual.geometry import Size
 from textual.message import Message
@@ -61,6 +62,7 @@ class TranscriptView(ScrollView, can_focus=True):
         self._selected: Entry | None = None
         self._follow = True
         self._styles: dict[str, Style] = {}
+        self._strips: LRUCache[tuple[int, bool, int], tuple[list[Segment], Strip]] = LRUCache(4096)
         self.has_older = False
         self.loading_older = False
         self._owed = 0  # rows scrolled up while an older page loaded
@@ -74,11 +76,14 @@ class TranscriptView(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles = {}
+        self._strips.clear()
 
     def _style(self, name: str) -> Style:
+        """A component's style ("": the widget's own), looked up once per style change."""
         got = self._styles.get(name)
         if got is None:
-            got = self._styles[name] = self.get_component_rich_style(f"transcript--{name}", partial=True)
+            got = self._styles[name] = (self.get_component_rich_style(f"transcript--{name}", partial=True)
+                                        if name else self.rich_style)
         return got
 
     def _restyle(self) -> None:
@@ -91,6 +96,7 @@ class TranscriptView(ScrollView, can_focus=True):
         code = "bw" if grey else "monokai" if dark else "default"
         self.transcript.restyle(Renderer(theme_styles(variables), code))
         self._styles = {}
+        self._strips.clear()
         self._resized()
 
     @property
@@ -112,34 +118,39 @@ class TranscriptView(ScrollView, can_focus=True):
 
     # -- rows
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
-        e, content = self.transcript.row(scroll_y + y)
-        base = self.rich_style
-        if e is None:
+        t = self.transcript
+        got = t.at(round(self.scroll_y) + y)
+        base = self._style("")
+        if got is None or got[1] < 0:  # past the end, or the margin above a block
             return Strip.blank(width, base)
+        e, i = got
+        content = e.line(t.r, t.width, i)
+        selected = e is self._selected
+        # A block's lines are kept per width, so a row drawn before (the view scrolled, or the
+        # frame redrawn while text streams below) is a lookup: only new lines are decorated.
+        key = (id(content), selected, width)
+        hit = self._strips.get(key)
+        if hit is not None and hit[0] is content:
+            return hit[1]
         left, right = GUTTER[e.kind]
-        cw = max(1, self.transcript.width - left - right)
-        bg = Style()
-        if e.kind == "user":
-            bg = self._style("user")
-        elif e.kind == "tool":
-            bg = self._style("tool")
-        if e is self._selected:
-            bg = bg + self._style("selected")
-        first = self.transcript.at(scroll_y + y)
-        if first is not None and first[1] < 0:  # the margin above a block
-            return Strip.blank(width, base)
+        cw = max(1, t.width - left - right)
+        bg = self._style(e.kind) if e.kind in ("user", "tool") else None
+        if selected:
+            bg = bg + self._style("selected") if bg else self._style("selected")
         if e.kind in ("user", "assistant"):
-            border = Segment("▌", self._style(f"{e.kind}-border"))
-            segs = [border, Segment(" " * (left - 1))]
+            segs = [Segment("▌", self._style(f"{e.kind}-border")), Segment(" " * (left - 1))]
         else:
             segs = [Segment(" " * left)]
-        body = Strip(content).crop_extend(0, cw, None)
-        segs += list(body) + [Segment(" " * right)]
-        strip = Strip(segs).apply_style(bg) if bg else Strip(segs)
-        return strip.apply_style(base).crop_extend(scroll_x, scroll_x + width, base)
-
+        segs += Segment.adjust_line_length(content, cw)
+        segs.append(Segment(" " * right))
+        if bg:
+            segs = list(Segment.apply_style(segs, bg))
+        strip = Strip(Segment.apply_style(segs, base), left + cw + right)
+        if strip.cell_length != width:
+            strip = strip.crop_extend(0, width, base)
+        self._strips[key] = (content, strip)
+        return strip
     def _grew(self) -> None:
         """The transcript's height may have changed: the view follows the tail only if it is there."""
         self.virtual_size = Size(self._width, self.transcript.height)
