@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import statistics
 import sys
 import tempfile
 import time
@@ -296,5 +294,4 @@ async def many(b, custom, ns, version, args) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONASYNCIODEBUG", "0")
     asyncio.run(main())

@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 240  # the server ends each watch after this; it is resumed from the last version
-BACKOFF_START, BACKOFF_MAX = 0.2, 30.0
+BACKOFF_START, BACKOFF_MAX = 0.2, 5.0  # capped low: the view should recover within seconds of the API
 
 
 class Gone(Exception):
