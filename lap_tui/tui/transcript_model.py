@@ -541,6 +541,12 @@ class Transcript:
         self._measure()
         return self._tops[self.index(e)]
 
+    def span(self, e: Entry) -> tuple[int, int]:
+        """`e`'s first row and the row after it."""
+        self._measure()
+        i = self.index(e)
+        return self._tops[i], self._tops[i + 1]
+
     def spans(self) -> list[tuple[Entry, int, int]]:
         """Each entry with its first row and the row after it."""
         self._measure()

@@ -221,3 +221,28 @@ async def test_view_selects_copies_and_expands_by_key_and_click() -> None:
         row = view.transcript.top(view.transcript.by_key["tool:c1"]) - round(view.scroll_y)
         await pilot.click(TranscriptView, offset=(6, row))
         assert view.transcript.height == height and view.selected is view.transcript.by_key["tool:c1"]
+
+
+@pytest.mark.asyncio
+async def test_reading_the_middle_of_a_streaming_reply_it_grows_below_and_nothing_moves() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        view = app.query_one(TranscriptView)
+        block = reply(1, tid="z", streaming=True)
+        await view.show([user(1, "go", "z"), block])
+
+        async def say(text: str) -> None:
+            block.text += text
+            await view.apply([Change("append", block, text, len(block.text))])
+
+        await say("".join(f"line {i}\n\n" for i in range(40)))
+        await wait_for(pilot, lambda: "line 39" in "".join(view.transcript.text_rows()), what="flushed")
+        await pilot.pause()  # laid out: the scrollbar is there to scroll with
+        view.scroll_to(y=21, animate=False, immediate=True)  # inside the reply, which started above
+        await pilot.pause()
+        reading = top_row(view)
+        assert "line" in reading and not view.following
+        await say("".join(f"more {i}\n\n" for i in range(20)))
+        await wait_for(pilot, lambda: "more 19" in "".join(view.transcript.text_rows()), what="flushed")
+        await pilot.pause()
+        assert top_row(view) == reading and round(view.scroll_y) == 21

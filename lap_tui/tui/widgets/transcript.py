@@ -214,16 +214,16 @@ class TranscriptView(ScrollView, can_focus=True):
             self._ticker.resume()
 
     def _changed(self, e: Entry) -> None:
-        """`e`'s lines changed: if it lies above the view, the view moves by as much (the text
-        being read stays put)."""
+        """`e`'s lines changed: if it lies wholly above the view, the view moves by as much (the
+        text being read stays put). A reply read in its middle grows below the view: nothing moves."""
         t = self.transcript
         if self._follow:
             t.changed(e)
             return
-        top = t.top(e)
+        _, end = t.span(e)
         before = t.height
         t.changed(e)
-        if top < round(self.scroll_y):
+        if end <= round(self.scroll_y):
             self.virtual_size = Size(self._width, t.height)
             self._set_y(self.scroll_y + t.height - before)
 
