@@ -468,11 +468,17 @@ class Transcript:
         return new
 
     def prepend(self, blocks: list[Block]) -> int:
-        """Older blocks above; returns the rows they add (at the current width)."""
-        before = self.height
-        self.entries[:0] = self._ordered(blocks)
-        self._dirty(0)
-        return self.height - before
+        """Older blocks above; returns the rows they add (at the current width). Only the new
+        blocks are measured: the rows below move by as much (paging up through a session of
+        10,000 messages never measures them all again)."""
+        self._measure()
+        new = self._ordered(blocks)
+        heights = [e.height(self.r, self.width) for e in new]
+        added = sum(heights)
+        self.entries[:0] = new
+        self._tops = list(accumulate(heights, initial=0)) + [y + added for y in self._tops[1:]]
+        self._valid = len(self.entries)
+        return added
 
     def add(self, block: Block) -> Entry:
         """A new block: before its turn's status line when that is shown."""

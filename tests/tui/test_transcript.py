@@ -132,6 +132,10 @@ def test_rows_map_to_entries_through_margins_and_a_width_change() -> None:
     t.set_width(30)
     assert t.height > tall  # the reply wraps again at the new width
     assert t.prepend([user(0, "older", "s"), turn("s")]) == 3
+    whole = Transcript(Sanitiser(), {})
+    whole.set_width(30)
+    whole.extend([user(0, "older", "s"), turn("s"), user(1, "one"), reply(1, "two " * 30), turn("t")])
+    assert t.text_rows() == whole.text_rows() and t.at(4) == (t.entries[2], 0)  # rows below moved down
 
 
 def test_history_replayed_through_the_chat_model() -> None:
