@@ -96,9 +96,13 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie (exited, not yet reaped by its parent) is gone for our purposes.
+    # A zombie (exited, not yet reaped by its parent) is gone for our purposes, once all its
+    # threads have exited: a killed Go program's main thread turns zombie first, and its files
+    # (the API server's listening socket) are released only with the last thread.
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z":
+            return True
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
     except (OSError, IndexError):
         return False
 
@@ -169,9 +173,17 @@ class K8sCluster:
         env = {**os.environ, "KWOK_WORKDIR": self._env["KWOK_WORKDIR"],
                "KWOK_KUBECTL_BINARY": str(self.bin_dir / "kubectl"),
                "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '')}"}
-        subprocess.run([str(self.bin_dir / "kwokctl"), "--name", self._env["CLUSTER_NAME"], "start", "cluster"],
-                       env=env, check=True, capture_output=True, timeout=180)
-        _wait(self.api_ready, "the API server to answer /readyz again")
+        for attempt in range(3):
+            subprocess.run([str(self.bin_dir / "kwokctl"), "--name", self._env["CLUSTER_NAME"], "start", "cluster"],
+                           env=env, check=True, capture_output=True, timeout=180)
+            # If the new process exits at once (seen: "bind: address already in use"), start
+            # it again rather than wait for an API server that is not running.
+            new_pid = int(pid_file.read_text().strip())
+            _wait(lambda: self.api_ready() or not _pid_alive(new_pid), "the API server to answer /readyz again")
+            if self.api_ready():
+                return
+            pid_file.unlink()
+        raise RuntimeError(f"kube-apiserver did not start again: see {self.cluster_dir / 'logs/kube-apiserver.log'}")
 
     def _etcd_url(self) -> str:
         conf = (self.cluster_dir / "kwok.yaml").read_text()
