@@ -209,6 +209,8 @@ class TranscriptView(ScrollView, can_focus=True):
                 self._stream(e)
 
     def _stream(self, e: AssistantEntry) -> None:
+        if e in self._streaming:
+            return
         self._streaming.add(e)
         if self._ticker is not None:
             self._ticker.resume()
@@ -229,12 +231,14 @@ class TranscriptView(ScrollView, can_focus=True):
 
     async def apply(self, changes: list[Change]) -> None:
         t = self.transcript
+        moved = False  # streamed text only queues (the tick shows it): a chunk costs no layout
         for ch in changes:
             b = ch.block
             e = t.by_key.get(b.key)
             if ch.op == "add":
                 if e is None:
                     e = t.add(b)
+                    moved = True
                     if isinstance(e, AssistantEntry) and e.streaming:
                         self._stream(e)
                 continue
@@ -252,7 +256,9 @@ class TranscriptView(ScrollView, can_focus=True):
                     self._streaming.discard(e)
                     e.finish()
             self._changed(e)
-        self._grew()
+            moved = True
+        if moved:
+            self._grew()
 
     async def _flush_due(self) -> None:
         if not self._streaming:
