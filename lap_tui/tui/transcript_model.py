@@ -33,8 +33,8 @@ from lap_tui.tui.formatting import cost, tokens
 
 Line = list[Segment]
 MAX_TOOL_OUTPUT = 8000  # characters shown; the journal keeps what the engine kept
-MAX_TAIL = 3_000  # the open tail is cut mid-paragraph (at a wrapped line's end) once this long
-KEEP = 500  # what a mid-paragraph cut leaves in the open tail
+MAX_TAIL = 1_500  # the open tail is cut mid-paragraph (at a wrapped line's end) once this long
+KEEP = 300  # what a mid-paragraph cut leaves in the open tail
 PLAIN_BIG = 16_000  # a finished paragraph this long without Markdown syntax stays plain text
 
 # Columns an entry's decoration takes (left, right) and blank rows above it: the view draws
