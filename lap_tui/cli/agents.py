@@ -88,6 +88,8 @@ def _add_agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle-suspend", type=int, metavar="SECONDS", help="suspend an idle sandbox after this")
     p.add_argument("--env", action="append", metavar="NAME",
                    help="an env var name the sandbox gets (repeatable; CONTAINER_ENV_* reach every sandbox)")
+    p.add_argument("--warm-pool", type=int, metavar="N",
+                   help="kubernetes: keep N sandboxes ready for new sessions (0: none; docs/KUBERNETES.md)")
 
 
 def _team(args: argparse.Namespace) -> str:
@@ -98,7 +100,7 @@ def _sandbox_changes(args: argparse.Namespace, base: SandboxSettings) -> Sandbox
     changes = {k: v for k, v in {
         "backend": args.sandbox_backend, "image": args.image, "cpu": args.cpu, "memory": args.memory,
         "network": args.network, "scope": args.scope, "idle_suspend_seconds": args.idle_suspend,
-        "env": tuple(args.env) if args.env is not None else None,
+        "env": tuple(args.env) if args.env is not None else None, "warm_pool": args.warm_pool,
     }.items() if v is not None}
     return replace(base, **changes)
 
@@ -107,8 +109,10 @@ async def create(args: argparse.Namespace) -> int:
     agent = Agent(id=new_id(), name=args.name, team=_team(args), model=args.model,
                   system_prompt=args.prompt or "", harness=args.harness or "builtin",
                   sandbox=_sandbox_changes(args, SandboxSettings())).validate()
-    async with opened_store() as store:
+    settings = load_settings()
+    async with opened_store(settings) as store:
         agent = await store.create_agent(agent)
+        await _warm(settings, store, agent)
     _print_agent(agent, args.json)
     return 0
 
@@ -137,7 +141,7 @@ async def show(args: argparse.Namespace) -> int:
 
 
 _EDIT_OPTIONS = ("rename", "model", "prompt", "harness", "sandbox_backend", "image", "cpu", "memory", "network",
-                 "scope", "idle_suspend", "env")
+                 "scope", "idle_suspend", "env", "warm_pool")
 
 
 async def edit(args: argparse.Namespace) -> int:
@@ -146,7 +150,7 @@ async def edit(args: argparse.Namespace) -> int:
                            "pass what to change, e.g. --model M, --prompt TEXT, --memory 2Gi or --rename NEW_NAME "
                            "(`lap-tui agents edit -h` lists them)")
     async with opened_store() as store:
-        agent = await store.get_agent(args.name, _team(args))
+        agent = changed_from = await store.get_agent(args.name, _team(args))
         changed = replace(
             agent,
             name=args.rename or agent.name,
@@ -156,6 +160,7 @@ async def edit(args: argparse.Namespace) -> int:
             sandbox=_sandbox_changes(args, agent.sandbox),
         )
         agent = await store.update_agent(changed)
+        await _warm(load_settings(), store, agent, before=changed_from.sandbox.warm_pool)
     _print_agent(agent, args.json)
     return 0
 
@@ -171,6 +176,7 @@ async def delete(args: argparse.Namespace) -> int:
                            " and sandboxes", "pass --yes to delete them too (--keep-sandbox keeps the sandboxes)")
         sessions = [s.id for s in await store.list_sessions(agent.id, limit=max(count, 1))]
         sandboxes = await delete_sandboxes_of(settings, store, sessions, keep=args.keep_sandbox)
+        await _warm(settings, store, agent, deleted=True, keep=args.keep_sandbox)  # its template, pool and claims
         deleted = await store.delete_agent(agent.id)
     if args.json:
         emit_json({"deleted": agent.name, "team": agent.team, "sessions_deleted": deleted,
@@ -179,6 +185,13 @@ async def delete(args: argparse.Namespace) -> int:
         print(f"deleted agent {agent.name} (team {agent.team}) and {plural(deleted, 'session')}"
               + sandboxes_note(sandboxes, kept=args.keep_sandbox))
     return 0
+
+
+async def _warm(*args: object, **kw: object) -> None:
+    """The agent's warm pool in the cluster follows it (lap_tui/sandbox/k8s/warm.py; loaded only here)."""
+    from lap_tui.sandbox.k8s import warm
+
+    await warm.follow_agent(*args, **kw)  # type: ignore[arg-type]
 
 
 def _print_agent(agent: Agent, as_json: bool, sessions: int | None = None) -> None:
@@ -190,7 +203,8 @@ def _print_agent(agent: Agent, as_json: bool, sessions: int | None = None) -> No
         ("name", agent.name), ("team", agent.team), ("id", agent.id), ("model", agent.model),
         ("harness", agent.harness), ("prompt", agent.system_prompt or "(none)"),
         ("sandbox", f"{sb.backend}, {sb.scope} scope, cpu {sb.cpu}, memory {sb.memory}, "
-                    f"network {'allowed' if sb.network else 'off'}, idle suspend {sb.idle_suspend_seconds}s"),
+                    f"network {'allowed' if sb.network else 'off'}, idle suspend {sb.idle_suspend_seconds}s"
+                    + (f", warm pool {sb.warm_pool}" if sb.warm_pool else "")),
         ("image", sb.image or "(default)"), ("env", ", ".join(sb.env) or "(none)"),
         *([("sessions", sessions)] if sessions is not None else []),
         ("created", agent.created_at), ("updated", agent.updated_at),

@@ -26,6 +26,7 @@ MIN_MEMORY = "64Mi"
 MIN_MEMORY_BYTES = 64 * 2**20
 MIN_CPU = "100m"
 MIN_CPU_CORES = 0.1
+MAX_WARM_POOL = 50  # each waiting sandbox holds a pod and a volume
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class SandboxSettings:
     idle_suspend_seconds: int = 900
     env: tuple[str, ...] = ()
     max_lifetime_seconds: int = 0  # 0: none; on Kubernetes it becomes the Sandbox's shutdownTime
+    warm_pool: int = 0  # Kubernetes: this many ready sandboxes kept waiting for new sessions (0: none)
 
     def validate(self) -> SandboxSettings:
         if self.backend not in SANDBOX_BACKENDS:
@@ -61,6 +63,9 @@ class SandboxSettings:
             raise InvalidInput("idle suspend time is negative", "use 0 to never suspend, or seconds")
         if self.max_lifetime_seconds < 0:
             raise InvalidInput("maximum lifetime is negative", "use 0 for none, or seconds")
+        if not 0 <= self.warm_pool <= MAX_WARM_POOL:
+            raise InvalidInput(f"warm pool size {self.warm_pool} is out of range",
+                               f"use 0 (no pool) to {MAX_WARM_POOL}")
         for name in self.env:
             if not _ENV_NAME.match(name):
                 raise InvalidInput(f"env var name {name!r} is invalid",

@@ -75,8 +75,9 @@ async def ensure_for_session(backend: SandboxBackend, store: Store, agent: Agent
                              session: Session) -> SandboxStatus:
     spec = SandboxSpec.for_session(agent, session)
     status = await backend.ensure(spec)
-    if session.sandbox_ref != spec.id:
-        await store.update_session(session.id, sandbox_ref=spec.id)
+    ref = status.id or spec.id  # a sandbox claimed from a warm pool keeps the name the pool gave it
+    if session.sandbox_ref != ref:
+        await store.update_session(session.id, sandbox_ref=ref)
     return status
 
 

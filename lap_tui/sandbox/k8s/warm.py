@@ -1,0 +1,283 @@
+"""Warm starts: an agent with `sandbox.warm_pool = N` gets a SandboxTemplate and a SandboxWarmPool
+(agent-sandbox's extensions), and each new session takes a ready sandbox through a SandboxClaim.
+
+lap-tui owns these objects (labelled managed-by lap-tui, named from the agent's id): `sync`
+writes them when the agent is created or edited, `remove` deletes them (and the claims) with
+the agent. The claimed Sandbox keeps the name the pool gave it; lap-tui labels it like its own
+and records it in the store under that name, so every other call treats it as any sandbox.
+A claim made while the pool is empty gets a Sandbox made for it (named as the claim).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from lap_tui.domain.clock import now_iso
+from lap_tui.domain.names import validate_label
+from lap_tui.domain.sandbox import SandboxError, SandboxPhase, SandboxSpec, SandboxStatus
+from lap_tui.sandbox.k8s import objects
+from lap_tui.store.base import SandboxRecord
+
+if TYPE_CHECKING:
+    from lap_tui.domain.agent import SandboxSettings
+    from lap_tui.sandbox.k8s.backend import KubernetesBackend
+
+log = logging.getLogger(__name__)
+
+GROUP = "extensions.agents.x-k8s.io"
+VERSIONS = ("v1beta1", "v1alpha1")  # preferred first
+TEMPLATES, POOLS, CLAIMS = "sandboxtemplates", "sandboxwarmpools", "sandboxclaims"
+PREFIX = "lw-"  # lap-tui warm: the template, pool and agent Secret of one agent
+
+
+def pool_name(agent_id: str) -> str:
+    """The template's and the pool's name; the pool's Sandboxes are named `<this>-xxxxx`."""
+    return PREFIX + objects._label_value(agent_id).lower()[:24]
+
+
+def _labels(team: str, agent_id: str) -> dict[str, str]:
+    return {objects.MANAGED_BY: objects.MANAGER, objects.LABEL_TEAM: team,
+            objects.LABEL_AGENT: objects._label_value(agent_id)}
+
+
+def _agent_spec(agent_id: str, team: str, settings: SandboxSettings) -> SandboxSpec:
+    """The spec the template is built from: the agent's, with the pool's name as its id (so its
+    Secret is `<pool>-env`, shared by the agent's warm sandboxes: the values are per agent)."""
+    return SandboxSpec(id=pool_name(agent_id), team=team, settings=settings, agent_id=agent_id)
+
+
+def template_object(agent_id: str, team: str, settings: SandboxSettings, *, namespace: str, version: str,
+                    image: str, plain_env: dict[str, str], workspace_size: str = objects.DEFAULT_WORKSPACE_SIZE,
+                    storage_class: str = "") -> dict[str, Any]:
+    """The Sandbox blueprint (objects.sandbox_object's pod and volume), without per-sandbox fields."""
+    spec = _agent_spec(agent_id, team, settings)
+    sb = objects.sandbox_object(spec, namespace=namespace, version="v1beta1", image=image, plain_env=plain_env,
+                                has_secret=True, workspace_size=workspace_size, storage_class=storage_class)
+    container = sb["spec"]["podTemplate"]["spec"]["containers"][0]
+    # A warm sandbox starts before any session: the agent's Secret may not exist yet.
+    container["envFrom"] = [{"secretRef": {"name": objects.secret_name(spec.id), "optional": True}}]
+    return {"apiVersion": f"{GROUP}/{version}", "kind": "SandboxTemplate",
+            "metadata": {"name": spec.id, "namespace": namespace, "labels": _labels(team, agent_id)},
+            "spec": {"podTemplate": sb["spec"]["podTemplate"],
+                     "volumeClaimTemplates": sb["spec"]["volumeClaimTemplates"]}}
+
+
+def pool_object(agent_id: str, team: str, size: int, *, namespace: str, version: str) -> dict[str, Any]:
+    name = pool_name(agent_id)
+    spec: dict[str, Any] = {"replicas": size, "sandboxTemplateRef": {"name": name}}
+    if version == "v1beta1":  # an edited agent's waiting sandboxes are replaced at once, not when claimed
+        spec["updateStrategy"] = {"type": "Recreate"}
+    return {"apiVersion": f"{GROUP}/{version}", "kind": "SandboxWarmPool",
+            "metadata": {"name": name, "namespace": namespace, "labels": _labels(team, agent_id)}, "spec": spec}
+
+
+def claim_object(spec: SandboxSpec, *, namespace: str, version: str) -> dict[str, Any]:
+    """A claim named as the session's sandbox id: v1beta1 names the pool, v1alpha1 the template."""
+    pool = pool_name(spec.agent_id or "")
+    body: dict[str, Any] = ({"warmPoolRef": {"name": pool}} if version == "v1beta1"
+                            else {"sandboxTemplateRef": {"name": pool}, "warmpool": pool})
+    return {"apiVersion": f"{GROUP}/{version}", "kind": "SandboxClaim",
+            "metadata": {"name": spec.id, "namespace": namespace, "labels": objects.labels(spec)}, "spec": body}
+
+
+def claimed_name(claim: dict[str, Any] | None) -> str:
+    return str((((claim or {}).get("status") or {}).get("sandbox") or {}).get("name") or "")
+
+
+async def ext_version(backend: KubernetesBackend) -> str:
+    """The extensions version spoken: v1beta1 where served (the backend's own choice otherwise)."""
+    cached = getattr(backend, "_warm_version", None)
+    if cached:
+        return cached
+    apis = await backend.apis()
+    try:
+        groups = await apis.client.ApisApi(apis.api).get_api_versions()
+    except apis.client.ApiException as exc:
+        raise backend._api_failed("cannot list the cluster's API groups", exc) from None
+    have: set[str] = set()
+    for g in groups.groups or ():
+        if g.name == GROUP:
+            have = {v.version for v in g.versions}
+    found = [v for v in VERSIONS if v in have]
+    if not found:
+        raise SandboxError(f"the cluster serves no {GROUP} API (warm pools)",
+                           "install agent-sandbox v0.5.6 with its extensions, or set the agent's warm pool to 0")
+    version = await backend.version() if await backend.version() in found else found[0]
+    backend._warm_version = version  # type: ignore[attr-defined]
+    return version
+
+
+async def _apply(backend: KubernetesBackend, plural: str, body: dict[str, Any]) -> None:
+    """Create, or replace the spec of the existing object (a merge patch would keep removed keys)."""
+    apis = await backend.apis()
+    version = body["apiVersion"].split("/", 1)[1]
+    meta = body["metadata"]
+    c = apis.custom
+    try:
+        await c.create_namespaced_custom_object(GROUP, version, meta["namespace"], plural, body,
+                                                field_validation="Strict")
+        return
+    except apis.client.ApiException as exc:
+        if exc.status != 409:
+            raise backend._api_failed(f"cannot create {body['kind']} {meta['name']}", exc) from None
+    try:
+        old = await c.get_namespaced_custom_object(GROUP, version, meta["namespace"], plural, meta["name"])
+        body = dict(body, metadata=dict(meta, resourceVersion=old["metadata"]["resourceVersion"]))
+        await c.replace_namespaced_custom_object(GROUP, version, meta["namespace"], plural, meta["name"], body,
+                                                 field_validation="Strict")
+    except apis.client.ApiException as exc:
+        raise backend._api_failed(f"cannot update {body['kind']} {meta['name']}", exc) from None
+
+
+async def _delete(backend: KubernetesBackend, plural: str, ns: str, name: str, policy: str = "Background") -> None:
+    apis = await backend.apis()
+    try:
+        await apis.custom.delete_namespaced_custom_object(GROUP, await ext_version(backend), ns, plural, name,
+                                                          propagation_policy=policy)
+    except apis.client.ApiException as exc:
+        if exc.status != 404:
+            raise backend._api_failed(f"cannot delete {plural} {name}", exc) from None
+
+
+async def sync(backend: KubernetesBackend, agent_id: str, team: str, settings: SandboxSettings) -> None:
+    """Make the cluster match the agent: its template and pool (and Secret), or none at size 0."""
+    if settings.warm_pool <= 0:
+        await remove(backend, agent_id, team)
+        return
+    settings.validate()
+    ns = backend.namespace(team)
+    version = await ext_version(backend)
+    await backend._ensure_namespace(ns)
+    spec = _agent_spec(agent_id, team, settings)
+    plain, secret = backend._env(spec)
+    await backend._apply_secret(objects.secret_object(spec, ns, secret))
+    await _apply(backend, TEMPLATES, template_object(
+        agent_id, team, settings, namespace=ns, version=version, image=backend.image, plain_env=plain,
+        workspace_size=backend.workspace_size, storage_class=backend.storage_class))
+    await _apply(backend, POOLS, pool_object(agent_id, team, settings.warm_pool, namespace=ns, version=version))
+    log.info("warm pool %s (%d) in %s synced", pool_name(agent_id), settings.warm_pool, ns)
+
+
+async def remove(backend: KubernetesBackend, agent_id: str, team: str, *, keep: bool = False) -> list[str]:
+    """Delete the agent's claims (their Sandboxes go with them unless `keep`), pool, template and
+    Secret. Returns the names of the claims deleted."""
+    ns = backend.namespace(team)
+    apis = await backend.apis()
+    version = await ext_version(backend)
+    selector = f"{objects.SELECTOR},{objects.LABEL_AGENT}={objects._label_value(agent_id)}"
+    try:
+        claims = await apis.custom.list_namespaced_custom_object(GROUP, version, ns, CLAIMS, label_selector=selector)
+    except apis.client.ApiException as exc:
+        if exc.status != 404:
+            raise backend._api_failed(f"cannot list the claims of agent {agent_id}", exc) from None
+        claims = {}
+    names = [c["metadata"]["name"] for c in claims.get("items") or ()]
+    for name in names:
+        await _delete(backend, CLAIMS, ns, name, policy="Orphan" if keep else "Background")
+    await _delete(backend, POOLS, ns, pool_name(agent_id))
+    await _delete(backend, TEMPLATES, ns, pool_name(agent_id))
+    try:
+        await apis.core.delete_namespaced_secret(objects.secret_name(pool_name(agent_id)), ns)
+    except apis.client.ApiException as exc:
+        if exc.status != 404:
+            raise backend._api_failed(f"cannot delete the Secret of agent {agent_id}", exc) from None
+    return names
+
+
+async def release(backend: KubernetesBackend, ns: str, sandbox_id: str) -> None:
+    """Before deleting a claimed sandbox: delete its claim, orphaning the Sandbox (the backend's
+    delete then decides about its volume); a claim left behind would get a new sandbox."""
+    rec = await backend.store.get_sandbox(sandbox_id)
+    claim = ((rec.data or {}) if rec is not None else {}).get("claim")
+    if claim:
+        await _delete(backend, CLAIMS, ns, str(claim), policy="Orphan")
+
+
+async def ensure_claimed(backend: KubernetesBackend, spec: SandboxSpec) -> SandboxStatus | None:
+    """The session's sandbox through its claim (made now if new); None when the session already
+    has a Sandbox of its own (made before the agent had a pool): the caller ensures that one."""
+    ns = backend.namespace(spec.team)
+    apis = await backend.apis()
+    version = await ext_version(backend)
+    c = apis.custom
+    try:
+        claim = await c.get_namespaced_custom_object(GROUP, version, ns, CLAIMS, spec.id)
+    except apis.client.ApiException as exc:
+        if exc.status != 404:
+            raise backend._api_failed(f"cannot read the claim {spec.id}", exc) from None
+        claim = None
+    if claim is None:
+        if await backend._get(ns, spec.id) is not None:
+            return None
+        try:  # the pool is made by `agents create/edit`; here too, for an agent made elsewhere
+            await c.get_namespaced_custom_object(GROUP, version, ns, POOLS, pool_name(spec.agent_id or ""))
+        except apis.client.ApiException as exc:
+            if exc.status != 404:
+                raise backend._api_failed("cannot read the warm pool", exc) from None
+            await sync(backend, spec.agent_id or "", spec.team, spec.settings)
+        await backend._ensure_namespace(ns)
+        try:
+            await c.create_namespaced_custom_object(GROUP, version, ns, CLAIMS,
+                                                    claim_object(spec, namespace=ns, version=version),
+                                                    field_validation="Strict")
+        except apis.client.ApiException as exc:
+            if exc.status != 409:
+                raise backend._api_failed(f"cannot claim a sandbox for {spec.id}", exc) from None
+    name = claimed_name(claim)
+    if not name:  # the controller names the sandbox in the claim's status: wait for it there
+        from lap_tui.sandbox.k8s.backend import _bind
+
+        got = await backend._wait_for(
+            _bind(c.list_namespaced_custom_object_without_preload_content, GROUP, version, ns, CLAIMS),
+            spec.id, lambda o: bool(claimed_name(o)), time.monotonic() + backend.ready_timeout,
+            "the claim to be given a sandbox")
+        name = claimed_name(got)
+    name = validate_label("sandbox", name)  # from the cluster: used as a name and a store key below
+    sandbox = await backend._get(ns, name)
+    if sandbox is None:
+        raise SandboxError(f"the sandbox {name} of claim {spec.id} is gone", "try again: the claim gets another")
+    # lap-tui's labels, so lists and watches (label-selected) show it like any other.
+    await c.patch_namespaced_custom_object(objects.GROUP, await backend.version(), ns, objects.PLURAL, name,
+                                           {"metadata": {"labels": objects.labels(spec)}},
+                                           field_validation="Strict",
+                                           _content_type="application/merge-patch+json")
+    if not objects.is_running_mode(sandbox):
+        await backend._set_mode(ns, name, running=True)
+    backend._namespaces[name] = ns
+    now = now_iso()
+    data = {"namespace": ns, "settings": spec.settings.to_dict(), "claim": spec.id}
+    rec = await backend.store.get_sandbox(name)
+    if rec is None:
+        rec = SandboxRecord(id=name, backend=backend.name, team=spec.team, phase=SandboxPhase.PENDING.value,
+                            agent_id=spec.agent_id, session_id=spec.session_id, context_key=spec.context_key,
+                            created_at=now, last_used_at=now, data=data)
+    else:
+        rec = replace(rec, last_used_at=now, data=data)
+    await backend.store.put_sandbox(rec)
+    status = await backend._wait_ready(ns, name)
+    await backend.store.put_sandbox(replace(rec, phase=status.phase.value, ready=status.ready, suspended_at=None))
+    return status
+
+
+async def follow_agent(settings: Any, store: Any, agent: Any, *, before: int = 0, deleted: bool = False,
+                       keep: bool = False) -> bool:
+    """After `agents create/edit/delete`: the agent's pool as it now asks (`before`: its size
+    before an edit, so shrinking to 0 removes it). False when there is nothing to do here (no
+    cluster configured, a local agent, no pool before or now)."""
+    from lap_tui.sandbox import backend_for, kubernetes_configured
+
+    size = 0 if deleted else agent.sandbox.warm_pool
+    if not (size or before) or agent.sandbox.backend == "local" or not kubernetes_configured(settings):
+        return False
+    backend = backend_for(settings, store, "kubernetes")
+    try:
+        if size:
+            await sync(backend, agent.id, agent.team, agent.sandbox)
+        else:
+            await remove(backend, agent.id, agent.team, keep=keep)
+    finally:
+        await backend.close()
+    return True

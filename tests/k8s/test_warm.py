@@ -1,0 +1,122 @@
+"""Warm starts on the real control plane and agent-sandbox v0.5.6 controller (with extensions):
+an agent's SandboxTemplate and SandboxWarmPool, a session's sandbox taken through a SandboxClaim,
+the pool refilling, the agent's edit reaching the template, and its deletion cleaning up."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from lap_tui.domain.agent import Agent, SandboxSettings
+from lap_tui.domain.errors import InvalidInput
+from lap_tui.domain.ids import new_id
+from lap_tui.domain.session import Session
+from lap_tui.sandbox import ensure_for_session
+from lap_tui.sandbox.k8s import objects, warm
+from lap_tui.store import open_store
+from tests.k8s.lap_backend import TEAM, backend, k8s_env, k8s_settings, kubectl_json, until
+
+POOL = 2
+
+
+@pytest.fixture
+async def setup(tmp_path: Path, k8s_cluster, k8s_namespace):
+    env = k8s_env(tmp_path, k8s_cluster, k8s_namespace)
+    settings = k8s_settings(env, tmp_path)
+    store = await open_store(f"sqlite://{tmp_path / 'lap.db'}")
+    be = backend(store, settings, env)
+    agent = await store.create_agent(Agent(id=new_id(), name="warm-bot", team=TEAM, model="m",
+                                           sandbox=SandboxSettings(backend="kubernetes", warm_pool=POOL,
+                                                                   env=("AGENT_TOKEN",))))
+    yield be, store, agent, k8s_namespace
+    await be.close()
+    await store.close()
+
+
+def _items(cluster, kind: str, ns: str) -> list[dict]:
+    return kubectl_json(cluster, "get", kind, "-n", ns)["items"]
+
+
+def _waiting(cluster, ns: str, pool: str) -> list[str]:
+    """The pool's ready, unclaimed Sandboxes (still owned by the pool)."""
+    out = []
+    for sb in _items(cluster, "sandboxes.agents.x-k8s.io", ns):
+        owners = sb["metadata"].get("ownerReferences") or []
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in sb.get("status", {}).get("conditions", []))
+        if ready and any(o["kind"] == "SandboxWarmPool" and o["name"] == pool for o in owners):
+            out.append(sb["metadata"]["name"])
+    return out
+
+
+def test_warm_pool_size_is_validated():
+    with pytest.raises(InvalidInput):
+        SandboxSettings(warm_pool=-1).validate()
+    with pytest.raises(InvalidInput):
+        SandboxSettings(warm_pool=10_000).validate()
+    assert SandboxSettings(warm_pool=3).validate().warm_pool == 3
+    assert SandboxSettings.from_dict(SandboxSettings(warm_pool=3).to_dict()).warm_pool == 3
+
+
+async def test_a_new_session_claims_a_warm_sandbox_the_pool_refills_and_deleting_cleans_up(setup, k8s_cluster):
+    be, store, agent, ns = setup
+    pool = warm.pool_name(agent.id)
+    await warm.sync(be, agent.id, agent.team, agent.sandbox)
+    tmpl = kubectl_json(k8s_cluster, "get", "sandboxtemplates.extensions.agents.x-k8s.io", "-n", ns, pool)
+    assert tmpl["metadata"]["labels"][objects.MANAGED_BY] == "lap-tui"
+    assert kubectl_json(k8s_cluster, "get", "sandboxwarmpools.extensions.agents.x-k8s.io", "-n", ns,
+                        pool)["spec"]["replicas"] == POOL
+    await until(lambda: len(_waiting(k8s_cluster, ns, pool)) == POOL, "the pool to fill", timeout=120)
+    waiting = set(_waiting(k8s_cluster, ns, pool))
+
+    # A new session: its sandbox is one of the waiting ones, given through a claim.
+    session = await store.create_session(Session(id=new_id(), agent_id=agent.id))
+    status = await ensure_for_session(be, store, agent, session)
+    assert status.ready and status.id in waiting, (status.id, waiting)
+    assert (await store.get_session(session.id)).sandbox_ref == status.id
+    claim = kubectl_json(k8s_cluster, "get", "sandboxclaims.extensions.agents.x-k8s.io", "-n", ns,
+                         f"s-{session.id[:12]}")
+    assert warm.claimed_name(claim) == status.id
+    res = await be.exec(status.id, ["sh", "-c", "echo first > f.txt; cat f.txt; echo $AGENT_TOKEN"])
+    # The agent's variables reach a warm sandbox through the agent's Secret (made before the pool).
+    assert res.exit_code == 0 and res.stdout == b"first\nsv-agent-secret-7788\n", res
+    sb = kubectl_json(k8s_cluster, "get", "sandbox", "-n", ns, status.id)
+    assert sb["metadata"]["labels"][objects.LABEL_SESSION] == session.id
+    listed = {s.id: s for s in await be.list()}
+    assert status.id in listed and not listed[status.id].orphan
+    # The same session again: the same claimed sandbox, with its file.
+    again = await ensure_for_session(be, store, agent, session)
+    assert again.id == status.id
+    assert (await be.exec(status.id, ["cat", "f.txt"])).stdout == b"first\n"
+
+    # The pool refills to its size, without the claimed one.
+    await until(lambda: len(set(_waiting(k8s_cluster, ns, pool)) - {status.id}) == POOL, "the pool to refill",
+                timeout=120)
+    assert status.id not in _waiting(k8s_cluster, ns, pool)
+
+    # Editing the agent updates the template.
+    edited = replace(agent, sandbox=replace(agent.sandbox, memory="768Mi"))
+    await warm.sync(be, edited.id, edited.team, edited.sandbox)
+    tmpl = kubectl_json(k8s_cluster, "get", "sandboxtemplates.extensions.agents.x-k8s.io", "-n", ns, pool)
+    assert tmpl["spec"]["podTemplate"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "768Mi"
+
+    # Deleting the session's sandbox deletes its claim too (a claim left would get another sandbox).
+    await be.delete(status.id)
+    await until(lambda: not any(c["metadata"]["name"] == f"s-{session.id[:12]}"
+                                for c in _items(k8s_cluster, "sandboxclaims.extensions.agents.x-k8s.io", ns)),
+                "the claim to go")
+    await until(lambda: status.id not in {s["metadata"]["name"] for s in _items(k8s_cluster, "sandbox", ns)},
+                "the claimed sandbox to go")
+
+    # Deleting the agent removes its template, pool, claims and the pool's sandboxes.
+    other = await store.create_session(Session(id=new_id(), agent_id=agent.id))
+    second = await ensure_for_session(be, store, agent, other)
+    removed = await warm.remove(be, agent.id, agent.team)
+    assert removed == [f"s-{other.id[:12]}"]
+    for kind in ("sandboxtemplates", "sandboxwarmpools", "sandboxclaims"):
+        await until(lambda kind=kind: not _items(k8s_cluster, f"{kind}.extensions.agents.x-k8s.io", ns),
+                    f"the {kind} to go")
+    await until(lambda: not _items(k8s_cluster, "sandbox", ns), "the pool's and the claimed sandboxes to go",
+                timeout=120)
+    assert second.id
