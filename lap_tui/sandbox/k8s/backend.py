@@ -145,6 +145,12 @@ class KubernetesBackend(SandboxBackend):
     @_reaching
     async def ensure(self, spec: SandboxSpec) -> SandboxStatus:
         spec.settings.validate()
+        if getattr(spec.settings, "warm_pool", 0) > 0 and spec.agent_id:  # a claim from the agent's pool (warm.py)
+            from lap_tui.sandbox.k8s import warm
+
+            claimed = await warm.ensure_claimed(self, spec)
+            if claimed is not None:
+                return claimed
         rec = await self.store.get_sandbox(spec.id)
         if rec is not None and (rec.team != spec.team or rec.backend != self.name):
             raise SandboxError(f"sandbox {spec.id} belongs to team {rec.team} ({rec.backend} backend)",
@@ -227,6 +233,9 @@ class KubernetesBackend(SandboxBackend):
         """Delete the Sandbox, its pod and Secret; its workspace PVC too unless `keep_volume`."""
         ns = await self._locate(sandbox_id)
         await self._kill_running(sandbox_id, "deleted")
+        from lap_tui.sandbox.k8s import warm
+
+        await warm.release(self, ns, sandbox_id)  # a claimed one: its claim first, or it gets another
         apis = await self.apis()
         version = await self.version()
         # The PVC is owned by the Sandbox: orphan it to keep it, else let it go with the rest.
