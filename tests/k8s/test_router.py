@@ -1,0 +1,78 @@
+"""Offline: the router sends each call to the right backend (the agent's setting for ensure, the
+store record for the rest, the default for a sandbox with no record) and merges lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lap_tui.domain.agent import SandboxSettings
+from lap_tui.domain.sandbox import SandboxPhase, SandboxSpec, SandboxStatus
+from lap_tui.sandbox.base import SandboxBackend
+from lap_tui.sandbox.router import Backends
+from lap_tui.store import open_store
+from lap_tui.store.base import SandboxRecord
+
+
+class Fake(SandboxBackend):
+    def __init__(self, name: str, store) -> None:
+        self.name, self.store, self.calls = name, store, []
+
+    def _st(self, sid: str) -> SandboxStatus:
+        return SandboxStatus(id=sid, backend=self.name, team="t", phase=SandboxPhase.RUNNING, ready=True)
+
+    async def ensure(self, spec):
+        self.calls.append(("ensure", spec.id))
+        await self.store.put_sandbox(SandboxRecord(id=spec.id, backend=self.name, team="t", phase="Running"))
+        return self._st(spec.id)
+
+    async def exec(self, sandbox_id, argv, **kw):
+        self.calls.append(("exec", sandbox_id))
+
+    async def delete(self, sandbox_id, **kw):
+        self.calls.append(("delete", sandbox_id, kw))
+
+    async def list(self):
+        return [self._st(r.id) for r in await self.store.list_sandboxes(backend=self.name)]
+
+    async def shell(self, *a, **k): ...
+    async def read_file(self, *a, **k): ...
+    async def write_file(self, *a, **k): ...
+    async def list_dir(self, *a, **k): ...
+    async def logs(self, *a, **k): ...
+    async def suspend(self, *a, **k): ...
+    async def resume(self, *a, **k): ...
+    async def status(self, *a, **k): ...
+    async def suspend_idle(self, **k): return []
+
+    async def watch(self, **k):  # pragma: no cover - not used here
+        if False:
+            yield
+
+
+async def test_router_routes_by_agent_setting_and_record(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite://{tmp_path / 'lap.db'}")
+    made: dict[str, Fake] = {}
+
+    def make(kind: str) -> Fake:
+        made[kind] = Fake(kind, store)
+        return made[kind]
+
+    r = Backends(store, "kubernetes", make)
+    try:
+        await r.ensure(SandboxSpec(id="s-aaaaaaaaaaaa", team="t", settings=SandboxSettings(backend="local")))
+        await r.ensure(SandboxSpec(id="s-bbbbbbbbbbbb", team="t", settings=SandboxSettings(backend="auto")))
+        assert made["local"].calls == [("ensure", "s-aaaaaaaaaaaa")]
+        assert made["kubernetes"].calls == [("ensure", "s-bbbbbbbbbbbb")]
+        await r.exec("s-aaaaaaaaaaaa", ["true"])
+        await r.exec("s-bbbbbbbbbbbb", ["true"])
+        await r.exec("s-orphan", ["true"])  # no record: the default backend's (a cluster orphan)
+        assert made["local"].calls[-1] == ("exec", "s-aaaaaaaaaaaa")
+        assert made["kubernetes"].calls[-2:] == [("exec", "s-bbbbbbbbbbbb"), ("exec", "s-orphan")]
+        await r.delete("s-bbbbbbbbbbbb", keep_volume=True)
+        await r.delete("s-aaaaaaaaaaaa", keep_volume=True)  # the local backend takes no such option
+        assert made["kubernetes"].calls[-1] == ("delete", "s-bbbbbbbbbbbb", {"keep_volume": True})
+        assert made["local"].calls[-1] == ("delete", "s-aaaaaaaaaaaa", {})
+        assert [(s.id, s.backend) for s in await r.list()] == [("s-aaaaaaaaaaaa", "local"),
+                                                               ("s-bbbbbbbbbbbb", "kubernetes")]
+    finally:
+        await store.close()
