@@ -141,8 +141,16 @@ class Cgroups:
             except FileExistsError:
                 if key in self._ready:
                     continue
-            for path, value, missing_ok in setup:
-                _write(Path(path), value, missing_ok=missing_ok)
+            try:
+                for path, value, missing_ok in setup:
+                    _write(Path(path), value, missing_ok=missing_ok)
+            except FileNotFoundError:
+                if d.exists():
+                    raise  # a limit file missing: this controller cannot limit
+                # Removed while we set it (another lap-tui process's sweep takes empty sandbox
+                # cgroups, and one not joined yet is empty): the command's child makes it again,
+                # limits first (Join). Never a command without its cgroup.
+                continue
             self._ready.add(key)
         return joins
 

@@ -439,6 +439,7 @@ class LocalBackend(SandboxBackend):
             except OSError as exc:
                 if self._limits_mode == "cgroup":
                     raise SandboxError(f"cannot set up the cgroup of sandbox {sandbox_id}: {exc}") from None
+                self._log(sandbox_id, f"cgroup not set up ({exc}): this command runs under rlimits")
         keep: tuple[int, ...] = ()
         if mode == "bwrap":
             inner_cwd = _inner_cwd(cwd)

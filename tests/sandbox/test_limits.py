@@ -70,12 +70,7 @@ async def test_fork_bomb_is_contained(require_bwrap, sb_store, sb_settings, sb_e
 
     sid = await Maker(sb_store, backend).sandbox()
     # Count how many processes a sandbox can have: at most the limit, not the 300 it asks for.
-    count = ("import os, time\nn = 0\nfor i in range(300):\n    try:\n        pid = os.fork()\n"
-             "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n"
-             "    n += 1\nprint(n, flush=True)\n")
-    r = await backend.exec(sid, ["python3", "-c", count], timeout=30)
-    assert r.exit_code == 0, r.stderr
-    assert 10 < int(r.stdout) < 64
+    assert await _forks(backend, sid) < 64
     # The real thing: contained, then killed whole by the timeout; the host can still fork.
     r = await backend.exec(sid, ["sh", "-c", "f() { f | f & }; f; sleep 100"], timeout=3)
     assert r.timed_out
@@ -88,6 +83,51 @@ async def test_fork_bomb_is_contained(require_bwrap, sb_store, sb_settings, sb_e
     assert backend._cgroups.pids(sid) == set()
     await backend.close()
     forget_cgroups(backend)
+
+
+# How many processes a command can fork: it stops at the pids limit's EAGAIN only, never at
+# another error (a fork the host's memory pressure failed is tried again), and says why it stopped.
+_COUNT = ("import errno, os, time\nn = tries = 0\nwhile n < 300:\n    try:\n        pid = os.fork()\n"
+          "    except OSError as e:\n        if e.errno == errno.EAGAIN:\n            break\n"
+          "        tries += 1\n        assert tries < 1000, e\n        time.sleep(0.001)\n        continue\n"
+          "    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n    n += 1\nprint(n, flush=True)\n")
+
+
+async def _forks(backend, sid) -> int:
+    r = await backend.exec(sid, ["python3", "-c", _COUNT], timeout=60)
+    assert r.exit_code == 0, r.stderr
+    # bwrap, the sandbox's pid 1 and python itself count too: all of the rest of the limit is usable.
+    n = int(r.stdout)
+    assert n >= backend.pids_limit - 8 or n >= 300, n
+    return n
+
+
+async def test_the_limit_holds_when_another_process_sweeps_while_it_is_set(require_bwrap, sb_store, sb_settings,
+                                                                           sb_environ, monkeypatch):
+    # Another lap-tui process's first use of cgroups sweeps empty sandbox cgroups: one just made
+    # and not yet joined is empty. Swept between its mkdir and its limit writes, the command ran
+    # with no cgroup at all (auto mode fell back to rlimits, which do not bind root): 300 forks.
+    backend = LocalBackend(sb_store, sb_settings, environ=sb_environ, pids_limit=64)
+    need(backend._cgroups.available(), f"sandbox cgroups unavailable here: {backend.limits_in_use()}")
+    from lap_tui.sandbox import limits
+    from tests.sandbox.conftest import Maker
+
+    sid = await Maker(sb_store, backend).sandbox()
+    write, swept = limits._write, []
+
+    def sweep_first(path, value, **kw):  # type: ignore[no-untyped-def]
+        if not swept and sid in str(path):
+            limits.Cgroups().available()  # its first use sweeps
+            swept.append(not Path(path).parent.exists())
+        return write(path, value, **kw)
+
+    monkeypatch.setattr(limits, "_write", sweep_first)
+    try:
+        assert await _forks(backend, sid) < 64
+        assert swept == [True]  # it did take our cgroup
+    finally:
+        await backend.close()
+        forget_cgroups(backend)
 
 
 @pytest.mark.parametrize("limits", ["auto", "rlimit"])
