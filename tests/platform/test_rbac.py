@@ -6,12 +6,13 @@ refused. The backend calling a verb the Role lacks fails this test with a 403.""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from lap_tui.config import load_settings
 from lap_tui.domain.agent import SandboxSettings
 from lap_tui.domain.sandbox import SandboxPhase, SandboxSpec
-from lap_tui.sandbox.k8s import KubernetesBackend, objects
+from lap_tui.sandbox.k8s import KubernetesBackend, objects, warm
 from lap_tui.store import open_store
 from tests.platform.manifests import (SYSTEM_NS, TEAM_NS, apply, delete_namespaces, find, kubectl_as, render,
                                       token_kubeconfig, unique_names)
@@ -97,6 +98,19 @@ async def test_the_backend_needs_only_the_shipped_role(k8s_cluster, tmp_path: Pa
                         .returncode != 0, "the PVC to go")
             await until(lambda: k8s_cluster.kubectl("get", "secret", "-n", team_ns, objects.secret_name(sid))
                         .returncode != 0, "the Secret to go")
+            # Warm starts (k8s/warm.py): the agent's template and pool, a claim, its sandbox, removal.
+            agent_id = "0123456789abcdef0123456789abcdef"
+            warm_settings = SandboxSettings(warm_pool=1)
+            await warm.sync(b, agent_id, TEAM, warm_settings)
+            await warm.sync(b, agent_id, TEAM, replace(warm_settings, memory="768Mi"))  # an edit: update
+            wspec = SandboxSpec(id="s-rbacwarm001", team=TEAM, settings=warm_settings, agent_id=agent_id)
+            wst = await b.ensure(wspec)  # through a claim (its sandbox from the pool, or made for it)
+            assert wst.ready
+            assert k8s_cluster.kubectl("get", "sandboxclaims.extensions.agents.x-k8s.io", "-n", team_ns,
+                                       wspec.id).returncode == 0
+            assert (await b.exec(wst.id, ["sh", "-c", "echo warm"])).stdout == b"warm\n"
+            await b.delete(wst.id)
+            assert await warm.remove(b, agent_id, TEAM) == []  # the claim went with its sandbox
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)

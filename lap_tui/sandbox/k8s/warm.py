@@ -123,13 +123,16 @@ async def _apply(backend: KubernetesBackend, plural: str, body: dict[str, Any]) 
     except apis.client.ApiException as exc:
         if exc.status != 409:
             raise backend._api_failed(f"cannot create {body['kind']} {meta['name']}", exc) from None
-    try:
-        old = await c.get_namespaced_custom_object(GROUP, version, meta["namespace"], plural, meta["name"])
-        body = dict(body, metadata=dict(meta, resourceVersion=old["metadata"]["resourceVersion"]))
-        await c.replace_namespaced_custom_object(GROUP, version, meta["namespace"], plural, meta["name"], body,
-                                                 field_validation="Strict")
-    except apis.client.ApiException as exc:
-        raise backend._api_failed(f"cannot update {body['kind']} {meta['name']}", exc) from None
+    for attempt in range(8):  # the controller writes the pool too: a 409 means read it again
+        try:
+            old = await c.get_namespaced_custom_object(GROUP, version, meta["namespace"], plural, meta["name"])
+            fresh = dict(body, metadata=dict(meta, resourceVersion=old["metadata"]["resourceVersion"]))
+            await c.replace_namespaced_custom_object(GROUP, version, meta["namespace"], plural, meta["name"], fresh,
+                                                     field_validation="Strict")
+            return
+        except apis.client.ApiException as exc:
+            if exc.status != 409 or attempt == 7:
+                raise backend._api_failed(f"cannot update {body['kind']} {meta['name']}", exc) from None
 
 
 async def _delete(backend: KubernetesBackend, plural: str, ns: str, name: str, policy: str = "Background") -> None:
