@@ -35,8 +35,8 @@ async def gone(backend, sid) -> list[str]:
 
 
 async def started(backend, sid, seconds: int = 60) -> asyncio.Task:
-    """A command that runs until killed, once it runs: bwrap killed while it is still setting up
-    can leave its pid 1 behind (see docs/SANDBOXES.md), which is not what these tests are about."""
+    """A command that runs until killed, once it runs (a kill while bwrap sets up is
+    tests/sandbox/test_early_kill.py's business)."""
     up = asyncio.Event()
     task = asyncio.create_task(backend.exec(sid, ["sh", "-c", f"echo up; exec sleep {seconds}"], timeout=None,
                                             on_output=lambda _name, _chunk: up.set()))
