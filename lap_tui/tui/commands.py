@@ -108,3 +108,6 @@ def _title(app: "LapApp", arg: str) -> None:
 
 register(Command("title", "Title: name the open chat's session, :title TEXT (empty clears it)", _title,
                  mutates=True))
+
+
+from lap_tui.tui import cluster  # noqa: E402,F401 - registers :ctx and :ns (it imports this module)

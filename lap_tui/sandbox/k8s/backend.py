@@ -634,22 +634,13 @@ class KubernetesBackend(SandboxBackend):
             await asyncio.wait(tasks, timeout=DRAIN_AFTER_KILL)
 
     async def shell(self, sandbox_id: str, argv: Sequence[str] | None = None) -> int:
-        """Interactive: `kubectl exec -it` does terminals best; lap-tui hands over to it."""
-        import shutil
+        """Interactive: pods/exec with a TTY, relayed by lap-tui (k8s/shell.py): the pod never
+        holds this terminal, and the terminal is restored however the shell ends."""
+        from lap_tui.sandbox.k8s.shell import run_shell
 
         ns = await self._locate(sandbox_id)
-        await self._ready_pod(ns, sandbox_id)
-        kubectl = shutil.which("kubectl")
-        if kubectl is None:
-            raise SandboxError("an interactive shell on Kubernetes needs kubectl on PATH",
-                               "install kubectl, or run commands with `lap-tui sandboxes exec`")
-        cmd = [kubectl, "exec", "-it", "-n", ns, sandbox_id, "-c", objects.CONTAINER]
-        if self.kubeconfig:
-            cmd[1:1] = ["--kubeconfig", self.kubeconfig]
-        if self.context:
-            cmd[1:1] = ["--context", self.context]
-        proc = await asyncio.create_subprocess_exec(*cmd, "--", *(argv or ["sh", "-c", "exec bash -i || exec sh -i"]))
-        return await proc.wait()
+        pod = await self._ready_pod(ns, sandbox_id)
+        return await run_shell(self, ns, sandbox_id, pod, argv)
 
     # --- files -----------------------------------------------------------------------------
     async def _script(self, sandbox_id: str, script: str, args: list[str], *, stdin: bytes | None = None,
@@ -710,6 +701,9 @@ class KubernetesBackend(SandboxBackend):
         apis = await self.apis()
         resp = await apis.core.read_namespaced_pod_log_without_preload_content(
             sandbox_id, ns, container=objects.CONTAINER, tail_lines=tail, follow=True, _request_timeout=24 * 3600)
+        if resp.status >= 400:  # no pod (suspended, recreated): nothing to follow; its body is no log line
+            resp.release()
+            return
         try:
             buf = b""
             while chunk := await resp.content.readany():
@@ -841,7 +835,7 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _visible(s: SandboxStatus) -> tuple:
-    return (s.phase, s.ready, s.message, s.restarts, s.orphan)
+    return (s.phase, s.ready, s.message, s.restarts, s.orphan, s.node, s.pod_phase)
 
 
 def _check_argv(argv: Sequence[str]) -> list[str]:

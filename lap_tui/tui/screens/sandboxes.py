@@ -80,11 +80,23 @@ class SandboxesScreen(TableScreen):
     def backend_ready(self) -> None:
         self._feed()  # exclusive: replaces the store polling with the backend's watch()
 
+    def cluster_switched(self) -> None:
+        """`:ctx`: the rows were another context's; the new backend's watch lists its own."""
+        self._pending = {k: None for k in self.rows}
+        self._switched = True
+        self._feed()
+
+    def scope_changed(self) -> None:
+        """`:ns`: only that team's rows (or all again)."""
+        self._search.clear()
+        self._refilter()
+
     @work(group="sandboxes-feed", exclusive=True)
     async def _feed(self) -> None:
         backend = self.lap.sandboxes
         try:
-            for rec in await self.lap.store.list_sandboxes():
+            # The store's records show at once; after :ctx only the new context's watch counts.
+            for rec in await self.lap.store.list_sandboxes() if not getattr(self, "_switched", False) else ():
                 self.offer(rec)
             self.apply_pending()
             if backend is not None and hasattr(backend, "watch"):
@@ -120,6 +132,9 @@ class SandboxesScreen(TableScreen):
                 self.lap.sanitiser.line(r["pod_phase"] or "-"), self.lap.sanitiser.line(r["node"] or "-"))
 
     def _visible(self, r: dict[str, Any]) -> bool:
+        scope = getattr(self.lap, "team_scope", None)  # :ns
+        if scope and r["team"] != scope:
+            return False
         f = self._filter.lower()
         if not f:
             return True
@@ -250,6 +265,18 @@ class SandboxesScreen(TableScreen):
             for verb in ("suspend", "resume", "delete", "shell"):
                 yield SystemCommand(f"Sandbox: {verb.title()} {sid}", f"{verb.title()} the selected sandbox",
                                     getattr(self, f"action_{verb}"))
+        if sid:
+            yield SystemCommand(f"Sandbox: Describe {sid}", "Conditions and Events", self.action_describe)
+            yield SystemCommand(f"Sandbox: Logs {sid}", "Follow its log", self.action_logs)
+        from lap_tui.tui import cluster
+
+        if cluster.on_cluster(self.lap):  # :ctx and :ns, one entry per choice
+            for name in cluster.kubeconfig_contexts(self.lap)[0]:
+                yield SystemCommand(f"Context: {name}", "Switch the kubeconfig context",
+                                    lambda n=name: self.app.call_later(self.lap.run_command, f"ctx {n}"))
+            for team in [*cluster.teams(self.lap), "all"]:
+                yield SystemCommand(f"Namespace: {team}", "Show this team's sandboxes",
+                                    lambda t=team: self.app.call_later(self.lap.run_command, f"ns {t}"))
 
 
 async def sandbox_action(screen: LapScreen, verb: str, sandbox_id: str) -> None:
