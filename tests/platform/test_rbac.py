@@ -88,6 +88,8 @@ async def test_the_backend_needs_only_the_shipped_role(k8s_cluster, tmp_path: Pa
             assert [e.name for e in await b.list_dir(sid, "dir")] == ["a.txt"]
             k8s_cluster.append_log(team_ns, sid, "a line from the container")
             assert "a line from the container" in await b.logs(sid, tail=5)
+            from lap_tui.sandbox.k8s.describe import describe  # the app's d: Events need list on events
+            assert not any("not readable" in line for line in (await describe(b, sid))["events"])
             assert [s.id for s in await b.list()] == [sid]  # cluster-wide list refused: the team namespaces
             await until(lambda: any(e.status.id == sid and e.status.ready for e in seen), "the watch to show it")
             assert (await b.suspend(sid)).phase is SandboxPhase.SUSPENDED
