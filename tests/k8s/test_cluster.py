@@ -224,4 +224,4 @@ def test_after_restart_apiserver_sandboxes_become_ready_and_exec_works(kube: Clu
     kube.ready_sandbox("after-restart")
     pod = kube.ready_pod(sbx["metadata"]["uid"])
     out, _, status = kube.exec(pod.metadata.name, ["sh", "-c", "echo ok"])
-    assert (out, status.get("status")) == ("ok\n", "Success")
+    assert (out, status.get("status")) == ("ok\n", "Success"), status

@@ -16,11 +16,12 @@ The object it yields, `K8sCluster`:
   working directory of `exec` in any pod that mounts the claim (a pod with no PVC: its name).
 - `.log_file(namespace, pod) -> Path`: the pod's log file (CRI format) served by pods/log;
   append with `.append_log(namespace, pod, line)`.
-- `.restart_apiserver(while_down=None)`: kills the kube-apiserver process (SIGKILL, like a
-  crash; etcd and the rest keep running), waits until it has exited, calls `while_down()` if
-  given, starts it again, waits until /readyz answers, then restarts the agent-sandbox
-  controller (whose informers would otherwise back off for up to a minute) through
-  `bin/k8s-dev up`, whose canary proves the cluster works again. Open watches break; clients
+- `.restart_apiserver(while_down=None)`: kills kube-apiserver (SIGKILL, like a crash) with the
+  components that watch it (kwok, controller-manager, scheduler; etcd keeps running), waits
+  until they have exited, calls `while_down()` if given, starts them again, waits until
+  /readyz answers, then restarts the agent-sandbox controller through `bin/k8s-dev up`, whose
+  canary proves the cluster works again. (Restarting the watchers matters: client-go
+  informers back off for up to a minute after repeated broken watches.) Open watches break; clients
   must re-watch from their last resourceVersion.
 - `.compact_etcd() -> int`: compacts etcd up to its current revision (returned). A
   resourceVersion older than that then gets 410 Gone from etcd; the API server's watch cache
@@ -158,18 +159,38 @@ class K8sCluster:
             raise RuntimeError(f"bin/k8s-dev up after the restart failed:\n{out.stderr[-4000:]}")
 
     def _kill_and_start_apiserver(self, while_down: Callable[[], None] | None) -> None:
-        pid_file = self.cluster_dir / "pids" / "kube-apiserver.pid"
-        pid = int(pid_file.read_text().strip())
+        # The API server and the components that watch it (kwok, the controller-manager, the
+        # scheduler) go down together, like a control-plane node rebooting; etcd keeps running.
+        # Restarting the watchers matters: client-go informers back off exponentially after a
+        # broken watch (0.8 s doubling to 30 s, plus jitter), and kwok's lagging Exec informer
+        # answered "no exec found" for a pod it had already marked Ready.
+        pid_files = [self.cluster_dir / "pids" / f"{c}.pid"
+                     for c in ("kube-apiserver", "kwok-controller", "kube-controller-manager", "kube-scheduler")]
+        pids = []
+        for f in pid_files:
+            try:
+                pid = int(f.read_text().strip())
+                # Only a process of this cluster: a stale pid file may name a reused pid.
+                if str(self.cluster_dir) in Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " "):
+                    pids.append(pid)
+            except (OSError, ValueError):
+                continue
         # SIGKILL, like a crash: on SIGTERM the API server stops listening at once but then
         # waits 60 s for open watches to drain before it exits and can be started again.
-        os.kill(pid, signal.SIGKILL)
-        _wait(lambda: not _pid_alive(pid), "kube-apiserver to exit", 60)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _wait(lambda: not any(_pid_alive(p) for p in pids), "the control plane to exit", 60)
         # kwokctl starts a component whose pid file names no live process; an exited process
-        # not yet reaped (a zombie) still counts as live to it, so the file goes.
-        pid_file.unlink()
+        # not yet reaped (a zombie) still counts as live to it, so the files go.
+        for f in pid_files:
+            f.unlink(missing_ok=True)
+        pid_file = pid_files[0]
         if while_down is not None:
             while_down()
-        # `kwokctl start cluster` starts the components that are not running (here: the API server).
+        # `kwokctl start cluster` starts the components that are not running.
         env = {**os.environ, "KWOK_WORKDIR": self._env["KWOK_WORKDIR"],
                "KWOK_KUBECTL_BINARY": str(self.bin_dir / "kubectl"),
                "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '')}"}
