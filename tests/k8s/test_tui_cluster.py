@@ -4,6 +4,7 @@ follows its log; `:ctx` switches between two contexts of one kubeconfig; `:ns` s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,11 @@ async def test_sandboxes_view_describe_and_logs_on_the_cluster(cluster_app, k8s_
     node = k8s_cluster.kubectl("get", "pod", "-n", ns, sid, "-o", "jsonpath={.spec.nodeName}", check=True).stdout
     assert node
     k8s_cluster.append_log(ns, sid, "first-line-from-the-pod")
+    # An Event with a message written to look like markup and a terminal escape: shown as text.
+    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": f"{sid}.hostile", "namespace": ns},
+             "involvedObject": {"kind": "Pod", "name": sid, "namespace": ns}, "reason": "Hostile",
+             "message": "[bold red]not markup[/] \x1b]0;title\x07end", "type": "Warning"}
+    k8s_cluster.kubectl("create", "-f", "-", input=json.dumps(event), check=True)
     async with app.run_test(size=(160, 40)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen) and cell(app, sid, "pod") == "Running"
                        and cell(app, sid, "node") == node, what="the pod's phase and node from the watch")
@@ -96,6 +102,7 @@ async def test_sandboxes_view_describe_and_logs_on_the_cluster(cluster_app, k8s_
         assert f"phase Running on {node}" in text
         # The scheduler's Event for the pod (kwok's node is a real Node object to the scheduler).
         assert "Pod Scheduled" in text, text
+        assert "Warning Pod Hostile: [bold red]not markup[/]" in text and "\x1b" not in text
         assert app.screen.query_one("#describe-box").has_focus
         await wait_for(pilot, lambda: any("first-line-from-the-pod" in line for line in app.screen.query_one("Log").lines),
                        what="the log tail")

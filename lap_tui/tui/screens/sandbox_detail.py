@@ -79,15 +79,17 @@ class SandboxDetailScreen(LapScreen):
         from lap_tui.tui.screens.sandboxes import _backend
 
         box = self.query_one("#describe", Static)
-        backend = self.lap.sandboxes if self.lap.sandboxes is not None else None
+        backend = self.lap.sandboxes
         if backend is None and not self.lap.sandboxes_tried.is_set():
             backend = await _backend(self.lap)
-        describe = getattr(backend, "describe", None)
-        if describe is None:
+        if backend is None:
             box.update("describe: no sandbox backend in this terminal")
             return
+        describe = getattr(backend, "describe", None)
+        found = {} if describe is None else None  # the local backend alone: nothing to describe
         try:
-            found = await describe(self.sandbox_id)
+            if found is None:
+                found = await describe(self.sandbox_id)
         except LapError as exc:
             box.update(Text(f"describe: {self.lap.clean(str(exc))}"))
             return
@@ -207,6 +209,8 @@ class SandboxDetailScreen(LapScreen):
             for verb in ("suspend", "resume", "delete", "shell"):
                 yield SystemCommand(f"Sandbox: {verb.title()}", f"{verb.title()} {self.sandbox_id}",
                                     getattr(self, f"action_{verb}"))
+        yield SystemCommand("Sandbox: Describe", f"Conditions and Events of {self.sandbox_id}", self.action_describe)
+        yield SystemCommand("Sandbox: Logs", f"Follow the log of {self.sandbox_id}", self.action_logs)
 
 
 def _new_lines(old: list[str], new: list[str]) -> list[str]:
