@@ -14,9 +14,11 @@ gives the pod:
   `<RFC3339Nano> stdout F <line>`), with a first line written when a new pod is seen; the
   previous pod of that name keeps its file as `<pod>.log.previous` (`kubectl logs -p`).
 
-Then it annotates the pod `k8s-dev.lap-tui.dev/pod-host: "true"`: kwok's pod-ready Stage waits
-for that, so a Ready pod always has its Exec (as a kubelet mounts volumes before starting the
-containers). Both objects are owned by the pod, so the garbage collector deletes them with it.
+Once the pod is scheduled and an exec of `true` in it works (a readiness probe: kwok serves
+exec from its own informer on Exec objects, which can lag), it annotates the pod
+`k8s-dev.lap-tui.dev/pod-host: "true"`: kwok's pod-ready Stage waits for that, so a Ready pod
+always has a working exec in its volume directory (as a kubelet mounts volumes before starting
+the containers). Both objects are owned by the pod, so the garbage collector deletes them with it.
 Watch-based:
 list, then watch from the list's resourceVersion with bookmarks; a 410 Gone re-lists; a lost
 connection (API server restarting) retries with backoff. Started in the background by
@@ -27,16 +29,20 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
 import os
+import queue
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
 
 log = logging.getLogger("pod-host")
 KWOK_GROUP, KWOK_VERSION = "kwok.x-k8s.io", "v1alpha1"
@@ -62,7 +68,10 @@ class PodHost:
         self.state = state
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
-        self.done: dict[str, str] = {}  # pod key "ns/name" -> uid handled
+        self.done: dict[str, str] = {}  # pod key "ns/name" -> uid whose objects exist
+        self.probes: queue.Queue[tuple[str, str, str, str]] = queue.Queue()
+        self.probing: set[str] = set()  # uids queued or being probed
+        self.lock = threading.Lock()
 
     # ---- the volume, env and log of one pod ----
 
@@ -115,8 +124,26 @@ class PodHost:
     def ensure(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
         ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        if meta.get("deletionTimestamp") or self.done.get(f"{ns}/{name}") == uid:
+        if meta.get("deletionTimestamp"):
             return
+        if self.done.get(f"{ns}/{name}") != uid:
+            self.prepare(pod)
+        self.maybe_probe(pod)
+
+    def maybe_probe(self, pod: dict[str, Any]) -> None:
+        """Queue the readiness probe of a scheduled pod not yet marked ready."""
+        meta = pod["metadata"]
+        if (meta.get("annotations") or {}).get(READY_ANNOTATION) == "true" or not pod["spec"].get("nodeName"):
+            return
+        with self.lock:
+            if meta["uid"] in self.probing:
+                return
+            self.probing.add(meta["uid"])
+        self.probes.put((meta["namespace"], meta["name"], meta["uid"], pod["spec"]["containers"][0]["name"]))
+
+    def prepare(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
         work = self.volume_dir(pod)
         logs_dir = self.state / "logs" / safe(ns)
         logs_dir.mkdir(parents=True, exist_ok=True)
@@ -142,11 +169,6 @@ class PodHost:
                                       "follow": True}]}}
         log_file.touch()
         self._put("logs", log_obj, uid)
-        if (meta.get("annotations") or {}).get(READY_ANNOTATION) != "true":
-            # kwok's pod-ready Stage (kwok-stages.yaml) waits for this. The uid in the patch makes
-            # it fail on a newer pod of the same name instead of marking that one.
-            self.core.patch_namespaced_pod(name, ns, {"metadata": {"uid": uid,
-                                                                   "annotations": {READY_ANNOTATION: "true"}}})
         self.done[f"{ns}/{name}"] = uid
         log.info("pod %s/%s (%s): workDir %s%s", ns, name, uid, work, " (new)" if new_pod else "")
 
@@ -168,6 +190,43 @@ class PodHost:
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         self.custom.replace_namespaced_custom_object(KWOK_GROUP, KWOK_VERSION, ns, plural, name, obj)
         return uid not in owners
+
+    # ---- the readiness probe ----
+
+    def probe_loop(self, api: client.ApiClient) -> None:
+        """Mark a pod ready for kwok once an exec in it works: kwok serves exec from its own
+        informer on Exec objects, which can lag its Pod informer (seen after API restarts).
+        Like a kubelet's readiness probe it retries, backing off to 2 s, until the pod is gone."""
+        core = client.CoreV1Api(api)  # its own client: stream() patches the client it uses
+        while True:
+            ns, name, uid, container = self.probes.get()
+            delay = 0.05
+            try:
+                while True:
+                    try:
+                        pod = core.read_namespaced_pod(name, ns)
+                        if pod.metadata.uid != uid or pod.metadata.deletion_timestamp is not None:
+                            break
+                        if (pod.metadata.annotations or {}).get(READY_ANNOTATION) == "true":
+                            break
+                        if exec_works(core, ns, name, container):
+                            # kwok's pod-ready Stage (kwok-stages.yaml) waits for this. The uid in
+                            # the patch makes it fail on a newer pod of the same name.
+                            core.patch_namespaced_pod(name, ns, {"metadata": {
+                                "uid": uid, "annotations": {READY_ANNOTATION: "true"}}})
+                            log.info("pod %s/%s (%s): exec works, marked ready", ns, name, uid)
+                            break
+                    except ApiException as e:
+                        if e.status in (404, 409, 422):
+                            break
+                        log.warning("probe %s/%s: %s %s", ns, name, e.status, e.reason)
+                    except Exception as e:  # the API server restarting
+                        log.warning("probe %s/%s: %s: %s", ns, name, type(e).__name__, e)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+            finally:
+                with self.lock:
+                    self.probing.discard(uid)
 
     # ---- the watch ----
 
@@ -218,9 +277,21 @@ class PodHost:
                 backoff = min(backoff * 2, 5.0)
 
 
-def _json(resp: Any) -> dict[str, Any]:
-    import json
+def exec_works(core: client.CoreV1Api, ns: str, name: str, container: str) -> bool:
+    ws = stream(core.connect_get_namespaced_pod_exec, name, ns, container=container, command=["true"],
+                stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+    try:
+        deadline = time.monotonic() + 10
+        while ws.is_open() and time.monotonic() < deadline:
+            ws.update(timeout=1)
+            if ws.peek_channel(3):
+                return json.loads(ws.read_channel(3)).get("status") == "Success"
+        return False
+    finally:
+        ws.close()
 
+
+def _json(resp: Any) -> dict[str, Any]:
     try:
         return json.loads(resp.data)
     finally:
@@ -233,7 +304,11 @@ def main() -> None:
     api = config.new_client_from_config(config_file=kubeconfig, context=context)
     os.umask(0o022)
     log.info("pod host for %s (context %s), state %s", kubeconfig, context, state)
-    PodHost(state, api).run()
+    host = PodHost(state, api)
+    for _ in range(4):  # a few probes at once: each exec takes 10-40 ms
+        probe_api = config.new_client_from_config(config_file=kubeconfig, context=context)
+        threading.Thread(target=host.probe_loop, args=(probe_api,), daemon=True).start()
+    host.run()
 
 
 if __name__ == "__main__":
