@@ -154,6 +154,9 @@ async def run_shell(backend: KubernetesBackend, ns: str, name: str, pod: dict[st
             gone = asyncio.create_task(backend._pod_gone(ns, name, meta.get("uid"), meta.get("resourceVersion")))
             try:
                 await asyncio.wait({relay, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not relay.done() and gone.exception() is not None:
+                    # The pod watch broke (the API away): not a sign the pod went; the stream decides.
+                    await asyncio.wait({relay})
                 if relay.done():
                     return relay.result()
                 # The pod went (deleted, replaced, stopped): its shell went with it on a real node.
