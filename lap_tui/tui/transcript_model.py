@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -36,6 +37,7 @@ MAX_TOOL_OUTPUT = 8000  # characters shown; the journal keeps what the engine ke
 MAX_TAIL = 1_500  # the open tail is cut mid-paragraph (at a wrapped line's end) once this long
 KEEP = 300  # what a mid-paragraph cut leaves in the open tail
 PLAIN_BIG = 16_000  # a finished paragraph this long without Markdown syntax stays plain text
+KEEP_RENDERED = 400  # blocks whose rendered lines are kept (the others keep only their height)
 
 # Columns an entry's decoration takes (left, right) and blank rows above it: the view draws
 # them (border, padding, selection), the model renders content in what is left.
@@ -159,8 +161,13 @@ class Entry:
         self.collapsed = True  # tool calls
         self._width = -1
         self._lines: list[Line] | None = None
+        self._n = -1  # rows of content at _width: kept when the lines are let go
 
     def invalidate(self) -> None:
+        self._lines, self._n = None, -1
+
+    def drop(self) -> None:
+        """Let the rendered lines go (far from the view); the height stays known."""
         self._lines = None
 
     def content_width(self, width: int) -> int:
@@ -171,10 +178,11 @@ class Entry:
         if self._lines is None or self._width != width:
             self._width = width
             self._lines = self.render(r, self.content_width(width))
+            self._n = len(self._lines)
         return self._lines
 
     def height(self, r: Renderer, width: int) -> int:
-        n = len(self.lines(r, width))
+        n = self._n if self._width == width and self._n >= 0 else len(self.lines(r, width))
         return n + (MARGIN[self.kind] if n else 0)
 
     def line(self, r: Renderer, width: int, i: int) -> Line:
@@ -368,6 +376,11 @@ class AssistantEntry(Entry):
     def invalidate(self) -> None:
         self._tail_lines = None  # the parts keep their lines
 
+    def drop(self) -> None:
+        if not self.streaming:  # the parts' heights stay in _tops
+            for p in self.parts:
+                p._cache = {}
+
     def _relayout(self) -> None:
         self._tops, self._pwidth, self._tail_lines, self._lines = [], -1, None, None
 
@@ -436,6 +449,7 @@ class Transcript:
     the current width; a row of the whole transcript maps to (entry, line) by bisection."""
 
     def __init__(self, sanitiser: Sanitiser, keys: dict[str, str], renderer: Renderer | None = None) -> None:
+        self._kept: OrderedDict[int, Entry] = OrderedDict()  # entries holding rendered lines, oldest first
         self._s = sanitiser
         self.keys = keys
         self.r = renderer or Renderer()
@@ -473,7 +487,7 @@ class Transcript:
         10,000 messages never measures them all again)."""
         self._measure()
         new = self._ordered(blocks)
-        heights = [e.height(self.r, self.width) for e in new]
+        heights = [self._height(e) for e in new]
         added = sum(heights)
         self.entries[:0] = new
         self._tops = list(accumulate(heights, initial=0)) + [y + added for y in self._tops[1:]]
@@ -533,7 +547,7 @@ class Transcript:
         if self._valid >= n and len(self._tops) == n + 1:
             return
         v = min(self._valid, n, len(self._tops) - 1)
-        heights = [e.height(self.r, self.width) for e in self.entries[v:]]
+        heights = [self._height(e) for e in self.entries[v:]]
         self._tops[v:] = accumulate(heights, initial=self._tops[v])
         self._tops = self._tops[:n + 1]
         self._valid = n
@@ -568,6 +582,28 @@ class Transcript:
         margin = MARGIN[e.kind] if self._tops[i + 1] > self._tops[i] else 0
         return e, y - self._tops[i] - margin
 
+    def _height(self, e: Entry) -> int:
+        h = e.height(self.r, self.width)
+        self._touch(e)
+        return h
+
+    def _touch(self, e: Entry) -> None:
+        """`e` holds rendered lines and was just used: only the KEEP_RENDERED used last keep
+        theirs (a session paged through whole would otherwise keep every line of it: memory,
+        and Python's full collections walking them)."""
+        k = id(e)
+        if k in self._kept:
+            self._kept.move_to_end(k)
+            return
+        self._kept[k] = e
+        while len(self._kept) > KEEP_RENDERED:
+            self._kept.popitem(last=False)[1].drop()
+
+    def line(self, e: Entry, i: int) -> Line:
+        """Line `i` of `e`'s content."""
+        self._touch(e)
+        return e.line(self.r, self.width, i)
+
     def row(self, y: int) -> tuple[Entry | None, Line]:
         """Row `y`'s entry and content (an empty line in a margin or past the end)."""
         got = self.at(y)
@@ -576,7 +612,7 @@ class Transcript:
         e, i = got
         if i < 0:
             return e, []
-        return e, e.line(self.r, self.width, i)
+        return e, self.line(e, i)
 
     def text_rows(self, start: int = 0, end: int | None = None) -> list[str]:
         """The rows as plain text (tests, copy of a region)."""

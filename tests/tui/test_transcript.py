@@ -250,3 +250,19 @@ async def test_reading_the_middle_of_a_streaming_reply_it_grows_below_and_nothin
         await wait_for(pilot, lambda: "more 19" in "".join(view.transcript.text_rows()), what="flushed")
         await pilot.pause()
         assert top_row(view) == reading and round(view.scroll_y) == 21
+
+
+def test_only_the_blocks_used_last_keep_their_lines_and_the_rest_render_again_when_read() -> None:
+    from lap_tui.tui.transcript_model import KEEP_RENDERED
+
+    t = Transcript(Sanitiser(), {})
+    blocks = [b for i in range(KEEP_RENDERED) for b in (user(i, f"q{i}", f"t{i}"), reply(i, f"**a{i}**\n\n- x", f"t{i}"),
+                                                       turn(f"t{i}"))]
+    t.extend(blocks)
+    first = t.text_rows()  # measured and read, every block rendered once
+    held = [e for e in t.entries if e._lines is not None or any(p._cache for p in getattr(e, "parts", []))]
+    assert len(held) <= KEEP_RENDERED < len(t.entries)
+    assert t.text_rows() == first  # what was let go renders again, the same
+    whole = Transcript(Sanitiser(), {})
+    whole.extend(blocks[-30:])
+    assert t.text_rows(t.height - whole.height) == whole.text_rows()

@@ -125,7 +125,7 @@ class TranscriptView(ScrollView, can_focus=True):
         if got is None or got[1] < 0:  # past the end, or the margin above a block
             return Strip.blank(width, base)
         e, i = got
-        content = e.line(t.r, t.width, i)
+        content = t.line(e, i)
         selected = e is self._selected
         # A block's lines are kept per width, so a row drawn before (the view scrolled, or the
         # frame redrawn while text streams below) is a lookup: only new lines are decorated.
