@@ -105,11 +105,12 @@ def main() -> int:
                 "floor": "hello floor (bare Textual app) exec → first paint"}[a["name"]]
         print(f"| {what} | {st.get('median', float('nan')):.0f} | {st.get('min', float('nan')):.0f} "
               f"| {st.get('max', float('nan')):.0f} | {a['failures']} |")
+    # cwd outside the checkout: `python -c` puts the cwd first on sys.path, ahead of a PYTHONPATH
     mounted = subprocess.run([sys.executable, "-c", MOUNT_CHECK, sid], env={**os.environ, **env},
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, cwd=tmp)
     print(mounted.stdout.strip() or mounted.stderr.strip()[-500:])
     paged = subprocess.run([sys.executable, "-c", PAGE_CHECK, sid, str(args.page_limit)], env={**os.environ, **env},
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, cwd=tmp)
     print(paged.stdout.strip() or paged.stderr.strip()[-800:])
     return proc.returncode
 

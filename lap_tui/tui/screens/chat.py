@@ -207,10 +207,10 @@ class ChatScreen(LapScreen):
 
     async def _restore_scroll(self, log: TranscriptView) -> None:
         """Reopen exactly where the view was left, `chat_scroll_from_end` lines above the bottom.
-        Older turns are mounted until there is that much to scroll, and the offset is set again
-        on each refresh until the layout holds still (Markdown replaces its stand-ins a frame or
-        two after mounting, long replies fold): one early scroll_to was clamped to what was
-        mounted then, or undone by the anchor. A key pressed meanwhile ends it: the user leads."""
+        Older turns are loaded until there is that much to scroll, and the offset is set again
+        on each refresh until the transcript's height holds still (a width known only after the
+        first layout re-wraps it): one early scroll_to was clamped to what was loaded then. A key
+        pressed meanwhile ends it: the user leads."""
         st = self.lap.state
         restoring, self._restoring = self._restoring, False
         if not (restoring and st.session_id == self.session_id and not st.chat_follow):
