@@ -24,6 +24,7 @@ COMMANDS = {
     "config": "admin",
     "harnesses": "harnesses",
     "relay": "harnesses",
+    "teams": "teams",
 }
 VIEWS = ("agents", "sessions", "sandboxes")
 
