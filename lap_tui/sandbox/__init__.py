@@ -74,6 +74,13 @@ def _get(settings: Settings, name: str) -> object:
 async def ensure_for_session(backend: SandboxBackend, store: Store, agent: Agent,
                              session: Session) -> SandboxStatus:
     spec = SandboxSpec.for_session(agent, session)
+    wanted = agent.sandbox.backend
+    if wanted != "auto" and backend.name != wanted and not hasattr(backend, "for_id"):  # not the router
+        from lap_tui.domain.errors import ConfigError
+
+        raise ConfigError(f"agent {agent.name} wants {wanted} sandboxes, but this lap-tui uses {backend.name} ones",
+                          "set kube_context (LAP_KUBE_CONTEXT) for a cluster, or change the agent's sandbox backend"
+                          if wanted == "kubernetes" else "change the agent's sandbox backend to auto")
     status = await backend.ensure(spec)
     ref = status.id or spec.id  # a sandbox claimed from a warm pool keeps the name the pool gave it
     if session.sandbox_ref != ref:

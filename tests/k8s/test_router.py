@@ -76,3 +76,27 @@ async def test_router_routes_by_agent_setting_and_record(tmp_path: Path) -> None
                                                                ("s-bbbbbbbbbbbb", "kubernetes")]
     finally:
         await store.close()
+
+
+async def test_an_agent_asking_for_kubernetes_without_a_cluster_is_told_so(tmp_path: Path) -> None:
+    import pytest
+
+    from lap_tui.domain.agent import Agent
+    from lap_tui.domain.errors import ConfigError
+    from lap_tui.domain.ids import new_id
+    from lap_tui.domain.session import Session
+    from lap_tui.sandbox import ensure_for_session
+
+    store = await open_store(f"sqlite://{tmp_path / 'lap.db'}")
+    try:
+        agent = await store.create_agent(Agent(id=new_id(), name="k", team="t", model="m",
+                                               sandbox=SandboxSettings(backend="kubernetes")))
+        session = await store.create_session(Session(id=new_id(), agent_id=agent.id))
+        local = Fake("local", store)
+        with pytest.raises(ConfigError, match="wants kubernetes sandboxes"):
+            await ensure_for_session(local, store, agent, session)
+        assert local.calls == []  # never silently made a local sandbox instead
+        router = Backends(store, "kubernetes", lambda k: Fake(k, store))
+        assert (await ensure_for_session(router, store, agent, session)).backend == "kubernetes"
+    finally:
+        await store.close()
