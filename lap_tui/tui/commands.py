@@ -1,8 +1,8 @@
 """The one registry of `:` commands, also offered in the command palette.
 
 A command is a name, a help line, a handler `run(app, arg)` and a completer `complete(app)`
-listing argument values. Other parts register theirs here (the Kubernetes backend will add
-`:ctx` and `:ns`) with `register(...)`; the command line and the palette read only this table.
+listing argument values. Other parts register theirs here with `register(...)` (`:ctx` and
+`:ns` come from tui/cluster.py); the command line and the palette read only this table.
 """
 
 from __future__ import annotations
