@@ -4,6 +4,7 @@ the pool refilling, the agent's edit reaching the template, and its deletion cle
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -120,3 +121,35 @@ async def test_a_new_session_claims_a_warm_sandbox_the_pool_refills_and_deleting
     await until(lambda: not _items(k8s_cluster, "sandbox", ns), "the pool's and the claimed sandboxes to go",
                 timeout=120)
     assert second.id
+
+
+def test_agents_create_edit_delete_own_the_pool(k8s_cluster, k8s_namespace, tmp_path: Path):
+    """The real command: `agents create --warm-pool` makes the template and pool, `agents edit`
+    updates them (and --warm-pool 0 removes them), `agents delete` removes them."""
+    from tests.conftest import run_cli
+
+    env = k8s_env(tmp_path, k8s_cluster, k8s_namespace)
+
+    def cli(*args: str) -> dict:
+        r = run_cli(*args, "--team", TEAM, "--json", env=env, timeout=120)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        return json.loads(r.stdout)
+
+    def get(kind: str, name: str):
+        return k8s_cluster.kubectl("get", f"{kind}.extensions.agents.x-k8s.io", "-n", k8s_namespace, name, "-o",
+                                   "json")
+
+    agent = cli("agents", "create", "pooled", "--model", "m", "--sandbox-backend", "kubernetes", "--warm-pool", "2")
+    assert agent["sandbox"]["warm_pool"] == 2
+    pool = warm.pool_name(agent["id"])
+    assert json.loads(get("sandboxwarmpools", pool).stdout)["spec"]["replicas"] == 2
+    cli("agents", "edit", "pooled", "--warm-pool", "1", "--cpu", "500m")
+    assert json.loads(get("sandboxwarmpools", pool).stdout)["spec"]["replicas"] == 1
+    tmpl = json.loads(get("sandboxtemplates", pool).stdout)
+    assert tmpl["spec"]["podTemplate"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "500m"
+    cli("agents", "edit", "pooled", "--warm-pool", "0")
+    assert get("sandboxwarmpools", pool).returncode != 0 and get("sandboxtemplates", pool).returncode != 0
+    cli("agents", "edit", "pooled", "--warm-pool", "1")
+    assert get("sandboxwarmpools", pool).returncode == 0
+    cli("agents", "delete", "pooled", "--yes")
+    assert get("sandboxwarmpools", pool).returncode != 0 and get("sandboxtemplates", pool).returncode != 0

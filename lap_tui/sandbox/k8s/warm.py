@@ -273,6 +273,7 @@ async def follow_agent(settings: Any, store: Any, agent: Any, *, before: int = 0
     from lap_tui.sandbox import backend_for, kubernetes_configured
 
     size = 0 if deleted else agent.sandbox.warm_pool
+    before = agent.sandbox.warm_pool if deleted else before
     if not (size or before) or agent.sandbox.backend == "local" or not kubernetes_configured(settings):
         return False
     backend = backend_for(settings, store, "kubernetes")
