@@ -185,10 +185,15 @@ async def _close(backend: Any) -> None:
 
 
 def _context_names(app: LapApp) -> list[str]:
-    return kubeconfig_contexts(app)[0] if on_cluster(app) else []
+    # Only once the backend is open (its modules are loaded then): `:` must open at once.
+    return kubeconfig_contexts(app)[0] if app.sandboxes is not None and on_cluster(app) else []
+
+
+def _team_names(app: LapApp) -> list[str]:
+    return [*teams(app), "all"] if app.sandboxes is not None and on_cluster(app) else []
 
 
 commands.register(Command("ctx", "Context: switch the kubeconfig context, :ctx NAME (:ctx lists them)",
                           switch_context, complete=_context_names, aliases=("context",)))
 commands.register(Command("ns", "Namespace: show one team's sandboxes, :ns TEAM (or its namespace; :ns all)",
-                          switch_namespace, complete=lambda app: [*teams(app), "all"], aliases=("namespace",)))
+                          switch_namespace, complete=_team_names, aliases=("namespace",)))

@@ -121,6 +121,10 @@ async def test_ctx_switches_context_without_restarting(cluster_app, k8s_cluster)
                        "Running", what="the first context's rows")
         await wait_for(pilot, lambda: f"ctx {k8s_cluster.context}" in status_text(app), what="the context shown")
         before = app.sandboxes
+        from lap_tui.tui import commands
+
+        offered = commands.completions(app)  # tab on the command line
+        assert f"ctx {SECOND}" in offered and f"ns {OTHER_TEAM}" in offered and "ns all" in offered
         await app.run_command("ctx no-such-context")
         await wait_for(pilot, lambda: any("no context" in str(n.message) for n in app._notifications), what="refused")
         assert app.sandboxes is before
