@@ -22,12 +22,12 @@ from tests.k8s.lap_backend import TEAM, backend, k8s_env, k8s_settings, kubectl_
 POOL = 2
 
 
-@pytest.fixture
-async def setup(tmp_path: Path, k8s_cluster, k8s_namespace):
+@pytest.fixture(params=[None, "v1alpha1"], ids=["discovered", "v1alpha1"])
+async def setup(request, tmp_path: Path, k8s_cluster, k8s_namespace):
     env = k8s_env(tmp_path, k8s_cluster, k8s_namespace)
     settings = k8s_settings(env, tmp_path)
     store = await open_store(f"sqlite://{tmp_path / 'lap.db'}")
-    be = backend(store, settings, env)
+    be = backend(store, settings, env, sandbox_version=request.param)  # v1alpha1: claims by template too
     agent = await store.create_agent(Agent(id=new_id(), name="warm-bot", team=TEAM, model="m",
                                            sandbox=SandboxSettings(backend="kubernetes", warm_pool=POOL,
                                                                    env=("AGENT_TOKEN",))))
