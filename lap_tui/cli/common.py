@@ -31,6 +31,19 @@ async def opened_store(settings: Settings | None = None) -> AsyncIterator[Store]
         await store.close()
 
 
+@asynccontextmanager
+async def opened_backend(settings: Settings, store: Store, kind: str = "auto") -> AsyncIterator[Any]:
+    """The sandbox backend for one command, closed after it (a cluster backend holds an HTTP
+    session that would otherwise be reported unclosed at exit)."""
+    from lap_tui.sandbox import backend_for
+
+    backend = backend_for(settings, store, kind)
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
 async def delete_sandboxes_of(settings: Settings, store: Store, session_ids: Sequence[str], *,
                               keep: bool) -> list[str]:
     """The sandboxes that deleting these sessions leaves unused: deleted now (before the
@@ -38,12 +51,11 @@ async def delete_sandboxes_of(settings: Settings, store: Store, session_ids: Seq
     ids = await store.sandboxes_left_unused(session_ids)
     if keep or not ids:
         return ids
-    from lap_tui.sandbox import backend_for
-
     for sid in ids:
         record = await store.get_sandbox(sid)
         if record is not None:
-            await backend_for(settings, store, record.backend).delete(sid)
+            async with opened_backend(settings, store, record.backend) as backend:
+                await backend.delete(sid)
     return ids
 
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from lap_tui.cli.common import add_json_flag, emit_json, emit_json_lines, opened_store, plural, print_table, sanitiser
+from lap_tui.cli.common import add_json_flag, emit_json, emit_json_lines, opened_backend, opened_store, plural, print_table, sanitiser
 from lap_tui.config import Settings, load_settings
 from lap_tui.domain.clock import epoch_from_iso
 from lap_tui.domain.errors import InvalidInput, NotFound
@@ -80,12 +80,6 @@ def _split_command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
-def _backend(settings: Settings, store: Any, kind: str = "auto") -> Any:
-    from lap_tui.sandbox import backend_for
-
-    return backend_for(settings, store, kind)
-
-
 async def _resolve(store: Any, backend: Any, ref: str, *, create: bool) -> str:
     """A sandbox id from a sandbox id or a unique prefix of one, or from a session id/prefix
     (creating its sandbox when asked)."""
@@ -131,8 +125,8 @@ def _age(iso: str | None, now: float) -> str:
 
 async def list_(args: argparse.Namespace) -> int:
     settings = load_settings()
-    async with opened_store(settings) as store:
-        statuses: list[SandboxStatus] = await _backend(settings, store).list()
+    async with opened_store(settings) as store, opened_backend(settings, store) as backend:
+        statuses: list[SandboxStatus] = await backend.list()
         orphans = await store.orphan_sandbox_ids()
     statuses = [replace(s, orphan=True) if s.id in orphans and not s.orphan else s for s in statuses]
     if args.json:
@@ -169,8 +163,7 @@ async def exec_(args: argparse.Namespace) -> int:
         on_output = None  # type: ignore[assignment]
 
     stdin = sys.stdin.buffer.read() if args.stdin else None
-    async with opened_store(settings) as store:
-        backend = _backend(settings, store)
+    async with opened_store(settings) as store, opened_backend(settings, store) as backend:
         sid = await _resolve(store, backend, args.session, create=True)
         if not args.raw:  # the values of the variables the agent names are secrets too
             rec = await store.get_sandbox(sid)
@@ -203,8 +196,7 @@ async def exec_(args: argparse.Namespace) -> int:
 
 async def shell(args: argparse.Namespace) -> int:
     settings = load_settings()
-    async with opened_store(settings) as store:
-        backend = _backend(settings, store)
+    async with opened_store(settings) as store, opened_backend(settings, store) as backend:
         sid = await _resolve(store, backend, args.session, create=True)
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
@@ -233,8 +225,7 @@ async def shell(args: argparse.Namespace) -> int:
 
 async def logs(args: argparse.Namespace) -> int:
     settings = load_settings()
-    async with opened_store(settings) as store:
-        backend = _backend(settings, store)
+    async with opened_store(settings) as store, opened_backend(settings, store) as backend:
         sid = await _resolve(store, backend, args.session, create=False)
         lines = await backend.logs(sid, tail=args.tail)
     if args.json:
@@ -249,8 +240,7 @@ async def logs(args: argparse.Namespace) -> int:
 
 async def lifecycle(args: argparse.Namespace) -> int:
     settings = load_settings()
-    async with opened_store(settings) as store:
-        backend = _backend(settings, store)
+    async with opened_store(settings) as store, opened_backend(settings, store) as backend:
         sid = await _resolve(store, backend, args.session, create=False)
         if args.action == "delete":
             await backend.delete(sid)
