@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=list_)
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
     ls = verbs.add_parser("list", help="teams (from agents and the config) and their namespaces")
-    add_json_flag(ls)
+    # SUPPRESS: `teams --json list` keeps the flag given before the verb (a default would reset it).
+    ls.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON lines, one per team")
     ls.set_defaults(handler=list_)
     c = verbs.add_parser("create", help="create a team's namespace in the cluster")
     c.add_argument("name", help="the team (a DNS-1123 label)")
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--service-account", metavar="NAMESPACE:NAME",
                    help="bind the Role to this ServiceAccount (default: the shipped worker, lap-tui:lap-tui-worker); "
                         "a worker per team, bound only in its team's namespace, keeps teams apart by credentials")
-    add_json_flag(c)
+    c.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
     c.set_defaults(handler=create)
 
 
