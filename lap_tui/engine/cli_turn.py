@@ -97,7 +97,7 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
                                   f"run `lap-tui harnesses install {h.name}`")
     status = await ensure_for_session(engine.sandboxes, store, agent, session)
     sid = status.id
-    detached = Detached(engine.sandboxes)
+    detached = Detached(await engine.sandboxes.for_id(sid))  # the local backend, also behind a router
     started, cur, exited, retried = _progress(mine)
     name = f"turn-{turn.id}"
     await ensure_relay(settings)  # also when re-attaching: the CLI may still need it

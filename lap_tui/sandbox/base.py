@@ -81,5 +81,9 @@ class SandboxBackend(ABC):
     async def suspend_idle(self, *, now: float | None = None) -> list[str]:
         """Suspend sandboxes idle longer than their agent allows; the ids suspended."""
 
+    async def for_id(self, sandbox_id: str) -> "SandboxBackend":
+        """The backend that holds this sandbox: itself, or the one a router sends it to."""
+        return self
+
     async def close(self) -> None:
         """Stop this process's running commands and background work."""

@@ -334,3 +334,20 @@ async def test_a_driver_that_died_after_the_cli_ended_is_finished_by_the_next_wi
     finally:
         await engine.close()
         await store.close()
+
+
+async def test_a_local_cli_agent_runs_while_a_cluster_is_configured(hx_env, gw, tmp_path):
+    """With a cluster configured the engine's sandboxes are a router over both backends; a CLI
+    harness agent on the local backend used to fail ('the kubernetes backend cannot run CLI
+    harness turns yet') because the router, not the local backend, was handed to Detached.
+    The cluster is never contacted: nothing here runs on it."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    env = {**hx_env, "LAP_KUBECONFIG": str(kubeconfig), "LAP_KUBE_CONTEXT": "nowhere"}
+    cli(env, "agents", "create", "oc", "--model", "gpt-test", "--harness", "opencode", "--sandbox-backend", "local")
+    sid = cli(env, "sessions", "new", "oc").strip()
+    gw.push(stream(["local while clustered"]))
+    r = send(env, sid, "hi")
+    assert r.returncode == 0, r.stdout + r.stderr
+    events, (turn,), _s = await events_of(env, sid)
+    assert [e.data["text"] for e in events if e.kind == "model.message"] == ["local while clustered"]
