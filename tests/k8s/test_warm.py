@@ -153,3 +153,44 @@ def test_agents_create_edit_delete_own_the_pool(k8s_cluster, k8s_namespace, tmp_
     assert get("sandboxwarmpools", pool).returncode == 0
     cli("agents", "delete", "pooled", "--yes")
     assert get("sandboxwarmpools", pool).returncode != 0 and get("sandboxtemplates", pool).returncode != 0
+
+
+async def test_a_turn_of_a_warm_agent_runs_its_first_command_on_the_claimed_sandbox(k8s_cluster, k8s_namespace,
+                                                                                    tmp_path: Path):
+    """The engine end to end (scripted gateway over real HTTP): the turn's tool runs in the pool's
+    sandbox, and the session's sandbox_ref names it."""
+    from lap_tui.domain.journal import TurnStatus
+    from lap_tui.engine.engine import EngineOptions
+    from lap_tui.engine.services import build_engine
+    from tests.support.scripted_gateway import ScriptedGateway, stream, tool_call
+
+    with ScriptedGateway(models=["gpt-test"]) as gw:
+        env = k8s_env(tmp_path, k8s_cluster, k8s_namespace, LITELLM_API_BASE=gw.base_url,
+                      LITELLM_API_KEY="sk-master-not-in-sandbox")
+        settings = k8s_settings(env, tmp_path)
+        store = await open_store(f"sqlite://{tmp_path / 'lap.db'}")
+        engine = build_engine(settings, store, options=EngineOptions(lease_ttl=5.0))
+        try:
+            agent = await store.create_agent(Agent(id=new_id(), name="warm-turn", team=TEAM, model="gpt-test",
+                                                   sandbox=SandboxSettings(backend="kubernetes", warm_pool=1)))
+            pool = warm.pool_name(agent.id)
+            be = backend(store, settings, env)
+            await warm.sync(be, agent.id, agent.team, agent.sandbox)
+            await until(lambda: len(_waiting(k8s_cluster, k8s_namespace, pool)) == 1, "the pool to fill",
+                        timeout=120)
+            waiting = _waiting(k8s_cluster, k8s_namespace, pool)
+            session = await store.create_session(Session(id=new_id(), agent_id=agent.id))
+            gw.push(stream(["Running."], tool_calls=[tool_call("c1", "bash", json.dumps({"command": "echo warm"}))]),
+                    stream(["Done."]))
+            turn_id = await engine.send(session.id, "run it")
+            await engine.start(session.id)
+            turn = await store.get_turn(turn_id)
+            assert turn.status is TurnStatus.COMPLETED, turn.error
+            out = [e.data for e in await store.read_events(session.id) if e.kind == "tool.finished"]
+            assert out[0]["output"] == "warm\n" and out[0]["exit_code"] == 0
+            assert (await store.get_session(session.id)).sandbox_ref == waiting[0]
+            await warm.remove(be, agent.id, agent.team)
+            await be.close()
+        finally:
+            await engine.close()
+            await store.close()
