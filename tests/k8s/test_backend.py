@@ -222,3 +222,38 @@ async def test_pod_deleted_mid_command_is_gone_and_comes_back(k8s, k8s_cluster):
     assert st.ready
     assert await b.read_file(sid, "before.txt") == b"intact"
     assert (await b.read_file(sid, "runs")) == b"started\n"
+
+
+async def test_no_stale_row_write_brings_back_a_deleted_sandbox_or_undoes_a_suspend(k8s, k8s_cluster):
+    """Another process deletes the row, or suspends the sandbox, between this backend's read of
+    its row and its write: the write used to put the whole stale row back (put_sandbox)."""
+    make, store, ns = k8s
+    b = make()
+    sid = "s-stalerows01"
+    await b.ensure(_spec(sid))
+    real_get = store.get_sandbox
+    meddle: list = []
+
+    async def get_then_meddle(sandbox_id: str):
+        rec = await real_get(sandbox_id)
+        while meddle:
+            await meddle.pop()()  # the other process acts right after our read
+        return rec
+
+    store.get_sandbox = get_then_meddle  # type: ignore[method-assign]
+    try:
+        # last use recorded after another process suspended it: the row stays suspended
+        rec = await real_get(sid)
+        await store.update_sandbox(sid, phase_was=rec.phase, last_used_at="2000-01-01T00:00:00.000000Z")
+        meddle.append(lambda: store.update_sandbox(sid, phase_was=rec.phase, phase=SandboxPhase.SUSPENDED.value, ready=False))
+        await b._touch(sid)
+        after = await real_get(sid)
+        assert after is not None and after.phase == SandboxPhase.SUSPENDED.value, after
+        # last use recorded after another process deleted the row: it stays deleted
+        await store.update_sandbox(sid, phase_was=SandboxPhase.SUSPENDED.value, last_used_at="2000-01-01T00:00:00.000000Z")
+        meddle.append(lambda: store.delete_sandbox(sid))
+        await b._touch(sid)
+        assert await real_get(sid) is None
+    finally:
+        store.get_sandbox = real_get  # type: ignore[method-assign]
+        await b.delete(sid)

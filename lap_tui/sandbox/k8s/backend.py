@@ -192,15 +192,15 @@ class KubernetesBackend(SandboxBackend):
             rec = replace(rec, agent_id=spec.agent_id or rec.agent_id, last_used_at=now, data=data)
         await self.store.put_sandbox(rec)
         status = await self._wait_ready(ns, spec.id)
-        await self.store.put_sandbox(replace(rec, phase=status.phase.value, ready=status.ready, suspended_at=None))
+        # Compare-and-set: a row deleted or moved on by another process meanwhile stays as it is.
+        await self.store.update_sandbox(spec.id, phase_was=rec.phase, phase=status.phase.value,
+                                        ready=status.ready, suspended_at=None)
         return status
 
     def _env(self, spec: SandboxSpec) -> tuple[dict[str, str], dict[str, str]]:
         """(plain, secret): the base environment is plain; everything else goes into the Secret."""
-        try:  # the team's own CONTAINER_ENV_TEAM_<TEAM>__X values too (another team's never)
-            env, _dropped = sandbox_env_mod.sandbox_env(self.settings, spec.settings.env, self.environ, team=spec.team)
-        except TypeError:  # an env.py without teams: the operator-wide values only
-            env, _dropped = sandbox_env_mod.sandbox_env(self.settings, spec.settings.env, self.environ)
+        # The team's own CONTAINER_ENV_TEAM_<TEAM>__X values too (another team's never).
+        env, _dropped = sandbox_env_mod.sandbox_env(self.settings, spec.settings.env, self.environ, team=spec.team)
         base = sandbox_env_mod.BASE_ENV
         plain = {k: v for k, v in base.items()}
         secret = {k: v for k, v in env.items() if base.get(k) != v}
@@ -212,9 +212,9 @@ class KubernetesBackend(SandboxBackend):
         await self._kill_running(sandbox_id, "suspended")
         await self._set_mode(ns, sandbox_id, running=False)
         rec = await self.store.get_sandbox(sandbox_id)
-        if rec is not None:
-            await self.store.put_sandbox(replace(rec, phase=SandboxPhase.SUSPENDED.value, ready=False,
-                                                 suspended_at=now_iso()))
+        if rec is not None:  # compare-and-set, never a whole row from a stale read
+            await self.store.update_sandbox(sandbox_id, phase_was=rec.phase, phase=SandboxPhase.SUSPENDED.value,
+                                            ready=False, suspended_at=now_iso())
         return await self.status(sandbox_id)
 
     @_reaching
@@ -223,9 +223,10 @@ class KubernetesBackend(SandboxBackend):
         await self._set_mode(ns, sandbox_id, running=True)
         status = await self._wait_ready(ns, sandbox_id)
         rec = await self.store.get_sandbox(sandbox_id)
-        if rec is not None:
-            await self.store.put_sandbox(replace(rec, phase=status.phase.value, ready=status.ready,
-                                                 suspended_at=None, last_used_at=now_iso()))
+        if rec is not None:  # compare-and-set, never a whole row from a stale read
+            await self.store.update_sandbox(sandbox_id, phase_was=rec.phase, phase=status.phase.value,
+                                            ready=status.ready, suspended_at=None)
+            await self.store.touch_sandbox(sandbox_id, now_iso())
         return status
 
     @_reaching
@@ -795,7 +796,7 @@ class KubernetesBackend(SandboxBackend):
     async def _touch(self, sandbox_id: str) -> None:
         rec = await self.store.get_sandbox(sandbox_id)
         if rec is not None and (not rec.last_used_at or time.time() - epoch_from_iso(rec.last_used_at) >= 1.0):
-            await self.store.put_sandbox(replace(rec, last_used_at=now_iso()))
+            await self.store.touch_sandbox(sandbox_id, now_iso())  # only that column, only an existing row
 
     def _api_failed(self, what: str, exc: Any) -> SandboxError:
         body = self._redact(str(getattr(exc, "body", "") or ""))[:300]
