@@ -232,12 +232,20 @@ async def ensure_claimed(backend: KubernetesBackend, spec: SandboxSpec) -> Sandb
     name = claimed_name(claim)
     if not name:  # the controller names the sandbox in the claim's status: wait for it there
         from lap_tui.sandbox.k8s.backend import _bind
+        from lap_tui.sandbox.k8s.watching import ApiError, list_raw
 
-        got = await backend._wait_for(
-            _bind(c.list_namespaced_custom_object_without_preload_content, GROUP, version, ns, CLAIMS),
-            spec.id, lambda o: bool(claimed_name(o)), time.monotonic() + backend.ready_timeout,
-            "the claim to be given a sandbox")
-        name = claimed_name(got)
+        call = _bind(c.list_namespaced_custom_object_without_preload_content, GROUP, version, ns, CLAIMS)
+        try:  # once first: a missing right fails now (the wait below retries any error until its timeout)
+            listed = await list_raw(call, field_selector=f"metadata.name={spec.id}")
+        except ApiError as exc:
+            raise SandboxError(f"cannot list the claim {spec.id} in {ns}: {backend._redact(str(exc))}",
+                               "the team Role must grant sandboxclaims get/list/watch "
+                               "(deploy/k8s/team-default.yaml)") from None
+        name = next((claimed_name(o) for o in listed.get("items") or () if claimed_name(o)), "")
+        if not name:
+            got = await backend._wait_for(call, spec.id, lambda o: bool(claimed_name(o)),
+                                          time.monotonic() + backend.ready_timeout, "the claim to be given a sandbox")
+            name = claimed_name(got)
     name = validate_label("sandbox", name)  # from the cluster: used as a name and a store key below
     sandbox = await backend._get(ns, name)
     if sandbox is None:
