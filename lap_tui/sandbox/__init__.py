@@ -74,8 +74,10 @@ def _get(settings: Settings, name: str) -> object:
 async def ensure_for_session(backend: SandboxBackend, store: Store, agent: Agent,
                              session: Session) -> SandboxStatus:
     spec = SandboxSpec.for_session(agent, session)
+    from lap_tui.sandbox.router import Backends
+
     wanted = agent.sandbox.backend
-    if wanted != "auto" and backend.name != wanted and not hasattr(backend, "for_id"):  # not the router
+    if wanted != "auto" and backend.name != wanted and not isinstance(backend, Backends):  # the router picks
         from lap_tui.domain.errors import ConfigError
 
         raise ConfigError(f"agent {agent.name} wants {wanted} sandboxes, but this lap-tui uses {backend.name} ones",
