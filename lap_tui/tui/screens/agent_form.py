@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 from rich.text import Text
@@ -193,7 +194,9 @@ class AgentForm(LapScreen):
         if problems:
             self.query_one(f"#f-{problems[0]}", Input).focus()
             return None
-        sandbox = SandboxSettings(
+        # Editing keeps the settings the form has no field for (warm_pool, max_lifetime_seconds).
+        sandbox = replace(
+            self.agent.sandbox if self.agent is not None else SandboxSettings(),
             backend=str(self.query_one("#f-backend", Select).value), image=self._value("image").strip(),
             cpu=self._value("cpu").strip(), memory=self._value("memory").strip(),
             network=self.query_one("#f-network", Checkbox).value, scope=str(self.query_one("#f-scope", Select).value),
@@ -224,6 +227,10 @@ class AgentForm(LapScreen):
         try:
             agent.validate()
             saved = await (store.update_agent(agent) if self.agent else store.create_agent(agent))
+            from lap_tui.sandbox.k8s.warm import follow_agent
+
+            await follow_agent(self.lap.settings, store, saved,  # its warm pool, when it has one
+                               before=self.agent.sandbox.warm_pool if self.agent else 0)
         except LapError as exc:
             err = self.query_one("#err-name", Static)
             err.update(Text(one_line(str(exc).splitlines()[0])))

@@ -209,6 +209,9 @@ class AgentsScreen(TableScreen):
             return
         try:
             await delete_sandboxes(self.lap.sandboxes, boxes)  # first: a failure leaves no orphan
+            from lap_tui.sandbox.k8s.warm import follow_agent
+
+            await follow_agent(self.lap.settings, store, agent, deleted=True)  # its warm pool, if any
             gone = await store.delete_agent(agent.id)
         except LapError as exc:
             self.notify(str(exc), severity="error")
