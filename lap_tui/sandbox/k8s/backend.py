@@ -513,16 +513,7 @@ class KubernetesBackend(SandboxBackend):
                     if ws.protocol == "v5.channel.k8s.io":
                         await ws.send_bytes(bytes([execws.CLOSE, execws.STDIN]))
                 status = b""
-                async for msg in ws:
-                    if msg.type == aiohttp.WSMsgType.BINARY:
-                        data = msg.data
-                    elif msg.type == aiohttp.WSMsgType.TEXT:
-                        data = msg.data.encode()
-                    else:
-                        break
-                    if not data:
-                        continue
-                    ch, payload = data[0], data[1:]
+                async for ch, payload in execws.frames(ws):
                     if ch == execws.ERROR:
                         status += payload
                     elif ch in execws.CHANNELS and payload:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lap_tui.sandbox.k8s import objects
-
 if TYPE_CHECKING:
     from lap_tui.sandbox.k8s.backend import KubernetesBackend
 

@@ -16,7 +16,7 @@ import json
 import re
 import signal
 import uuid
-from typing import Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from lap_tui.domain.sandbox import SandboxError
 
@@ -96,6 +96,22 @@ def exit_code(status_json: bytes | str) -> int:
             return 128 + int(sig)
     raise SandboxError(f"the command could not run in the sandbox: {message[:300] or st.get('reason')}",
                        "see `lap-tui sandboxes logs`")
+
+
+async def frames(ws: Any) -> AsyncIterator[tuple[int, bytes]]:
+    """(channel, payload) of each non-empty frame of an exec websocket until it closes or fails
+    (a text frame, from an older server, is taken as its UTF-8 bytes)."""
+    import aiohttp  # the kubernetes client's transport: loaded with it, never at app start
+
+    async for msg in ws:
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            data = msg.data
+        elif msg.type == aiohttp.WSMsgType.TEXT:
+            data = msg.data.encode()
+        else:
+            return
+        if data:
+            yield data[0], data[1:]
 
 
 def frame(channel: int, data: bytes) -> bytes:

@@ -99,24 +99,13 @@ class ExecRelay:
 
     async def run(self) -> int:
         """Relay until the command ends; its exit code. The terminal is restored on every path."""
-        import aiohttp
-
         status = b""
         with UserTerminal(self.user_in, self.user_out, self._resize):
             self._resize()
             sender = asyncio.create_task(self._sender())
             try:
                 self._read_user(True)
-                async for msg in self.ws:
-                    if msg.type == aiohttp.WSMsgType.BINARY:
-                        data = msg.data
-                    elif msg.type == aiohttp.WSMsgType.TEXT:
-                        data = msg.data.encode()
-                    else:
-                        break
-                    if not data:
-                        continue
-                    ch, payload = data[0], data[1:]
+                async for ch, payload in execws.frames(self.ws):
                     if ch == execws.ERROR:
                         status += payload
                     elif ch in (execws.STDOUT, execws.STDERR) and payload:
