@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from lap_tui.cli.common import add_json_flag, emit_json, emit_json_lines, opened_backend, opened_store, plural, print_table, sanitiser
-from lap_tui.config import Settings, load_settings
+from lap_tui.config import load_settings
 from lap_tui.domain.clock import epoch_from_iso
 from lap_tui.domain.errors import InvalidInput, NotFound
 from lap_tui.domain.ids import MIN_PREFIX

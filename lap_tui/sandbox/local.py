@@ -427,7 +427,7 @@ class LocalBackend(SandboxBackend):
         workspace = self.workspace(sandbox_id)
         if not workspace.is_dir():
             raise SandboxError(f"the workspace of sandbox {sandbox_id} is gone ({workspace})",
-                               f"delete the sandbox (`lap-tui sandboxes delete`) and run again")
+                               "delete the sandbox (`lap-tui sandboxes delete`) and run again")
         proc_env, dropped = sandbox_env(self.settings, settings.env, self.environ, env, team=rec.team)
         if dropped:
             self._log(sandbox_id, "left out of the environment: " + ", ".join(dropped))
