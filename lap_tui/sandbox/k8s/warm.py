@@ -269,7 +269,9 @@ async def ensure_claimed(backend: KubernetesBackend, spec: SandboxSpec) -> Sandb
         rec = replace(rec, last_used_at=now, data=data)
     await backend.store.put_sandbox(rec)
     status = await backend._wait_ready(ns, name)
-    await backend.store.put_sandbox(replace(rec, phase=status.phase.value, ready=status.ready, suspended_at=None))
+    # Compare-and-set, as the backend's ensure: a row another process deleted or moved on stays so.
+    await backend.store.update_sandbox(name, phase_was=rec.phase, phase=status.phase.value, ready=status.ready,
+                                       suspended_at=None)
     return status
 
 
