@@ -609,6 +609,11 @@ class KubernetesBackend(SandboxBackend):
                     if ev.get("type") in ("ADDED", "MODIFIED") and ok(obj):
                         return obj
             except (ApiError, OSError, asyncio.TimeoutError) as exc:
+                if isinstance(exc, ApiError) and exc.status in (401, 403):
+                    # Refused is not slow: waiting out the ready timeout would only hide why.
+                    raise SandboxError(f"waiting for {what} of sandbox {name} was refused: {self._redact(str(exc))}",
+                                       "check the kube context and that its Role grants watch here "
+                                       "(docs/DEPLOY.md)") from None
                 log.info("waiting for %s: %s", name, exc)
                 await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
                 backoff = min(backoff * 2, 5.0)
