@@ -44,6 +44,11 @@ _KEYS: dict[str, tuple[str, str, bool]] = {
     "kube_context": ("LAP_KUBE_CONTEXT", "kube_context", False),
     "kube_namespace_prefix": ("LAP_KUBE_NAMESPACE_PREFIX", "kube_namespace_prefix", False),
     "kube_namespaces": ("LAP_KUBE_NAMESPACES", "kube_namespaces", False),
+    # CLI harnesses on Kubernetes (docs/HARNESSES.md): where the relay also listens over TCP,
+    # the URL pods reach it at (its Service), and where the pinned CLIs are inside a pod.
+    "relay_listen": ("LAP_RELAY_LISTEN", "relay_listen", False),
+    "relay_url": ("LAP_RELAY_URL", "relay_url", False),
+    "kube_harness_dir": ("LAP_KUBE_HARNESS_DIR", "kube_harness_dir", False),
 }
 _TOML_TABLES = {"keys"}  # [keys]: binding id -> key(s)
 _TRUE = {"1", "true", "yes", "on"}
@@ -218,6 +223,9 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         "kube_context": "",
         "kube_namespace_prefix": "lap-",
         "kube_namespaces": "",  # "team=namespace,...": overrides the prefix for those teams
+        "relay_listen": "",  # host:port; "" is 127.0.0.1 on a free port (engine/relay_service.py)
+        "relay_url": "",  # "": http://<the address the relay bound>
+        "kube_harness_dir": "",  # "": the pod's image has the CLI on PATH
     }
     values: dict[str, Setting] = {}
     for name, (env_name, toml_key, secret) in _KEYS.items():

@@ -86,18 +86,18 @@ def _progress(mine: list[JournalEvent]) -> tuple[dict[str, Any] | None, _Cursor,
 
 async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, mine: list[JournalEvent],
                        h: HarnessDefinition) -> None:
-    from lap_tui.engine.relay_service import ensure_relay, issue_token, socket_path
+    from lap_tui.engine.relay_service import ensure_relay, issue_token, socket_path, tcp_url
     from lap_tui.sandbox import ensure_for_session
-    from lap_tui.sandbox.detached import Detached
 
     settings, store = engine.settings, engine.store
     root = harness_root(settings.data_dir)
-    if installed_bin(root, h) is None:
-        raise HarnessNotInstalled(f"the {h.name} CLI ({h.npm}@{h.version}) is not installed",
-                                  f"run `lap-tui harnesses install {h.name}`")
     status = await ensure_for_session(engine.sandboxes, store, agent, session)
     sid = status.id
-    detached = Detached(await engine.sandboxes.for_id(sid))  # the local backend, also behind a router
+    detached = _detached_for(await engine.sandboxes.for_id(sid))  # the concrete backend, also behind a router
+    in_pod = getattr(detached, "in_pod", False)  # a pod's image (or LAP_KUBE_HARNESS_DIR) has the CLI
+    if not in_pod and installed_bin(root, h) is None:
+        raise HarnessNotInstalled(f"the {h.name} CLI ({h.npm}@{h.version}) is not installed",
+                                  f"run `lap-tui harnesses install {h.name}`")
     started, cur, exited, retried = _progress(mine)
     name = f"turn-{turn.id}"
     await ensure_relay(settings)  # also when re-attaching: the CLI may still need it
@@ -122,14 +122,21 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
         token = await issue_token(store, session.id)
         await store.set_relay_turn(session.id, turn.id)
         prompt = "\n\n".join(p for p in (seed, note, _prompt(mine)) if p)
-        plan = plan_turn(h, turn_id=turn.id, attempt=attempt, prompt=prompt, model=agent.model, token=token,
-                         session_id=cli_session, resume=resume)
+        if in_pod:  # reaches the relay over TCP; the CLI from LAP_KUBE_HARNESS_DIR, else the image's PATH
+            kdir = str(settings["kube_harness_dir"] or "")
+            plan = plan_turn(h, turn_id=turn.id, attempt=attempt, prompt=prompt, model=agent.model, token=token,
+                             session_id=cli_session, resume=resume, relay_url=tcp_url(settings),
+                             workspace=await detached.workspace(sid),
+                             bin_path=f"{kdir}/{install_dir(root, h).name}/node_modules/.bin" if kdir else "")
+        else:
+            plan = plan_turn(h, turn_id=turn.id, attempt=attempt, prompt=prompt, model=agent.model, token=token,
+                             session_id=cli_session, resume=resume)
         data = {"type": kind, "harness": h.name, "version": h.version, "attempt": attempt, "output": plan.output,
                 "stderr": plan.stderr, "resume": resume}
         ev = await engine._append(turn, EventKind.HARNESS_EVENT, data)  # write-ahead
         mine.append(ev)
         relay_dir = str(socket_path(settings).parent)
-        await detached.start(sid, name, plan.argv, env=plan.env, ro_binds=[
+        await detached.start(sid, name, plan.argv, env=plan.env, ro_binds=[] if in_pod else [
             (str(install_dir(root, h)), CLI_MOUNT), (relay_dir, RELAY_MOUNT), (str(FORWARDER), FORWARDER_MOUNT)])
         return dict(data, at_epoch=time.time())
 
@@ -145,7 +152,7 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
     if started is None or exited is not None:
         started = await launch("cli.started", 0 if started is None else cur.attempt + 1)
         cur = _Cursor(int(started["attempt"]))
-    elif detached.state(sid, name).state == "running":
+    elif (await _state(detached, sid, name)).state == "running":
         mine.append(await engine._append(turn, EventKind.HARNESS_EVENT, {
             "type": "cli.reattached", "attempt": cur.attempt, "offset": cur.offset}))
     try:
@@ -220,7 +227,7 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
                     await _journal(engine, turn, m, cursor, redact)
             await deltas.flush(end=False)  # one checkpoint per read, however many pieces it held
             continue
-        st = detached.state(sid, name)
+        st = await _state(detached, sid, name)
         if st.state == "running" and getattr(engine, "_closing", False):
             raise DriverClosing(f"lap-tui closed; the {h.name} CLI of turn {turn.id[:8]} goes on in its sandbox")
         if st.state == "running":
@@ -284,6 +291,22 @@ class _Deltas:
         if self.parts:
             text, self.parts = "".join(self.parts), []
             await self.engine._append(self.turn, EventKind.MODEL_DELTA, {"text": text, "cli": self.cursor})
+
+
+def _detached_for(backend: Any) -> Any:
+    """Detached commands of the sandbox's backend: bubblewrap keepers on this host, or exec in a pod."""
+    if backend.name == "kubernetes":
+        from lap_tui.sandbox.k8s.detached import PodDetached
+
+        return PodDetached(backend)
+    from lap_tui.sandbox.detached import Detached
+
+    return Detached(backend)
+
+
+async def _state(detached: Any, sid: str, name: str) -> Any:
+    st = detached.state(sid, name)  # the local one reads host files; a pod's asks by exec
+    return await st if asyncio.iscoroutine(st) else st
 
 
 async def _complete(engine: "Engine", turn: Turn, h: HarnessDefinition) -> None:

@@ -52,6 +52,23 @@ def socket_path(settings: Settings) -> Path:
     return path
 
 
+def listen_address(settings: Settings) -> str:
+    """host:port the relay also listens on over TCP, for Kubernetes pods (port 0: any free one).
+    Default 127.0.0.1: kwok's exec runs on this host; a real cluster reaches it through a Service
+    (LAP_RELAY_URL) in front of an address given here."""
+    return str(settings["relay_listen"] or "") or "127.0.0.1:0"
+
+
+def tcp_url(settings: Settings) -> str:
+    """The URL a pod's CLI calls: LAP_RELAY_URL, else the address the running relay bound."""
+    if settings["relay_url"]:
+        return str(settings["relay_url"]).rstrip("/")
+    bound = _read(socket_path(settings).parent.parent / "relay.tcp")
+    if not bound:
+        raise RelayError("the relay has no TCP address", "set LAP_RELAY_LISTEN / LAP_RELAY_URL")
+    return f"http://{bound}"
+
+
 async def issue_token(store: Store, session_id: str) -> str:
     token = "lap-" + secrets.token_urlsafe(32)
     await store.put_relay_token(hash_token(token), session_id)
@@ -109,7 +126,8 @@ def _alive(path: Path) -> bool:
 def _fingerprint(settings: Settings) -> str:
     """What a relay was started with (gateway, key, store), hashed: a relay started before the
     settings changed is replaced, never left forwarding to the old gateway."""
-    raw = "\0".join((settings["litellm_api_base"], settings["litellm_api_key"], settings.database_url))
+    raw = "\0".join((settings["litellm_api_base"], settings["litellm_api_key"], settings.database_url,
+                     listen_address(settings)))
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
@@ -170,6 +188,11 @@ async def serve(settings: Settings, store: Store, path: Path, *, idle_exit: floa
                                         add_completion_tokens=usage.completion_tokens, add_cost_usd=usage.cost_usd)
 
         relay = Relay(settings["litellm_api_base"], settings["litellm_api_key"], authorize=authorize, account=account)
+        # TCP first: whoever finds the unix socket alive also finds the TCP address.
+        host, _, port = listen_address(settings).rpartition(":")
+        tcp = await relay.serve_tcp(host.strip("[]"), int(port))
+        bound = tcp.sockets[0].getsockname()
+        (path.parent.parent / "relay.tcp").write_text(f"{bound[0]}:{bound[1]}\n")
         server = await relay.serve_unix(str(path))
         os.chmod(path, 0o666)  # sandboxes run as mapped users; the token is the check
         log.info("relay listening on %s, forwarding to %s", path, relay.upstream)
@@ -184,6 +207,7 @@ async def serve(settings: Settings, store: Store, path: Path, *, idle_exit: floa
                     idle += 5.0
         finally:
             server.close()
+            tcp.close()
             await relay.aclose()
             try:
                 path.unlink()

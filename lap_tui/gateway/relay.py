@@ -119,6 +119,10 @@ class Relay:
     async def serve_unix(self, path: str) -> asyncio.AbstractServer:
         return await asyncio.start_unix_server(self._connection, path=path)
 
+    async def serve_tcp(self, host: str, port: int) -> asyncio.AbstractServer:
+        """For sandboxes that reach lap-tui over a network (Kubernetes pods); the token is the check."""
+        return await asyncio.start_server(self._connection, host=host, port=port)
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import string
 import subprocess
@@ -92,15 +93,21 @@ def turn_dir(turn_id: str, attempt: int) -> str:
 
 
 def plan_turn(h: HarnessDefinition, *, turn_id: str, attempt: int, prompt: str, model: str, token: str,
-              session_id: str | None, resume: bool, bin_path: str = f"{CLI_MOUNT}/node_modules/.bin") -> TurnPlan:
+              session_id: str | None, resume: bool, bin_path: str = f"{CLI_MOUNT}/node_modules/.bin",
+              workspace: str = WORKSPACE, relay_url: str | None = None) -> TurnPlan:
     """The sandbox-side argv and environment of one turn. The argv is a shell that starts the
     relay forwarder, waits until it listens, then execs the CLI with its output in the turn's
-    directory: the CLI's process is the sandbox's main process, so its exit ends the sandbox."""
+    directory: the CLI's process is the sandbox's main process, so its exit ends the sandbox.
+
+    With `relay_url` (a Kubernetes pod, which reaches the relay over TCP) there is no forwarder;
+    `workspace` is the workspace's absolute path as the command sees it (on kwok, whose exec runs
+    on the host, the volume's directory there); an empty `bin_path` finds the CLI on PATH."""
     if not _TURN_ID.match(turn_id) or attempt < 0:
         raise InvalidInput(f"turn id {turn_id!r} is not one lap-tui made", "ids are hex digits")
-    state = f"{WORKSPACE}/{h.state_dirs[0]}" if h.state_dirs else f"{WORKSPACE}/.lap/harness/{h.name}"
-    values = {"bin": f"{bin_path}/{h.bin}", "prompt": prompt, "workdir": WORKSPACE, "model": model,
-              "token": token, "relay_url": RELAY_URL, "state": state, "session_id": session_id or ""}
+    state = f"{workspace}/{h.state_dirs[0]}" if h.state_dirs else f"{workspace}/.lap/harness/{h.name}"
+    values = {"bin": f"{bin_path}/{h.bin}" if bin_path else h.bin, "prompt": prompt, "workdir": workspace,
+              "model": model, "token": token, "relay_url": relay_url or RELAY_URL, "state": state,
+              "session_id": session_id or ""}
     template = h.resume if resume else h.command
     if "${session_id}" in "".join(template) and not session_id:
         raise InvalidInput(f"harness {h.name} needs a session id for this command", "a lap-tui bug: report it")
@@ -110,6 +117,13 @@ def plan_turn(h: HarnessDefinition, *, turn_id: str, attempt: int, prompt: str, 
         env[name] = json.dumps(_sub_tree(table, values), separators=(",", ":"))
     d = turn_dir(turn_id, attempt)
     out, err = f"{d}/out.jsonl", f"{d}/stderr.log"
+    if relay_url is not None:
+        env.setdefault("HOME", workspace)
+        q = shlex.quote
+        dirs = " ".join(q(f"{workspace}/{s}") for s in h.state_dirs)
+        script = (f"mkdir -p {q(f'{workspace}/{d}')} {dirs} || exit 125; "
+                  f"exec \"$@\" >{q(f'{workspace}/{out}')} 2>>{q(f'{workspace}/{err}')} </dev/null")
+        return TurnPlan(argv=["/bin/sh", "-c", script, "lap-turn", *cli_argv], env=env, output=out, stderr=err)
     dirs = " ".join(f"'{WORKSPACE}/{s}'" for s in h.state_dirs)
     script = (
         f"mkdir -p '{WORKSPACE}/{d}' {dirs} || exit 125; "

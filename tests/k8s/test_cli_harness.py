@@ -1,0 +1,137 @@
+"""A CLI harness (opencode, the real CLI) running a turn in a Kubernetes sandbox: started detached
+by exec in the pod (sandbox/k8s/detached.py), calling the relay over TCP, followed by exec reads.
+
+kwok's exec runs the command on this host in the volume's directory, so the CLI is the host's
+install (LAP_KUBE_HARNESS_DIR = the install cache; a real cluster's harness image has it on
+PATH) and the relay's address is its 127.0.0.1 TCP port (a real cluster: LAP_RELAY_URL, a
+Service). That is kwok's behaviour, accepted here; the driver's side is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lap_tui.domain.sandbox import session_sandbox_id
+from lap_tui.sandbox.k8s import objects
+from tests.harness.conftest import CLI_DIR, cli, need_cli
+from tests.harness.test_opencode import events_of, is_cli, lap, wait_for
+from tests.k8s.lap_backend import k8s_env
+from tests.support.scripted_gateway import ScriptedGateway, stream, tool_call
+
+MASTER_KEY = "sk-master-key-never-in-a-pod"
+
+
+@pytest.fixture
+def gw():
+    with ScriptedGateway(models=["gpt-test"]) as g:
+        yield g
+
+
+@pytest.fixture
+def kx_env(tmp_path: Path, gw, k8s_cluster, k8s_namespace):
+    need_cli("opencode")
+    data = Path("/tmp") / f"lap-k-{os.getpid()}-{time.monotonic_ns() % 10**9}"  # short: the relay's socket
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAP_", "LITELLM_", "CONTAINER_ENV_"))}
+    env.update(k8s_env(tmp_path, k8s_cluster, k8s_namespace))
+    env.update({"XDG_DATA_HOME": str(data), "LITELLM_API_BASE": gw.base_url, "LITELLM_API_KEY": MASTER_KEY,
+                "LAP_HARNESS_DIR": str(CLI_DIR), "LAP_KUBE_HARNESS_DIR": str(CLI_DIR)})
+    yield env
+    _kill_keepers("lap-keeper-s-")  # a failed test may leave the CLI running on this host (kwok)
+    pidfile = data / "lap-tui" / "relay" / "relay.pid"
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def _procs() -> dict[int, bytes]:
+    out = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                out[int(name)] = Path(f"/proc/{name}/cmdline").read_bytes()
+            except OSError:
+                pass
+    return out
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(b")") + 2:].split()[3])
+
+
+def _kill_keepers(marker: str) -> None:
+    for pid, cmdline in _procs().items():
+        if marker.encode() in cmdline and cmdline.startswith(b"sh\0-c\0"):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+async def test_opencode_turn_in_a_pod_survives_its_driver_sigkilled(kx_env, gw, k8s_cluster, k8s_namespace,
+                                                                    tmp_path):
+    env, ns = kx_env, k8s_namespace
+    cli(env, "agents", "create", "oc", "--model", "gpt-test", "--harness", "opencode", "--team", "team1",
+        "--sandbox-backend", "kubernetes")
+    session_id = cli(env, "sessions", "new", "oc", "--team", "team1").strip()
+    sid = session_sandbox_id(session_id)
+    release = tmp_path / "release"
+    gw.push(stream([], tool_calls=[tool_call("call_w", "bash", json.dumps(
+                {"command": "printf 'hi from a pod\\n' > hello.txt", "description": "write"}))],
+                   usage={"prompt_tokens": 11, "completion_tokens": 7}),
+            stream(["Wrote ", "hello.txt."], usage={"prompt_tokens": 23, "completion_tokens": 3},
+                   wait_file=str(release)))
+    doomed = lap(env, "send", session_id, "write hello.txt", "--wait")
+    try:
+        events = await wait_for(env, session_id, lambda evs: any(e.kind in ("tool.finished", "turn.failed")
+                                                                 for e in evs), "the tool finished", timeout=240)
+        assert not [e.data for e in events if e.kind == "turn.failed"]
+        # The CLI runs (on kwok: on this host) with the session's token, never the master key.
+        keeper = [p for p, c in _procs().items() if f"lap-keeper-{sid}-".encode() in c]
+        assert keeper, "no keeper process of the turn"
+        tree = [p for p in _procs() if _session_of(p) == keeper[0]]
+        environs = b"".join(Path(f"/proc/{p}/environ").read_bytes() for p in tree)
+        assert b"OPENCODE_CONFIG_CONTENT=" in environs and b"lap-" in environs
+        assert MASTER_KEY.encode() not in environs
+        os.kill(doomed.pid, signal.SIGKILL)
+    finally:
+        doomed.wait(30)
+    worker = lap(env, "worker", "--once", "--poll", "0.05")
+    try:
+        await wait_for(env, session_id, lambda evs: any(is_cli(e, "cli.reattached") for e in evs), "a re-attach",
+                       timeout=240)
+        release.touch()
+        await wait_for(env, session_id, lambda evs: any(e.kind in ("turn.completed", "turn.failed") for e in evs),
+                       "the turn's end", timeout=240)
+    finally:
+        release.touch()
+        worker.wait(120)
+    events, turns, session = await events_of(env, session_id)
+    assert turns[-1].status.value == "completed", turns[-1].error
+    assert (turns[-1].prompt_tokens, turns[-1].completion_tokens) == (34, 10)  # charged by the relay over TCP
+    # Every event once: nothing lost or repeated across the two drivers.
+    kinds = Counter(e.kind for e in events)
+    assert (kinds["tool.started"], kinds["tool.finished"], kinds["turn.completed"]) == (1, 1, 1)
+    assert [e.data["text"] for e in events if e.kind == "model.message"] == ["Wrote hello.txt."]
+    assert session.harness_session_id and session.harness_session_id.startswith("ses_")
+    # The tool's file is on the Sandbox's volume.
+    vol = k8s_cluster.volume_dir(ns, objects.pvc_name(sid))
+    assert (vol / "hello.txt").read_text() == "hi from a pod\n"
+    # The master key is in no object of the cluster's namespace (Sandbox, Pod, Secret, ...).
+    dump = k8s_cluster.kubectl("get", "sandbox,pod,secret,configmap", "-n", ns, "-o", "json", check=True).stdout
+    assert sid in dump and MASTER_KEY not in dump
+    assert all(r.headers.get("authorization") == f"Bearer {MASTER_KEY}" for r in gw.chat_requests)
