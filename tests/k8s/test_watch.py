@@ -14,7 +14,7 @@ from lap_tui.domain.ids import new_id
 from lap_tui.domain.session import Session
 from lap_tui.domain.sandbox import SandboxPhase, SandboxSpec
 from lap_tui.store import open_store
-from tests.k8s.lap_backend import TEAM, backend, k8s_env, k8s_settings
+from tests.k8s.lap_backend import TEAM, backend, k8s_env, k8s_settings, until
 
 
 @pytest.fixture
@@ -106,4 +106,6 @@ async def test_orphans_are_flagged_and_deletable(k8s, k8s_cluster):
     listed = {s.id: s for s in await b.list()}
     assert listed["s-orphan00001"].orphan and "ORPHAN" in listed["s-orphan00001"].warning
     await b.delete("s-orphan00001")
-    assert k8s_cluster.kubectl("get", "sandbox", "-n", ns, "s-orphan00001").returncode != 0
+    # The API server removes the object once its finalizers and dependents are done: wait for it.
+    await until(lambda: k8s_cluster.kubectl("get", "sandbox", "-n", ns, "s-orphan00001").returncode != 0,
+                "the orphan's Sandbox to go")
