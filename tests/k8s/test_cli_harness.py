@@ -74,12 +74,12 @@ def _session_of(pid: int) -> int | None:
 
 
 def _kill_keepers(marker: str) -> None:
-    for pid, cmdline in _procs().items():
-        if marker.encode() in cmdline and cmdline.startswith(b"sh\0-c\0"):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    """Every process of the keepers' sessions and their descendants (kwok: host processes)."""
+    for pid in _tree(_sessions_of(marker.encode())):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 async def test_opencode_turn_in_a_pod_survives_its_driver_sigkilled(kx_env, gw, k8s_cluster, k8s_namespace,
@@ -135,3 +135,69 @@ async def test_opencode_turn_in_a_pod_survives_its_driver_sigkilled(kx_env, gw, 
     dump = k8s_cluster.kubectl("get", "sandbox,pod,secret,configmap", "-n", ns, "-o", "json", check=True).stdout
     assert sid in dump and MASTER_KEY not in dump
     assert all(r.headers.get("authorization") == f"Bearer {MASTER_KEY}" for r in gw.chat_requests)
+
+
+def _sessions_of(keeper_marker: bytes) -> set[int]:
+    return {p for p, c in _procs().items() if keeper_marker in c and c.startswith(b"sh\0-c\0")}
+
+
+def _stat(pid: int) -> list[bytes]:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return []
+    return stat[stat.rfind(b")") + 2:].split()
+
+
+def _tree(sessions: set[int]) -> set[int]:
+    """Live processes in those sessions and their descendants (opencode's bash tool has a session
+    of its own)."""
+    stats = {p: st for p in _procs() if (st := _stat(p)) and st[0] != b"Z"}
+    tree = {p for p, st in stats.items() if int(st[3]) in sessions}
+    while more := {p for p, st in stats.items() if p not in tree and int(st[1]) in tree}:
+        tree |= more
+    return tree
+
+
+async def test_cancel_in_a_pod_kills_the_clis_process_tree(kx_env, gw, k8s_cluster, k8s_namespace, monkeypatch):
+    from lap_tui.config import load_settings
+    from lap_tui.engine.services import build_engine
+    from lap_tui.store import open_store
+    from tests.harness.test_opencode import wait_until
+
+    env, ns = kx_env, k8s_namespace
+    for k in [k for k in os.environ if k.startswith(("LAP_", "LITELLM_", "CONTAINER_ENV_"))]:
+        monkeypatch.delenv(k)
+    for k, v in env.items():  # this process plays lap-tui: the relay it starts inherits this
+        monkeypatch.setenv(k, v)
+    cli(env, "agents", "create", "oc", "--model", "gpt-test", "--harness", "opencode", "--team", "team1",
+        "--sandbox-backend", "kubernetes")
+    session_id = cli(env, "sessions", "new", "oc", "--team", "team1").strip()
+    sid = session_sandbox_id(session_id)
+    vol = k8s_cluster.volume_dir(ns, objects.pvc_name(sid))
+    gw.push(stream([], tool_calls=[tool_call("call_s", "bash", json.dumps(
+        {"command": "echo started > started.txt; sleep 600; echo never > after.txt", "description": "wait"}))]))
+    settings = load_settings()
+    store = await open_store(settings.database_url)
+    engine = build_engine(settings, store)
+    try:
+        turn_id = await engine.send(session_id, "sleep a long time")
+        await wait_until(lambda: (vol / "started.txt").exists(), "the CLI's tool started in the pod", timeout=240)
+        keepers = _sessions_of(f"lap-keeper-{sid}-".encode())
+        doomed: set[int] = set()  # taken before the cancel: orphans lose their parent link
+
+        def tool_running() -> bool:
+            doomed.clear()
+            doomed.update(_tree(keepers))
+            return any(b"sleep\x00600" in c for p, c in _procs().items() if p in doomed)
+
+        await wait_until(tool_running, "the tool's sleep among the CLI's processes")
+        await engine.cancel(turn_id)
+        await wait_until(lambda: not any(_stat(p) and _stat(p)[0] != b"Z" for p in doomed),
+                         "every process of the CLI, its tool's too, gone after the cancel")
+        await engine.start(session_id)  # the driver ends once the cancelled turn is journaled
+        assert (await store.get_turn(turn_id)).status.value == "cancelled"
+        assert not (vol / "after.txt").exists()
+    finally:
+        await engine.close()
+        await store.close()

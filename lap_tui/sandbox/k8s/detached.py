@@ -12,8 +12,8 @@ sandbox's reach. A pod has no such place, so here everything goes through exec:
 - **state**: one exec: the exit file, else the pid alive with the keeper's marker ($0) in
   its /proc cmdline (pids are reused), else gone.
 - **read_from**: `tail -c +OFFSET | head -c N` of the output file, by exec.
-- **kill**: SIGKILL to the keeper's group and to every process of its session (a CLI's tool
-  may start its own process groups), then wait until none is left.
+- **kill**: every process of the keeper's session and every descendant of those (opencode
+  starts its bash tool in a session of its own) is stopped, then SIGKILLed; waited for.
 
 Unlike the local keeper's, these records are within the agent's reach (it runs in the same
 container): a forged exit file can only end its own turn early. On kwok (bin/k8s-dev) exec
@@ -58,14 +58,18 @@ tail -c 2000 -- "$base.err" 2>/dev/null'''
 _KILL = r'''pf=$1; mk=$2
 ''' + _ALIVE + r'''
 alive || exit 0
-kill -9 -- "-$p" 2>/dev/null
-for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+# pid ppid session of every process; the tree: the keeper's session plus every descendant
+# (a tool the CLI starts in a session of its own is still its child).
+snap() { for d in /proc/[0-9]*; do
+  sed -n 's/^\([0-9]*\) .*) . \([0-9]*\) [0-9]* \([0-9]*\) .*/\1 \2 \3/p' "$d/stat" 2>/dev/null; done; }
+tree() { snap | awk -v k="$p" '{pp[$1]=$2; if ($3 == k) t[$1]=1}
+  END {do {n=0; for (i in pp) if (!(i in t) && (pp[i] in t)) {t[i]=1; n=1}} while (n); for (i in t) print i}'; }
+live() { c=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1); [ -n "$c" ] && [ "$c" != Z ]; }
+t=$(tree); kill -STOP $t 2>/dev/null  # stopped, nothing forks or reparents while we look again
+t=$(tree); kill -STOP $t 2>/dev/null; kill -9 $t 2>/dev/null
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40; do
   left=0
-  for d in /proc/[0-9]*; do
-    s=$(sed 's/.*) //' "$d/stat" 2>/dev/null | cut -d' ' -f4)
-    [ "$s" = "$p" ] || continue
-    left=1; kill -9 "${d#/proc/}" 2>/dev/null
-  done
+  for q in $t; do live "$q" && left=1; done
   [ "$left" = 0 ] && exit 0
   sleep 0.25
 done
