@@ -44,3 +44,28 @@ async def test_d_l_and_ctrl_d_on_a_local_sandbox(services_factory):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="delete asks")
         await pilot.press("n")
         assert not any(c[0] == "delete" for c in backend.calls)
+
+
+async def test_a_lone_change_reaches_the_table_without_waiting_for_the_sweep(services_factory, monkeypatch):
+    """A status change is applied on its own short timer (issue 11: a watch event on screen in
+    <= 100 ms), not only by the periodic sweep: with the sweep made an hour long, an offered
+    change still shows. Fails with the on-demand apply removed (it waited for the sweep)."""
+    import lap_tui.tui.screens.sandboxes as sb
+    from lap_tui.domain.sandbox import SandboxEvent, SandboxPhase, SandboxStatus
+
+    monkeypatch.setattr(sb, "APPLY_EVERY", 3600.0)
+    backend = FakeSandboxBackend()
+    services = services_factory(sandboxes=backend)
+    seed(services, seed_sandboxes)
+    app = LapApp(services, view="sandboxes")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen) and app.sandboxes is not None
+                       and app.screen.query_one(LapTable).row_count == 4, what="sandboxes")
+        table = app.screen.query_one(LapTable)
+        assert str(table.get_cell(SID, "phase")).startswith("Running")
+        await wait_for(pilot, lambda: backend.events is not None, what="the watch")
+        # through the watch, as a cluster's status change arrives
+        backend.events.put_nowait(SandboxEvent("modified", SandboxStatus(
+            id=SID, backend="local", team="platform", phase=SandboxPhase.FAILED, ready=False)))
+        await wait_for(pilot, lambda: str(table.get_cell(SID, "phase")).startswith("Failed"),
+                       what="the change in the table")

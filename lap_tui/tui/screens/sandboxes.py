@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any, Iterable
 
 from textual import on, work
@@ -25,7 +26,11 @@ from lap_tui.tui.widgets.table import LapTable
 COLUMNS = (("NAME", "name"), ("BACKEND", "backend"), ("TEAM", "team"), ("AGENT", "agent"), ("SESSION", "session"),
            ("PHASE", "phase"), ("READY", "ready"), ("AGE", "age"), ("RESTARTS", "restarts"), ("POD", "pod"),
            ("NODE", "node"))  # POD and NODE: the pod's phase and node from the watch (cluster sandboxes)
-APPLY_EVERY = 0.2  # seconds: how often collected changes reach the table
+APPLY_EVERY = 0.2  # seconds: a fallback sweep of collected changes (the store polling sets them)
+# A change is applied on its own timer at most APPLY_GAP after the previous apply: a lone status
+# change shows within a frame or two (issue 11: <= 100 ms after the API event; it waited up to a
+# whole 0.2 s sweep), while a burst still coalesces into at most 1/APPLY_GAP table updates a second.
+APPLY_GAP = 0.05
 AGE_EVERY = 5.0
 POLL_EVERY = 1.0  # without a backend: re-read the store's records
 REFILTER_AFTER = 0.06  # seconds after the last filter key before the table refilters
@@ -62,6 +67,8 @@ class SandboxesScreen(TableScreen):
         self._filter = ""
         self._search: dict[str, str] = {}  # row id -> its cells as one lower-case string
         self._refilter_timer: Any = None
+        self._apply_timer: Any = None
+        self._applied_at = 0.0
 
     def compose_body(self) -> ComposeResult:
         yield FilterBar()
@@ -122,6 +129,13 @@ class SandboxesScreen(TableScreen):
         key = row["id"] if row else getattr(getattr(item, "status", item), "id", None)
         if key is not None:
             self._pending[key] = row
+            if self._apply_timer is None and self.is_mounted:
+                wait = max(0.0, self._applied_at + APPLY_GAP - time.monotonic())
+                self._apply_timer = self.set_timer(wait or 0.001, self._apply_soon)
+
+    def _apply_soon(self) -> None:
+        self._apply_timer = None
+        self.apply_pending()
 
     def _cells(self, r: dict[str, Any]) -> tuple[str, ...]:
         agent = self.lap.agents_cache.get(r["agent_id"] or "")
@@ -146,6 +160,7 @@ class SandboxesScreen(TableScreen):
     def apply_pending(self) -> None:
         if not self._pending:
             return
+        self._applied_at = time.monotonic()
         pending, self._pending = self._pending, {}
         table = self.query_one(DataTable)
         for key, row in pending.items():
