@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
+from lap_tui.domain.errors import NotFound
 from lap_tui.domain.sandbox import DirEntry, ExecResult, SandboxError, SandboxEvent, SandboxSpec, SandboxStatus
+
+if TYPE_CHECKING:
+    from lap_tui.store.base import Store
 
 # Called with ("stdout" | "stderr", chunk) as output arrives; may be a coroutine function.
 OutputCallback = Callable[[str, bytes], "Awaitable[None] | None"]
@@ -19,6 +23,19 @@ class SandboxGone(SandboxError):
     The command's outcome is unknown, so it must not be retried blindly: the engine journals
     the tool call interrupted, waits for the sandbox to be ready again, and goes on.
     """
+
+
+async def forget_sandbox(store: "Store", sandbox_id: str, session_id: str | None) -> None:
+    """After a backend removed a sandbox: drop its row, and the session's reference to it (a
+    session that already moved to another sandbox keeps that one)."""
+    await store.delete_sandbox(sandbox_id)
+    if session_id:
+        try:
+            session = await store.get_session(session_id)
+        except NotFound:
+            return
+        if session.sandbox_ref == sandbox_id:
+            await store.update_session(session.id, sandbox_ref=None)
 
 
 class SandboxBackend(ABC):

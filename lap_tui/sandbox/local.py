@@ -29,7 +29,7 @@ from lap_tui.domain.sandbox import (WORKSPACE, DirEntry, ExecResult, SandboxErro
 from lap_tui.domain.secrets import Redactor
 from lap_tui.sandbox import bwrap as bw
 from lap_tui.sandbox import paths, proctree, pty_relay, seccomp
-from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend
+from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend, forget_sandbox
 from lap_tui.sandbox.env import sandbox_env, secret_values
 from lap_tui.sandbox.limits import Cgroups, Limits, preexec
 from lap_tui.sandbox.output import DEFAULT_MAX_OUTPUT, CappedBuffer
@@ -201,14 +201,7 @@ class LocalBackend(SandboxBackend):
             await asyncio.to_thread(_rmtree, self.sandbox_dir(sandbox_id))
         # else: a row lap-tui never made; its id names no directory, cgroup or process of ours,
         # so only the row goes.
-        await self.store.delete_sandbox(sandbox_id)
-        if rec.session_id:
-            try:
-                session = await self.store.get_session(rec.session_id)
-                if session.sandbox_ref == sandbox_id:
-                    await self.store.update_session(session.id, sandbox_ref=None)
-            except NotFound:
-                pass
+        await forget_sandbox(self.store, sandbox_id, rec.session_id)
         self._states.pop(sandbox_id, None)
         self._changed()
 

@@ -25,7 +25,7 @@ from lap_tui.domain.sandbox import (DirEntry, ExecResult, SandboxError, SandboxE
                                     SandboxStatus)
 from lap_tui.domain.secrets import Redactor
 from lap_tui.sandbox import env as sandbox_env_mod
-from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend, SandboxGone
+from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend, SandboxGone, forget_sandbox
 from lap_tui.sandbox.k8s import execws, files, objects
 from lap_tui.sandbox.k8s.client import EXEC_PROTOCOLS, Apis, connect, served_versions
 from lap_tui.sandbox.k8s.watching import ApiError, list_raw, reflect, watch_raw
@@ -256,14 +256,7 @@ class KubernetesBackend(SandboxBackend):
             if isinstance(r, apis.client.ApiException) and r.status != 404:
                 log.warning("deleting part of sandbox %s: %s %s", sandbox_id, r.status, r.reason)
         rec = await self.store.get_sandbox(sandbox_id)
-        await self.store.delete_sandbox(sandbox_id)
-        if rec is not None and rec.session_id:
-            try:
-                session = await self.store.get_session(rec.session_id)
-                if session.sandbox_ref == sandbox_id:
-                    await self.store.update_session(session.id, sandbox_ref=None)
-            except NotFound:
-                pass
+        await forget_sandbox(self.store, sandbox_id, rec.session_id if rec is not None else None)
         self._namespaces.pop(sandbox_id, None)
 
     @_reaching
