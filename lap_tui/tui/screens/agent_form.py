@@ -88,9 +88,10 @@ class AgentForm(LapScreen):
             yield from self._row("model", "Model", Input(one_line(a.model) if a else "", placeholder="model id",
                                                         compact=True, id="f-model"))
             yield Static("", classes="hint", id="model-hint")
-            yield from self._row("harness", "Harness", Select([(h, h) for h in HARNESSES], value=a.harness if a else
-                                                               "builtin", allow_blank=False, compact=True,
-                                                               id="f-harness"))
+            harness = a.harness if a else "builtin"
+            yield from self._row("harness", "Harness", Select(self._harness_options(harness), value=harness,
+                                                               allow_blank=False, compact=True, id="f-harness"))
+            yield Static("", classes="hint", id="harness-hint")
             with Horizontal(classes="row"):
                 yield Label("System prompt")
                 yield TextArea(neutralise(a.system_prompt) if a else "", compact=True, id="f-prompt",
@@ -115,6 +116,43 @@ class AgentForm(LapScreen):
                                     "services and abstract unix sockets (docs/SECURITY.md)")
             yield Static("ctrl+s saves · esc cancels", classes="hint")
 
+    def _harness_options(self, current: str) -> list[tuple[Text, str]]:
+        """Every defined harness, as `lap-tui agents create --harness` takes them (bundled, then the
+        config dir's): one whose CLI is not installed is still offered, marked so; the agent's own
+        harness stays listed (and selected) when its definition has since gone."""
+        from lap_tui.harness.cli import harness_root, installed_bin
+        from lap_tui.harness.definition import load_definitions, user_harness_dirs
+
+        settings = self.lap.settings
+        found, _problems = load_definitions(*user_harness_dirs(settings.config_file))
+        root = harness_root(settings.data_dir)
+        self._harness_notes: dict[str, str] = {}
+        options: list[tuple[Text, str]] = []
+        for h in sorted(found.values(), key=lambda h: (h.kind != "builtin", h.name not in HARNESSES, h.name)):
+            if h.is_cli and installed_bin(root, h) is None:
+                self._harness_notes[h.name] = (f"the {h.name} CLI ({h.npm}@{h.version}) is not installed here: "
+                                               f"`lap-tui harnesses install {h.name}` before its first turn")
+                options.append((Text(f"{h.name} (not installed)"), h.name))
+            else:
+                options.append((Text(h.name), h.name))
+        if current not in found:
+            # Names come from the store (any process writes it): plain text, one line.
+            self._harness_notes[current] = (f"harness {clip(one_line(current))!r} is no longer defined (no "
+                                            f"harnesses/{clip(one_line(current))}/harness.toml): its turns fail "
+                                            "until you pick another or restore the definition")
+            options.insert(0, (Text(one_line(f"{current} (definition missing)")), current))
+        return options
+
+    @on(Select.Changed, "#f-harness")
+    def _harness_changed(self, event: Select.Changed) -> None:
+        self._harness_hint()
+
+    def _harness_hint(self) -> None:
+        note = getattr(self, "_harness_notes", {}).get(str(self.query_one("#f-harness", Select).value), "")
+        hint = self.query_one("#harness-hint", Static)
+        hint.update(Text(one_line(note)))
+        hint.display = bool(note)  # no empty line under the common case
+
     def _row(self, key: str, label: str, widget) -> ComposeResult:
         with Horizontal(classes="row"):
             yield Label(label)
@@ -126,6 +164,7 @@ class AgentForm(LapScreen):
         self.set_focus(self.query_one("#f-name", Input))  # now: keys typed with `n` land here
         self.query_one("#f-prompt", TextArea).placeholder = "optional: how the agent should work"
         self._models_hint()
+        self._harness_hint()
         for key in CHECKS:
             self._check(key, show=bool(self.agent))
         self._as_opened = self._snapshot()
