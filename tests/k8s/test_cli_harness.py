@@ -1,4 +1,4 @@
-"""A CLI harness (opencode, the real CLI) running a turn in a Kubernetes sandbox: started detached
+"""CLI harnesses (opencode, Claude Code, Codex: the real CLIs) running turns in a Kubernetes sandbox: started detached
 by exec in the pod (sandbox/k8s/detached.py), calling the relay over TCP, followed by exec reads.
 
 kwok's exec runs the command on this host in the volume's directory, so the CLI is the host's
@@ -24,6 +24,7 @@ from lap_tui.sandbox.k8s import objects
 from tests.harness.conftest import CLI_DIR, cli, need_cli
 from tests.harness.test_opencode import events_of, is_cli, lap, wait_for
 from tests.k8s.lap_backend import k8s_env
+from tests.support.scripted_apis import MESSAGES_PATH, RESPONSES_PATH
 from tests.support.scripted_gateway import ScriptedGateway, stream, tool_call
 
 MASTER_KEY = "sk-master-key-never-in-a-pod"
@@ -37,7 +38,6 @@ def gw():
 
 @pytest.fixture
 def kx_env(tmp_path: Path, gw, k8s_cluster, k8s_namespace):
-    need_cli("opencode")
     data = Path("/tmp") / f"lap-k-{os.getpid()}-{time.monotonic_ns() % 10**9}"  # short: the relay's socket
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAP_", "LITELLM_", "CONTAINER_ENV_"))}
     env.update(k8s_env(tmp_path, k8s_cluster, k8s_namespace))
@@ -82,18 +82,40 @@ def _kill_keepers(marker: str) -> None:
             pass
 
 
-async def test_opencode_turn_in_a_pod_survives_its_driver_sigkilled(kx_env, gw, k8s_cluster, k8s_namespace,
-                                                                    tmp_path):
+WRITE = "printf 'hi from a pod\\n' > hello.txt"
+# harness -> (model, API path (None: chat completions), a tool call writing hello.txt, the variable
+# that carries the session's token in the CLI's environment)
+CLIS = {
+    "opencode": ("gpt-test", None, lambda: tool_call("call_w", "bash", json.dumps(
+        {"command": WRITE, "description": "write"})), b"OPENCODE_CONFIG_CONTENT="),
+    "claude-code": ("claude-test", MESSAGES_PATH, lambda: tool_call("toolu_w", "Bash", json.dumps(
+        {"command": WRITE, "description": "write"})), b"ANTHROPIC_API_KEY=lap-"),
+    "codex": ("gpt-test", RESPONSES_PATH, lambda: tool_call("call_w", "exec_command", json.dumps(
+        {"cmd": WRITE})), b"LAP_RELAY_TOKEN=lap-"),
+}
+
+
+def answer(path, chunks=(), tool_calls=(), **kw):
+    # requires_tools: only the CLI's main loop (which offers tools) takes scripted answers.
+    extra = {"path": path, "requires_tools": True} if path else {}
+    return stream(list(chunks), tool_calls=list(tool_calls), **extra, **kw)
+
+
+@pytest.mark.parametrize("name", list(CLIS))
+async def test_cli_turn_in_a_pod_survives_its_driver_sigkilled_and_resumes(name, kx_env, gw, k8s_cluster,
+                                                                          k8s_namespace, tmp_path):
     env, ns = kx_env, k8s_namespace
-    cli(env, "agents", "create", "oc", "--model", "gpt-test", "--harness", "opencode", "--team", "team1",
+    model, path, write, token_var = CLIS[name]
+    need_cli(name)
+    if path:
+        gw.path_defaults[path] = stream(["ok"], path=path)  # the CLI's side requests, if any
+    cli(env, "agents", "create", "a", "--model", model, "--harness", name, "--team", "team1",
         "--sandbox-backend", "kubernetes")
-    session_id = cli(env, "sessions", "new", "oc", "--team", "team1").strip()
+    session_id = cli(env, "sessions", "new", "a", "--team", "team1").strip()
     sid = session_sandbox_id(session_id)
     release = tmp_path / "release"
-    gw.push(stream([], tool_calls=[tool_call("call_w", "bash", json.dumps(
-                {"command": "printf 'hi from a pod\\n' > hello.txt", "description": "write"}))],
-                   usage={"prompt_tokens": 11, "completion_tokens": 7}),
-            stream(["Wrote ", "hello.txt."], usage={"prompt_tokens": 23, "completion_tokens": 3},
+    gw.push(answer(path, tool_calls=[write()], usage={"prompt_tokens": 11, "completion_tokens": 7}, cost=0.004),
+            answer(path, ["Wrote ", "hello.txt."], usage={"prompt_tokens": 23, "completion_tokens": 3}, cost=0.005,
                    wait_file=str(release)))
     doomed = lap(env, "send", session_id, "write hello.txt", "--wait")
     try:
@@ -105,7 +127,7 @@ async def test_opencode_turn_in_a_pod_survives_its_driver_sigkilled(kx_env, gw, 
         assert keeper, "no keeper process of the turn"
         tree = [p for p in _procs() if _session_of(p) == keeper[0]]
         environs = b"".join(Path(f"/proc/{p}/environ").read_bytes() for p in tree)
-        assert b"OPENCODE_CONFIG_CONTENT=" in environs and b"lap-" in environs
+        assert token_var in environs and b"lap-" in environs
         assert MASTER_KEY.encode() not in environs
         os.kill(doomed.pid, signal.SIGKILL)
     finally:
@@ -115,26 +137,49 @@ async def test_opencode_turn_in_a_pod_survives_its_driver_sigkilled(kx_env, gw, 
         await wait_for(env, session_id, lambda evs: any(is_cli(e, "cli.reattached") for e in evs), "a re-attach",
                        timeout=240)
         release.touch()
-        await wait_for(env, session_id, lambda evs: any(e.kind in ("turn.completed", "turn.failed") for e in evs),
-                       "the turn's end", timeout=240)
+        _out, err = worker.communicate(timeout=240)
     finally:
         release.touch()
-        worker.wait(120)
+        worker.kill()
+    assert worker.returncode == 0, err
     events, turns, session = await events_of(env, session_id)
     assert turns[-1].status.value == "completed", turns[-1].error
-    assert (turns[-1].prompt_tokens, turns[-1].completion_tokens) == (34, 10)  # charged by the relay over TCP
+    # Tokens and cost charged by the relay over TCP.
+    assert (turns[-1].prompt_tokens, turns[-1].completion_tokens) == (34, 10)
+    assert abs(turns[-1].cost_usd - 0.009) < 1e-9
     # Every event once: nothing lost or repeated across the two drivers.
     kinds = Counter(e.kind for e in events)
-    assert (kinds["tool.started"], kinds["tool.finished"], kinds["turn.completed"]) == (1, 1, 1)
+    assert (kinds["tool.started"], kinds["tool.finished"], kinds["turn.completed"]) == (1, 1, 1), kinds
+    assert sum(is_cli(e, "cli.started") for e in events) == 1  # one CLI process did the whole turn
+    cursors = [(e.data["cli"]["attempt"], e.data["cli"]["at"], e.data["cli"]["n"]) for e in events if "cli" in e.data]
+    assert len(cursors) == len(set(cursors))
+    (started,) = [e.data for e in events if e.kind == "tool.started"]
+    assert "hello.txt" in started["arguments"]
+    (done,) = [e.data for e in events if e.kind == "tool.finished"]
+    assert done["tool_call_id"] == started["tool_call_id"]
     assert [e.data["text"] for e in events if e.kind == "model.message"] == ["Wrote hello.txt."]
-    assert session.harness_session_id and session.harness_session_id.startswith("ses_")
+    assert session.harness_session_id
     # The tool's file is on the Sandbox's volume.
     vol = k8s_cluster.volume_dir(ns, objects.pvc_name(sid))
     assert (vol / "hello.txt").read_text() == "hi from a pod\n"
+
+    # A second turn from a new driver resumes the CLI's own session: the model sees turn 1.
+    gw.push(answer(path, ["I remember."], usage={"prompt_tokens": 50, "completion_tokens": 2}))
+    second = lap(env, "send", session_id, "what did you write?", "--wait")
+    _out, err = second.communicate(timeout=240)
+    assert second.returncode == 0, err
+    last = [r for r in gw.requests if r.path == (path or "/v1/chat/completions") and r.body.get("tools")][-1]
+    history = json.dumps(last.body)
+    assert "what did you write?" in history and "write hello.txt" in history and "Wrote hello.txt." in history
+    events, turns, session2 = await events_of(env, session_id)
+    assert session2.harness_session_id == session.harness_session_id
+    assert [e.data["resume"] for e in events if is_cli(e, "cli.started")] == [False, True]
+    assert turns[-1].status.value == "completed" and turns[-1].prompt_tokens == 50
     # The master key is in no object of the cluster's namespace (Sandbox, Pod, Secret, ...).
     dump = k8s_cluster.kubectl("get", "sandbox,pod,secret,configmap", "-n", ns, "-o", "json", check=True).stdout
     assert sid in dump and MASTER_KEY not in dump
-    assert all(r.headers.get("authorization") == f"Bearer {MASTER_KEY}" for r in gw.chat_requests)
+    calls = [r for r in gw.requests if r.path == (path or "/v1/chat/completions")]
+    assert calls and all(r.headers.get("authorization") == f"Bearer {MASTER_KEY}" for r in calls)
 
 
 def _sessions_of(keeper_marker: bytes) -> set[int]:
@@ -166,6 +211,7 @@ async def test_cancel_in_a_pod_kills_the_clis_process_tree(kx_env, gw, k8s_clust
     from tests.harness.test_opencode import wait_until
 
     env, ns = kx_env, k8s_namespace
+    need_cli("opencode")
     for k in [k for k in os.environ if k.startswith(("LAP_", "LITELLM_", "CONTAINER_ENV_"))]:
         monkeypatch.delenv(k)
     for k, v in env.items():  # this process plays lap-tui: the relay it starts inherits this
