@@ -8,7 +8,7 @@ from dataclasses import replace
 from lap_tui.cli.common import (add_json_flag, delete_sandboxes_of, emit_json, emit_json_lines, opened_store,
                                 plural, print_fields, print_table, sandboxes_note)
 from lap_tui.config import load_settings
-from lap_tui.domain.agent import HARNESSES, SANDBOX_BACKENDS, SCOPES, Agent, SandboxSettings
+from lap_tui.domain.agent import GATEWAY_KEYS, HARNESSES, SANDBOX_BACKENDS, SCOPES, Agent, SandboxSettings
 from lap_tui.domain.errors import Conflict, InvalidInput
 from lap_tui.domain.ids import new_id
 from lap_tui.domain.names import clip, validate_label
@@ -90,6 +90,14 @@ def _add_agent_options(p: argparse.ArgumentParser) -> None:
                    help="an env var name the sandbox gets (repeatable; CONTAINER_ENV_* reach every sandbox)")
     p.add_argument("--warm-pool", type=int, metavar="N",
                    help="kubernetes: keep N sandboxes ready for new sessions (0: none; docs/KUBERNETES.md)")
+    p.add_argument("--gateway-key", choices=GATEWAY_KEYS,
+                   help="CLI harnesses: relay (the relay swaps in the gateway's key; default) or virtual "
+                        "(a LiteLLM virtual key per session, with --key-budget/--key-ttl; docs/HARNESSES.md)")
+    p.add_argument("--key-budget", type=float, metavar="USD",
+                   help="with --gateway-key virtual: each session's key may spend this much (0: no budget)")
+    p.add_argument("--key-ttl", metavar="DURATION",
+                   help="with --gateway-key virtual: each session's key expires after this, e.g. 12h or 7d "
+                        "('' : never)")
 
 
 def _team(args: argparse.Namespace) -> str:
@@ -101,6 +109,7 @@ def _sandbox_changes(args: argparse.Namespace, base: SandboxSettings) -> Sandbox
         "backend": args.sandbox_backend, "image": args.image, "cpu": args.cpu, "memory": args.memory,
         "network": args.network, "scope": args.scope, "idle_suspend_seconds": args.idle_suspend,
         "env": tuple(args.env) if args.env is not None else None, "warm_pool": args.warm_pool,
+        "gateway_key": args.gateway_key, "key_budget_usd": args.key_budget, "key_ttl": args.key_ttl,
     }.items() if v is not None}
     return replace(base, **changes)
 
@@ -141,7 +150,7 @@ async def show(args: argparse.Namespace) -> int:
 
 
 _EDIT_OPTIONS = ("rename", "model", "prompt", "harness", "sandbox_backend", "image", "cpu", "memory", "network",
-                 "scope", "idle_suspend", "env", "warm_pool")
+                 "scope", "idle_suspend", "env", "warm_pool", "gateway_key", "key_budget", "key_ttl")
 
 
 async def edit(args: argparse.Namespace) -> int:
@@ -176,6 +185,7 @@ async def delete(args: argparse.Namespace) -> int:
                            " and sandboxes", "pass --yes to delete them too (--keep-sandbox keeps the sandboxes)")
         sessions = [s.id for s in await store.list_sessions(agent.id, limit=max(count, 1))]
         sandboxes = await delete_sandboxes_of(settings, store, sessions, keep=args.keep_sandbox)
+        await _delete_keys(settings, agent, sessions)
         await _warm(settings, store, agent, deleted=True, keep=args.keep_sandbox)  # its template, pool and claims
         deleted = await store.delete_agent(agent.id)
     if args.json:
@@ -185,6 +195,17 @@ async def delete(args: argparse.Namespace) -> int:
         print(f"deleted agent {agent.name} (team {agent.team}) and {plural(deleted, 'session')}"
               + sandboxes_note(sandboxes, kept=args.keep_sandbox))
     return 0
+
+
+async def _delete_keys(settings, agent: Agent, sessions: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """The sessions' LiteLLM virtual keys (best effort: a refusal is said, and deletion goes on)."""
+    import sys
+
+    from lap_tui.engine.relay_service import delete_virtual_keys
+
+    note = await delete_virtual_keys(settings, agent, sessions)
+    if note:
+        print(f"lap-tui: {note}", file=sys.stderr)
 
 
 async def _warm(*args: object, **kw: object) -> None:
@@ -205,6 +226,9 @@ def _print_agent(agent: Agent, as_json: bool, sessions: int | None = None) -> No
         ("sandbox", f"{sb.backend}, {sb.scope} scope, cpu {sb.cpu}, memory {sb.memory}, "
                     f"network {'allowed' if sb.network else 'off'}, idle suspend {sb.idle_suspend_seconds}s"
                     + (f", warm pool {sb.warm_pool}" if sb.warm_pool else "")),
+        ("gateway key", "relay (the gateway's key, swapped in by the relay)" if sb.gateway_key == "relay" else
+         "a LiteLLM virtual key per session" + (f", budget ${sb.key_budget_usd:g}" if sb.key_budget_usd else "")
+         + (f", expires after {sb.key_ttl}" if sb.key_ttl else "")),
         ("image", sb.image or "(default)"), ("env", ", ".join(sb.env) or "(none)"),
         *([("sessions", sessions)] if sessions is not None else []),
         ("created", agent.created_at), ("updated", agent.updated_at),

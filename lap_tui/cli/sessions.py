@@ -93,6 +93,9 @@ async def delete(args: argparse.Namespace) -> int:
     async with opened_store(settings) as store:
         s = await store.get_session(args.session)
         sandboxes = await delete_sandboxes_of(settings, store, [s.id], keep=args.keep_sandbox)
+        from lap_tui.cli.agents import _delete_keys
+
+        await _delete_keys(settings, await store.get_agent_by_id(s.agent_id), [s.id])  # its LiteLLM virtual key
         await store.delete_session(s.id)
     if args.json:
         emit_json({"deleted": s.id, ("sandboxes_kept" if args.keep_sandbox else "sandboxes_deleted"): sandboxes})

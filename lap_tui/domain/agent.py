@@ -27,6 +27,11 @@ MIN_MEMORY_BYTES = 64 * 2**20
 MIN_CPU = "100m"
 MIN_CPU_CORES = 0.1
 MAX_WARM_POOL = 50  # each waiting sandbox holds a pod and a volume
+# How a CLI harness's requests reach the gateway (docs/HARNESSES.md): the relay swaps in the
+# gateway's key ("relay"), or a LiteLLM virtual key minted per session with a budget and an
+# expiry ("virtual"). Either way the sandbox holds only its relay token.
+GATEWAY_KEYS = ("relay", "virtual")
+_KEY_TTL = re.compile(r"^[1-9][0-9]{0,5}(s|m|h|d|w|mo)$")  # LiteLLM's `duration`: 30s, 12h, 7d, 1mo
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ class SandboxSettings:
     env: tuple[str, ...] = ()
     max_lifetime_seconds: int = 0  # 0: none; on Kubernetes it becomes the Sandbox's shutdownTime
     warm_pool: int = 0  # Kubernetes: this many ready sandboxes kept waiting for new sessions (0: none)
+    # Kept with the sandbox settings (how the sandbox reaches the gateway): no migration needed.
+    gateway_key: str = "relay"
+    key_budget_usd: float = 0.0  # "virtual": the session key's max_budget (0: none)
+    key_ttl: str = ""  # "virtual": the session key's duration ("": never expires)
 
     def validate(self) -> SandboxSettings:
         if self.backend not in SANDBOX_BACKENDS:
@@ -66,6 +75,17 @@ class SandboxSettings:
         if not 0 <= self.warm_pool <= MAX_WARM_POOL:
             raise InvalidInput(f"warm pool size {self.warm_pool} is out of range",
                                f"use 0 (no pool) to {MAX_WARM_POOL}")
+        if self.gateway_key not in GATEWAY_KEYS:
+            raise InvalidInput(f"gateway key {self.gateway_key!r} is unknown",
+                               "use relay (the relay swaps in the gateway's key) or virtual (a LiteLLM "
+                               "virtual key per session)")
+        budget = self.key_budget_usd
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 <= budget < 1e9:
+            raise InvalidInput(f"key budget {budget!r} is not an amount of US dollars",
+                               "use e.g. 5 or 0.5 (0: no budget)")
+        if self.key_ttl and not _KEY_TTL.match(self.key_ttl):
+            raise InvalidInput(f"key TTL {self.key_ttl!r} is not a duration",
+                               "use a number and s, m, h, d, w or mo, e.g. 12h or 7d (empty: no expiry)")
         for name in self.env:
             if not _ENV_NAME.match(name):
                 raise InvalidInput(f"env var name {name!r} is invalid",

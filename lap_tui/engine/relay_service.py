@@ -10,6 +10,10 @@ turns; the gateway's address and key), so the key stays in lap-tui's processes.
 Tokens: `issue_token` makes a random one per session, stores only its SHA-256 and returns the
 token for the sandbox. A session has one live token (a new one replaces the old); deleting
 the session or its agent deletes it (ON DELETE CASCADE).
+
+Virtual keys: a token of a session whose agent says `gateway_key = "virtual"` is granted with
+that agent's budget and TTL, and the relay forwards with the session's LiteLLM virtual key
+(gateway/relay.py). `delete_virtual_keys` deletes them with their sessions or agent.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 from lap_tui.config import Settings
 from lap_tui.domain.errors import LapError
-from lap_tui.gateway.relay import Grant, Relay, Usage, hash_token
+from lap_tui.gateway.relay import Grant, Relay, Usage, VirtualKeys, VirtualKeySpec, hash_token
 from lap_tui.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,35 @@ async def issue_token(store: Store, session_id: str) -> str:
     token = "lap-" + secrets.token_urlsafe(32)
     await store.put_relay_token(hash_token(token), session_id)
     return token
+
+
+async def _key_spec(store: Store, session_id: str) -> VirtualKeySpec | None:
+    session = await store.get_session(session_id)
+    agent = await store.get_agent_by_id(session.agent_id)
+    sb = agent.sandbox
+    if sb.gateway_key != "virtual":
+        return None
+    return VirtualKeySpec(budget_usd=float(sb.key_budget_usd), ttl=sb.key_ttl,
+                          metadata={"lap_tui_agent": agent.name, "lap_tui_team": agent.team})
+
+
+async def delete_virtual_keys(settings: Settings, agent, session_ids: list[str]) -> str:  # type: ignore[no-untyped-def]
+    """Best effort, before the sessions (or their agent) are deleted: their LiteLLM virtual keys,
+    when the agent uses them. "" when all went (or there were none); else a line to show (the
+    relay's log and lap-tui's log say which and why; never the key)."""
+    if agent.sandbox.gateway_key != "virtual" or not session_ids:
+        return ""
+    import httpx
+
+    base = str(settings["litellm_api_base"]).rstrip("/")
+    base = base[:-3] if base.endswith("/v1") else base
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as client:
+        failed = await VirtualKeys(client, base, settings["litellm_api_key"]).delete(list(session_ids))
+    if not failed:
+        return ""
+    return (f"the gateway did not delete the LiteLLM virtual key of {len(failed)} of {len(session_ids)} "
+            "session(s) (see the log); they expire with their TTL, or delete them in LiteLLM "
+            "(aliases lap-tui-<session id>-*)")
 
 
 def _read(path: Path) -> str:
@@ -178,9 +211,17 @@ async def serve(settings: Settings, store: Store, path: Path, *, idle_exit: floa
         except FileNotFoundError:
             pass
 
+        specs: dict[str, VirtualKeySpec | None] = {}  # token hash -> its agent's key settings
+
         async def authorize(token_hash: str) -> Grant | None:
-            row = await store.relay_grant(token_hash)
-            return Grant(row[0], row[1]) if row else None
+            row = await store.relay_grant(token_hash)  # every request: a revoked token stops at once
+            if not row:
+                return None
+            if token_hash not in specs:  # a token lives one turn: an edited agent counts from the next
+                if len(specs) > 10000:
+                    specs.clear()
+                specs[token_hash] = await _key_spec(store, row[0])
+            return Grant(row[0], row[1], specs[token_hash])
 
         async def account(grant: Grant, usage: Usage) -> None:
             if grant.turn_id:

@@ -7,6 +7,14 @@ the gateway (chat completions, Responses, Anthropic Messages, models: LiteLLM se
 streams the answer back as it comes, and hands the usage it saw (the usage chunk or event;
 LiteLLM's cost header or usage cost) to `account`, which charges the session's turn.
 
+With a grant that asks for a virtual key (an agent with `gateway_key = "virtual"`), the relay
+forwards with a LiteLLM virtual key of that session instead of the gateway's key: derived from
+the gateway's key and the session id (so nothing needs storing), minted through the gateway's
+`POST /key/generate` on the session's first request through this relay (the gateway's key as
+admin; `max_budget`, `duration`, `metadata`, `key_alias`), its budget brought up to date with
+`/key/update` when the key already exists. LiteLLM then enforces the budget per session; a
+"budget exceeded" answer reaches the CLI as a plain 400 that says so.
+
 The store is not imported here: `authorize` and `account` are injected (engine/relay_service.py).
 """
 
@@ -14,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import h11
@@ -33,9 +43,156 @@ MAX_SCAN_LINE = 2**20
 
 
 @dataclass(frozen=True)
+class VirtualKeySpec:
+    """What the session's LiteLLM virtual key is minted with."""
+
+    budget_usd: float = 0.0  # 0: no max_budget
+    ttl: str = ""  # LiteLLM duration ("7d"); "": never expires
+    metadata: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
 class Grant:
     session_id: str
     turn_id: str | None
+    virtual: VirtualKeySpec | None = None  # None: forward with the gateway's own key
+
+
+class VirtualKeyError(Exception):
+    """The gateway would not mint (or delete) a virtual key; the message names why, no key in it."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def virtual_key(master_key: str, session_id: str) -> str:
+    """The session's virtual key: an HMAC of the session id under the gateway's key, so the relay
+    (and a deletion later) finds the same key again with nothing stored. LiteLLM wants `sk-`."""
+    mac = hmac.new(master_key.encode(), b"lap-tui virtual key\0" + session_id.encode(), hashlib.sha256)
+    return "sk-lap-" + mac.hexdigest()
+
+
+def key_alias(key: str, session_id: str) -> str:
+    """Unique per key (LiteLLM refuses a reused alias): a changed gateway key gives a new alias."""
+    return f"lap-tui-{session_id}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+
+
+def _error_text(body: bytes, *secrets: str) -> str:
+    """One line of what the gateway said, with the keys masked."""
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace")
+    else:
+        err = obj.get("error", obj.get("detail", obj)) if isinstance(obj, dict) else obj
+        if isinstance(err, dict):
+            err = err.get("message", err.get("error", err))
+        text = err if isinstance(err, str) else json.dumps(err)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "****")
+    return " ".join(text.split())[:300]
+
+
+def _exists(status: int, text: str) -> bool:
+    low = text.lower()
+    return status in (400, 409, 500) and ("already exists" in low or "unique constraint" in low)
+
+
+def budget_refusal(status: int, body: bytes) -> str | None:
+    """LiteLLM's "budget exceeded" answer (400 in older releases, 429 in newer; `type`
+    budget_exceeded, or an ExceededBudget message): its message, else None."""
+    if status not in (400, 429):
+        return None
+    try:
+        err = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(err, dict):
+        return None
+    message = str(err.get("message", ""))
+    if err.get("type") == "budget_exceeded" or "ExceededBudget" in message or "Budget has been exceeded" in message:
+        # Key=<hash of the key> says nothing to the user; dropped.
+        return " ".join(re.sub(r"\bKey=\S+\s*", "", message).split())[:300] or "budget exceeded"
+    return None
+
+
+class VirtualKeys:
+    """Minting and deleting sessions' LiteLLM virtual keys with the gateway's key as admin."""
+
+    def __init__(self, client: Any, upstream: str, master_key: str) -> None:
+        self._client, self.upstream, self._master = client, upstream, master_key
+        self._minted: dict[str, VirtualKeySpec] = {}  # session -> what its key was last set to here
+        self._lock = asyncio.Lock()
+
+    def key_for(self, session_id: str) -> str:
+        return virtual_key(self._master, session_id)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        import httpx
+
+        try:
+            resp = await self._client.post(self.upstream + path, json=body,
+                                           headers={"authorization": f"Bearer {self._master}"})
+        except httpx.HTTPError as exc:
+            raise VirtualKeyError(f"the gateway could not be reached for {path}: {type(exc).__name__}") from None
+        return resp.status_code, resp.content
+
+    async def ensure(self, grant: Grant) -> str:
+        """The session's key, minted (or its budget updated) once per spec in this relay."""
+        spec = grant.virtual
+        assert spec is not None
+        key = self.key_for(grant.session_id)
+        if self._minted.get(grant.session_id) == spec:
+            return key
+        async with self._lock:
+            if self._minted.get(grant.session_id) == spec:
+                return key
+            body: dict[str, Any] = {"key": key, "key_alias": key_alias(key, grant.session_id),
+                                    "metadata": {"lap_tui_session": grant.session_id, **spec.metadata}}
+            if spec.budget_usd:
+                body["max_budget"] = spec.budget_usd
+            if spec.ttl:
+                body["duration"] = spec.ttl
+            status, raw = await self._post("/key/generate", body)
+            text = _error_text(raw, key, self._master)
+            if status == 200:
+                log.info("relay minted the virtual key %s for session %s", body["key_alias"], grant.session_id)
+            elif _exists(status, text):
+                # Minted before (another relay process, an earlier turn): bring its budget up to date.
+                status, raw = await self._post("/key/update", {"key": key, "max_budget": spec.budget_usd or None})
+                if status != 200:
+                    raise VirtualKeyError("the gateway would not update the session's virtual key "
+                                          f"(HTTP {status}): {_error_text(raw, key, self._master)}", status)
+            else:
+                raise VirtualKeyError(f"the gateway would not mint a virtual key for the session (HTTP {status}): "
+                                      f"{text}", status)
+            if len(self._minted) > 10000:
+                self._minted.clear()
+            self._minted[grant.session_id] = spec
+            return key
+
+    async def delete(self, session_ids: list[str]) -> list[str]:
+        """Delete the sessions' keys; the ids whose key the gateway did not delete (one log line
+        each, never the key). A key that was never minted counts as deleted."""
+        failed = []
+        for sid in session_ids:
+            key = self.key_for(sid)
+            self._minted.pop(sid, None)
+            try:
+                status, raw = await self._post("/key/delete", {"keys": [key]})
+            except VirtualKeyError as exc:
+                status, text = 0, str(exc)
+            else:
+                text = _error_text(raw, key, self._master)
+            low = text.lower()
+            if status == 200 or (status in (400, 404) and ("not found" in low or "not all keys" in low)):
+                continue
+            failed.append(sid)
+            log.warning("could not delete the LiteLLM virtual key %s of session %s (HTTP %s): %s",
+                        key_alias(key, sid), sid, status, text)
+        return failed
 
 
 @dataclass
@@ -110,6 +267,7 @@ class Relay:
         self._authorize = authorize
         self._account = account
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0))
+        self.virtual_keys = VirtualKeys(self._client, self.upstream, key)
         self.requests = 0  # served (for the idle check)
         self.active = 0
 
@@ -186,10 +344,20 @@ class Relay:
         if (method, path) not in ALLOWED:
             await self._send_json(conn, writer, 404, f"the lap-tui relay does not forward {method} {path}")
             return
+        upstream_key = self._key
+        if grant.virtual is not None:
+            try:
+                upstream_key = await self.virtual_keys.ensure(grant)
+            except VirtualKeyError as exc:
+                # 400, not 5xx: the CLIs would retry a 502 for minutes; this needs the operator.
+                await self._send_json(conn, writer, 400 if exc.status else 502,
+                                      f"lap-tui relay: {exc} (docs/HARNESSES.md: virtual keys need LiteLLM "
+                                      "with a database and the gateway's master key)")
+                return
         out_headers = {k.decode(): v.decode("latin-1") for k, v in headers.items() if k in _FORWARD_HEADERS}
-        out_headers["authorization"] = f"Bearer {self._key}"
+        out_headers["authorization"] = f"Bearer {upstream_key}"
         if b"x-api-key" in headers:
-            out_headers["x-api-key"] = self._key
+            out_headers["x-api-key"] = upstream_key
         out_headers["accept-encoding"] = "identity"  # the usage scan reads the body as sent
         import httpx
 
@@ -205,6 +373,19 @@ class Relay:
             back = [(k, v) for k, v in resp.headers.raw if k.lower() in _BACK_HEADERS]
             cost = resp.headers.get("x-litellm-response-cost")
             streamed = "text/event-stream" in resp.headers.get("content-type", "")
+            if resp.status_code in (400, 401, 429) and not streamed:
+                raw = await resp.aread()
+                refused = self._refusal(grant, resp.status_code, raw, upstream_key)
+                if refused is not None:
+                    # A plain 400 the CLI shows and gives up on (a 429 it would retry for minutes, a
+                    # 401 might send it to a login).
+                    await self._send_json(conn, writer, 400, refused[0], type_=refused[1])
+                    return
+                writer.write(conn.send(h11.Response(status_code=resp.status_code, headers=back)))
+                writer.write(conn.send(h11.Data(data=raw)))
+                writer.write(conn.send(h11.EndOfMessage()))
+                await writer.drain()
+                return
             writer.write(conn.send(h11.Response(status_code=resp.status_code, headers=back)))
             scanner = _SseScanner(usage) if streamed else None
             whole = bytearray()
@@ -234,6 +415,26 @@ class Relay:
             await resp.aclose()
             await self._charge(grant, usage)  # a broken stream still used tokens
 
+    def _refusal(self, grant: Grant, status: int, raw: bytes, upstream_key: str) -> tuple[str, str] | None:
+        """What to tell the CLI when the gateway refused for budget (or, for a virtual key, expiry)."""
+        spec = grant.virtual
+        agent = spec.metadata.get("lap_tui_agent", "AGENT") if spec is not None else ""
+        refused = budget_refusal(status, raw)
+        if refused is not None:
+            if spec is None:
+                return (f"budget exceeded: the gateway's key has used up its budget; the gateway said: {refused}",
+                        "budget_exceeded")
+            budget = f" (max ${spec.budget_usd:g})" if spec.budget_usd else ""
+            return (f"budget exceeded: this session's LiteLLM virtual key has used up its budget{budget}; the "
+                    f"gateway said: {refused}. Raise it with `lap-tui agents edit {agent} --key-budget USD` "
+                    "(from the next turn)", "budget_exceeded")
+        text = _error_text(raw, upstream_key, self._key)
+        if spec is not None and status == 401 and "expired" in text.lower():
+            return (f"this session's LiteLLM virtual key has expired (key TTL {spec.ttl or 'none'}): start a new "
+                    f"session, or give the agent a longer one (`lap-tui agents edit {agent} --key-ttl 30d`); "
+                    f"the gateway said: {text}", "expired_key")
+        return None
+
     async def _charge(self, grant: Grant, usage: Usage) -> None:
         if usage.empty:
             return
@@ -245,8 +446,9 @@ class Relay:
         except Exception as exc:  # never break the CLI's stream for our bookkeeping
             log.warning("relay could not charge usage to session %s: %s", grant.session_id, exc)
 
-    async def _send_json(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int, message: str) -> None:
-        body = json.dumps({"error": {"message": message, "type": "lap_relay_error", "code": status}}).encode()
+    async def _send_json(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int, message: str,
+                         *, type_: str = "lap_relay_error") -> None:
+        body = json.dumps({"error": {"message": message, "type": type_, "code": status}}).encode()
         writer.write(conn.send(h11.Response(status_code=status, headers=[
             ("content-type", "application/json"), ("content-length", str(len(body)))])))
         writer.write(conn.send(h11.Data(data=body)))

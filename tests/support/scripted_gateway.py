@@ -53,6 +53,15 @@ same "stream" responses in their own formats (scripted_apis.py): queue them with
 not its side requests); `path_defaults[path]` answers the rest.
 Control endpoints (for a subprocess): GET /_scripted/requests, POST /_scripted/responses
 (a JSON list, appended), POST /_scripted/reset.
+
+LiteLLM virtual keys (with `api_key` set: it is the master key): POST /key/generate (admin;
+`key` must start with sk-, a reused `key_alias` or key is refused with LiteLLM's 400 "already
+exists"; `max_budget`, `duration`, `metadata`), /key/update (`max_budget`), /key/delete
+(`keys`: raw or hashed; an unknown one gets 404 "Key not found"). `gw.virtual_keys` holds them
+(spend included). A request with a virtual key is refused when the key is expired (401) or its
+spend has reached max_budget (`budget_status`, default 400: {"type": "budget_exceeded",
+"message": "Budget has been exceeded! Key=<hash> Current cost: X, Max budget: Y"}); an answer's
+`cost`/`usage_cost` is added to the key's spend. Any other key is refused (401).
 """
 
 from __future__ import annotations
@@ -144,6 +153,8 @@ class ScriptedGateway:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.stopping = threading.Event()
+        self.virtual_keys: dict[str, dict[str, Any]] = {}  # key -> {key_alias, max_budget, spend, expires, ...}
+        self.budget_status = 400  # LiteLLM answered 400 for an exceeded budget; newer releases 429
 
     @classmethod
     def from_script(cls, script: Any, **kw: Any) -> "ScriptedGateway":
@@ -264,7 +275,14 @@ class _Handler(BaseHTTPRequestHandler):
             if path.startswith("/_scripted"):
                 return self._control(method, path, body)
             gw._record(RecordedRequest(method, path, {k.lower(): v for k, v in self.headers.items()}, body))
-            if gw.api_key is not None and self.headers.get("Authorization") != f"Bearer {gw.api_key}":
+            if path.startswith(KEY_PATHS) and method == "POST":
+                return self._key_admin(path, body if isinstance(body, dict) else {})
+            vkey = self._virtual_key()
+            if vkey is not None:
+                refused = self._virtual_refusal(vkey)
+                if refused is not None:
+                    return self._send_json(*refused)
+            elif gw.api_key is not None and self.headers.get("Authorization") != f"Bearer {gw.api_key}":
                 return self._send_json(401, _bad_key_body())
             if path == MODELS_PATH and method == "GET":
                 resp = gw._take(path)
@@ -290,6 +308,66 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
 
+    # LiteLLM's virtual keys
+    def _virtual_key(self) -> dict[str, Any] | None:
+        auth = self.headers.get("Authorization") or ""
+        with self.gw._lock:
+            return self.gw.virtual_keys.get(auth[7:]) if auth.startswith("Bearer ") else None
+
+    def _virtual_refusal(self, vkey: dict[str, Any]) -> tuple[int, Any] | None:
+        if vkey.get("expires") is not None and time.time() > vkey["expires"]:
+            return 401, _err_body(f"Authentication Error - Expired Key. Key Expiry time {vkey['expires']} and "
+                                  f"current time {time.time()}", 401, type_="expired_key")
+        budget = vkey.get("max_budget")
+        if budget is not None and vkey["spend"] >= budget:
+            status = self.gw.budget_status
+            return status, _err_body(f"Budget has been exceeded! Key={vkey['token']} Current cost: {vkey['spend']}, "
+                                     f"Max budget: {budget}", status, type_="budget_exceeded")
+        return None
+
+    def _key_admin(self, path: str, body: dict[str, Any]) -> None:
+        gw = self.gw
+        if gw.api_key is None or self.headers.get("Authorization") != f"Bearer {gw.api_key}":
+            return self._send_json(401, _bad_key_body())
+        with gw._lock:
+            keys = gw.virtual_keys
+            if path == "/v1/key/generate":
+                key = body.get("key") or f"sk-{os.urandom(16).hex()}"
+                alias = body.get("key_alias")
+                if not str(key).startswith("sk-"):
+                    return self._send_json(400, {"error": {"message": "Invalid key format. LiteLLM Virtual Key must "
+                                                           f"start with 'sk-'. Received: {key[:4]}****{key[-4:]}",
+                                                           "type": "bad_request_error", "param": "key", "code": "400"}})
+                if alias and any(k["key_alias"] == alias for k in keys.values()):
+                    return self._send_json(400, _err_body(f"Key with alias '{alias}' already exists. Unique key "
+                                                          "aliases across all keys are required.", 400,
+                                                          param="key_alias", type_="bad_request_error"))
+                if key in keys:
+                    return self._send_json(400, _err_body("Unique constraint failed on the fields: (`token`)", 400))
+                duration = body.get("duration")
+                keys[key] = {"key_alias": alias, "max_budget": body.get("max_budget"), "spend": 0.0,
+                             "duration": duration, "expires": time.time() + _seconds(duration) if duration else None,
+                             "metadata": body.get("metadata") or {}, "token": _hash_key(key)}
+                return self._send_json(200, {"key": key, "key_alias": alias, "max_budget": body.get("max_budget"),
+                                             "token": _hash_key(key), "metadata": keys[key]["metadata"]})
+            if path == "/v1/key/update":
+                key = body.get("key", "")
+                found = keys.get(key) or next((v for v in keys.values() if v["token"] == key), None)
+                if found is None:
+                    return self._send_json(404, _err_body("Key not found", 404, type_="not_found_error"))
+                if "max_budget" in body:
+                    found["max_budget"] = body["max_budget"]
+                return self._send_json(200, {"key": key, "max_budget": found["max_budget"]})
+            if path == "/v1/key/delete":
+                wanted = [str(k) for k in body.get("keys") or []]
+                found = [k for k, v in keys.items() if k in wanted or v["token"] in wanted]
+                if len(found) != len(wanted) or not wanted:
+                    return self._send_json(404, _err_body("Key not found", 404, type_="not_found_error"))
+                for k in found:
+                    del keys[k]
+                return self._send_json(200, {"deleted_keys": wanted})
+        self._send_json(404, {"detail": "Not Found"})
+
     def _control(self, method: str, path: str, body: Any) -> None:
         gw = self.gw
         if path == "/_scripted/requests" and method == "GET":
@@ -303,6 +381,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(404, {"detail": "Not Found"})
 
     def _respond(self, r: dict[str, Any], req: Any) -> None:
+        self._charge_virtual_key(r)
         kind = r.get("type", "stream")
         model = (req or {}).get("model", "") if isinstance(req, dict) else ""
         if r.get("first_delay"):
@@ -338,10 +417,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         raise ValueError(f"scripted gateway: unknown response type {kind!r}")
 
+    def _charge_virtual_key(self, r: dict[str, Any]) -> None:
+        """What the answer costs goes to the requesting virtual key's spend (as LiteLLM tracks it)."""
+        vkey = self._virtual_key()
+        cost = r.get("usage_cost", r.get("cost"))
+        if vkey is not None and isinstance(cost, (int, float)) and r.get("type", "stream") in ("stream", "json"):
+            with self.gw._lock:
+                vkey["spend"] += float(cost)
+
     def _respond_api(self, path: str, r: dict[str, Any], req: dict[str, Any]) -> None:
         """Anthropic Messages or OpenAI Responses (tests/support/scripted_apis.py)."""
         if r.get("type", "stream") != "stream":
             return self._respond(r, req)
+        self._charge_virtual_key(r)
         if r.get("wait_file") or r.get("first_delay"):
             if r.get("first_delay"):
                 self.gw.stopping.wait(float(r["first_delay"]))
@@ -533,6 +621,25 @@ def _echo_events(r: dict[str, Any], req: Any) -> Iterator[tuple[str, Any]]:
 def _err_body(message: str, status: int, *, param: str | None = None, type_: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_ or ("invalid_request_error" if status < 500 else "internal_server_error"),
                       "param": param, "code": str(status)}}
+
+
+KEY_PATHS = ("/v1/key/generate", "/v1/key/update", "/v1/key/delete")
+
+
+def _hash_key(key: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _seconds(duration: str) -> float:
+    """LiteLLM's duration: 30s, 5m, 12h, 7d, 2w, 1mo."""
+    import re
+
+    m = re.match(r"^([0-9]+)(s|m|h|d|w|mo)$", str(duration))
+    if not m:
+        raise ValueError(f"bad duration {duration!r}")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "mo": 2592000}[m.group(2)]
 
 
 def _bad_key_body() -> dict[str, Any]:

@@ -104,3 +104,33 @@ async def test_an_agent_whose_harness_definition_is_gone_stays_editable(services
         await wait_for(pilot, lambda: isinstance(app.screen, AgentsScreen), what="saved")
         agent = await app.store.get_agent_by_id(GONE_ID)
         assert (agent.harness, agent.sandbox.memory) == ("gone-cli", "2Gi")
+
+
+async def test_the_form_sets_a_virtual_gateway_key_with_budget_and_ttl(services_factory, tmp_path, monkeypatch):
+    _user_harness(tmp_path, monkeypatch)
+    services = services_factory(models=["gpt-4o-mini"])
+    seed(services, seed_basic)
+    app = LapApp(services)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await started(app, pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, AgentForm), what="the new-agent form")
+        form = app.screen
+        form.query_one("#f-name", Input).value = "budgeted"
+        form.query_one("#f-model", Input).value = "gpt-4o-mini"
+        form.query_one("#f-harness", Select).value = "my-cli"
+        form.query_one("#f-gateway", Select).value = "virtual"
+        form.query_one("#f-budget", Input).value = "2.5"
+        form.query_one("#f-ttl", Input).value = "7 days"
+        err = form.query_one("#err-ttl", Static)
+        await wait_for(pilot, lambda: err.has_class("-shown"), what="the TTL refused as typed")
+        assert "not a duration" in str(err.render())
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, AgentForm)  # not saved
+        form.query_one("#f-ttl", Input).value = "7d"
+        await wait_for(pilot, lambda: not err.has_class("-shown"), what="the TTL accepted")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, AgentsScreen), what="saved")
+        (agent,) = [a for a in await app.store.list_agents() if a.name == "budgeted"]
+        sb = agent.sandbox
+        assert (agent.harness, sb.gateway_key, sb.key_budget_usd, sb.key_ttl) == ("my-cli", "virtual", 2.5, "7d")

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
 
-from lap_tui.domain.agent import HARNESSES, SANDBOX_BACKENDS, SCOPES, Agent, SandboxSettings
+from lap_tui.domain.agent import GATEWAY_KEYS, HARNESSES, SANDBOX_BACKENDS, SCOPES, Agent, SandboxSettings
 from lap_tui.domain.errors import InvalidInput, LapError
 from lap_tui.domain.ids import new_id
 from lap_tui.domain.names import clip, label_problem
@@ -41,6 +41,14 @@ def _idle_problem(value: str) -> str | None:
     return None
 
 
+def _budget_problem(value: str) -> str | None:
+    try:
+        budget = float(value.strip() or "0")
+    except ValueError:
+        return f"key budget {clip(value)!r} is not an amount of US dollars: use e.g. 5 or 0.5 (0: no budget)"
+    return _sandbox_problem(key_budget_usd=budget)
+
+
 CHECKS: dict[str, Callable[[str], str | None]] = {
     "name": lambda v: label_problem("agent", v),
     "team": lambda v: label_problem("team", v),
@@ -50,7 +58,11 @@ CHECKS: dict[str, Callable[[str], str | None]] = {
     "memory": lambda v: _sandbox_problem(memory=v.strip()),
     "idle": _idle_problem,
     "env": lambda v: _sandbox_problem(env=_env_names(v)),
+    "budget": _budget_problem,
+    "ttl": lambda v: _sandbox_problem(key_ttl=v.strip()),
 }
+GATEWAY_KEY_LABELS = {"relay": "relay: the relay swaps in the gateway's key",
+                      "virtual": "virtual: a LiteLLM key per session (budget, expiry)"}
 
 
 class AgentForm(LapScreen):
@@ -114,6 +126,15 @@ class AgentForm(LapScreen):
                 yield Check("allow network access", sb.network, compact=True, id="f-network",
                             tooltip="The host's own network: the sandbox also reaches the host's loopback "
                                     "services and abstract unix sockets (docs/SECURITY.md)")
+            # CLI harnesses: what the relay forwards with (docs/HARNESSES.md); the sandbox never holds it.
+            yield from self._row("gateway", "Gateway key", Select(
+                [(GATEWAY_KEY_LABELS[k], k) for k in GATEWAY_KEYS],
+                value=sb.gateway_key if sb.gateway_key in GATEWAY_KEYS else "relay", allow_blank=False,
+                compact=True, id="f-gateway"))
+            yield from self._row("budget", "Key budget $", Input(f"{sb.key_budget_usd:g}", compact=True,
+                                                                placeholder="0: no budget", id="f-budget"))
+            yield from self._row("ttl", "Key TTL", Input(sb.key_ttl, placeholder="e.g. 7d (empty: no expiry)",
+                                                        compact=True, id="f-ttl"))
             yield Static("ctrl+s saves · esc cancels", classes="hint")
 
     def _harness_options(self, current: str) -> list[tuple[Text, str]]:
@@ -239,7 +260,9 @@ class AgentForm(LapScreen):
             backend=str(self.query_one("#f-backend", Select).value), image=self._value("image").strip(),
             cpu=self._value("cpu").strip(), memory=self._value("memory").strip(),
             network=self.query_one("#f-network", Checkbox).value, scope=str(self.query_one("#f-scope", Select).value),
-            idle_suspend_seconds=int(self._value("idle").strip()), env=_env_names(self._value("env")))
+            idle_suspend_seconds=int(self._value("idle").strip()), env=_env_names(self._value("env")),
+            gateway_key=str(self.query_one("#f-gateway", Select).value),
+            key_budget_usd=float(self._value("budget").strip() or "0"), key_ttl=self._value("ttl").strip())
         fields = dict(name=self._value("name").strip(), team=self._value("team").strip(),
                       model=self._value("model").strip(), harness=str(self.query_one("#f-harness", Select).value),
                       system_prompt=self.query_one("#f-prompt", TextArea).text, sandbox=sandbox)

@@ -212,6 +212,11 @@ class AgentsScreen(TableScreen):
             from lap_tui.sandbox.k8s.warm import follow_agent
 
             await follow_agent(self.lap.settings, store, agent, deleted=True)  # its warm pool, if any
+            from lap_tui.engine.relay_service import delete_virtual_keys
+
+            note = await delete_virtual_keys(self.lap.settings, agent, sessions)  # their LiteLLM virtual keys
+            if note:
+                self.notify(note, severity="warning")
             gone = await store.delete_agent(agent.id)
         except LapError as exc:
             self.notify(str(exc), severity="error")

@@ -158,6 +158,12 @@ class SessionsScreen(TableScreen):
             return
         try:
             await delete_sandboxes(self.lap.sandboxes, boxes)  # first: a failure leaves no orphan
+            from lap_tui.engine.relay_service import delete_virtual_keys
+
+            note = await delete_virtual_keys(self.lap.settings, await self.lap.store.get_agent_by_id(s.agent_id),
+                                             [s.id])  # its LiteLLM virtual key, when the agent uses them
+            if note:
+                self.notify(note, severity="warning")
             await self.lap.store.delete_session(s.id)
         except LapError as exc:
             self.notify(str(exc), severity="error")
