@@ -5,7 +5,7 @@
 #   1. a kind cluster named agent-sbx (KIND_CLUSTER_NAME to change), when missing
 #   2. kubernetes-sigs/agent-sandbox v0.5.6 (its release manifests: the controller and the
 #      extensions), when not installed at that version
-#   3. the harness images (harnesses/*/Dockerfile -> lap-tui-harness-<name>:dev) and lap-tui's
+#   3. the harness images (harnesses/*/Dockerfile -> lap-tui-harness-<name>:<version>) and lap-tui's
 #      (deploy/Dockerfile -> the tag deploy/k8s/deployment.yaml runs), built and loaded into the
 #      cluster's nodes (Docker's layer cache and kind's "already present" make a re-run cheap)
 #   4. lap-tui's manifests (kubectl apply --server-side -k deploy/k8s)
@@ -108,7 +108,11 @@ load() {
 shopt -s nullglob
 for dockerfile in "$ROOT"/harnesses/*/Dockerfile; do
     dir="$(dirname "$dockerfile")"
-    image="lap-tui-harness-$(basename "$dir"):dev"
+    # Tagged with the pinned CLI's version (harness.toml's [install] version; "dev" when nothing
+    # is pinned): lap_tui/harness/image.py gives a CLI agent with no image of its own this name.
+    version="$(sed -n '/^\[install\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' "$dir/harness.toml" | head -n 1)"
+    version="${version//+/_}"
+    image="lap-tui-harness-$(basename "$dir"):${version:-dev}"
     run docker build -t "$image" -f "$dockerfile" "$dir"
     load "$image"
 done

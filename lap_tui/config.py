@@ -49,6 +49,8 @@ _KEYS: dict[str, tuple[str, str, bool]] = {
     "relay_listen": ("LAP_RELAY_LISTEN", "relay_listen", False),
     "relay_url": ("LAP_RELAY_URL", "relay_url", False),
     "kube_harness_dir": ("LAP_KUBE_HARNESS_DIR", "kube_harness_dir", False),
+    # a CLI agent's pod image when the agent names none: <prefix>lap-tui-harness-<name>:<version>
+    "harness_image_prefix": ("LAP_HARNESS_IMAGE_PREFIX", "harness_image_prefix", False),
 }
 _TOML_TABLES = {"keys"}  # [keys]: binding id -> key(s)
 _TRUE = {"1", "true", "yes", "on"}
@@ -226,6 +228,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         "relay_listen": "",  # host:port; "" is 127.0.0.1 on a free port (engine/relay_service.py)
         "relay_url": "",  # "": http://<the address the relay bound>
         "kube_harness_dir": "",  # "": the pod's image has the CLI on PATH
+        "harness_image_prefix": "",  # e.g. "123456789012.dkr.ecr.eu-west-1.amazonaws.com/" ("": as kind loads them)
     }
     values: dict[str, Setting] = {}
     for name, (env_name, toml_key, secret) in _KEYS.items():

@@ -2,14 +2,17 @@
 
 A team is a name agents carry (no table of its own): the list is the store's agents' teams,
 the config's `team` and the teams of the `kube_namespaces` map. Each maps to a namespace
-(namespace_for: the map, else `kube_namespace_prefix` + team). `create` makes the namespace
-and, with --apply-rbac, the shipped Role and RoleBinding (deploy/k8s/team-default.yaml) in it.
+(namespace_for: the map, else `kube_namespace_prefix` + team). `create` makes the namespace,
+the shipped NetworkPolicy that lets its sandbox pods reach only the relay (and DNS), and, with
+--apply-rbac, the shipped Role and RoleBinding (all from deploy/k8s/team-default.yaml).
+Creating them takes the caller's own rights (an admin's); the workers' Role has none of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,9 @@ from lap_tui.domain.names import validate_label
 
 TEAM_MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "team-default.yaml"
 MANAGED_BY, TEAM_LABEL = "app.kubernetes.io/managed-by", "lap-tui.dev/team"
+NS_NAME_LABEL = "kubernetes.io/metadata.name"  # the API server sets it on every namespace
+# http://<service>.<namespace>.svc[.<cluster domain>][:port]: a Service's in-cluster address
+_SERVICE_URL = re.compile(r"^https?://[a-z0-9-]+\.([a-z0-9-]+)\.svc(\.[a-z0-9.-]+)?(:[0-9]+)?/?$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--service-account", metavar="NAMESPACE:NAME",
                    help="bind the Role to this ServiceAccount (default: the shipped worker, lap-tui:lap-tui-worker); "
                         "a worker per team, bound only in its team's namespace, keeps teams apart by credentials")
+    c.add_argument("--no-network-policy", action="store_true",
+                   help="skip the NetworkPolicy that lets the team's sandbox pods reach only the relay (and DNS)")
     c.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
     c.set_defaults(handler=create)
 
@@ -94,8 +102,6 @@ async def list_(args: argparse.Namespace) -> int:
 def team_rbac(namespace: str, manifest: Path = TEAM_MANIFEST, service_account: str = "") -> list[dict[str, Any]]:
     """The shipped team Role and RoleBinding, moved to `namespace`; the binding's subject is the
     shipped worker's ServiceAccount unless `service_account` ("namespace:name") says another."""
-    import yaml  # installed with kubernetes
-
     subject = None
     if service_account:
         sa_ns, sep, sa_name = service_account.partition(":")
@@ -105,20 +111,48 @@ def team_rbac(namespace: str, manifest: Path = TEAM_MANIFEST, service_account: s
         subject = {"kind": "ServiceAccount", "name": validate_label("service account", sa_name),
                    "namespace": validate_label("namespace", sa_ns)}
 
-    if not manifest.is_file():
-        raise NotFound(f"the team manifest {manifest} is not here (an installed lap-tui ships no deploy/)",
-                       "apply deploy/k8s/team-default.yaml from lap-tui's source, with your namespace")
     out = []
-    for doc in yaml.safe_load_all(manifest.read_text()):
-        if doc and doc.get("kind") in ("Role", "RoleBinding"):
-            doc = copy.deepcopy(doc)
-            doc["metadata"]["namespace"] = namespace
-            if subject is not None and doc["kind"] == "RoleBinding":
-                doc["subjects"] = [subject]
-            out.append(doc)
+    for doc in _team_docs(manifest, ("Role", "RoleBinding")):
+        doc["metadata"]["namespace"] = namespace
+        if subject is not None and doc["kind"] == "RoleBinding":
+            doc["subjects"] = [subject]
+        out.append(doc)
     if {d["kind"] for d in out} != {"Role", "RoleBinding"}:
         raise InvalidInput(f"{manifest} holds no Role and RoleBinding", "restore it from lap-tui's source")
     return out
+
+
+def _team_docs(manifest: Path, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    import yaml  # installed with kubernetes
+
+    if not manifest.is_file():
+        raise NotFound(f"the team manifest {manifest} is not here (an installed lap-tui ships no deploy/)",
+                       "apply deploy/k8s/team-default.yaml from lap-tui's source, with your namespace")
+    return [copy.deepcopy(d) for d in yaml.safe_load_all(manifest.read_text()) if d and d.get("kind") in kinds]
+
+
+def relay_namespace(relay_url: str) -> str | None:
+    """The namespace of the relay's Service when `relay_url` is its in-cluster address."""
+    m = _SERVICE_URL.match(relay_url.strip())
+    return m.group(1) if m else None
+
+
+def team_network_policy(namespace: str, manifest: Path = TEAM_MANIFEST, relay_url: str = "") -> dict[str, Any]:
+    """The shipped sandboxes' egress policy, moved to `namespace`; its relay peer names the
+    namespace of `relay_url`'s Service (LAP_RELAY_URL) when that is one, else the shipped one."""
+    docs = _team_docs(manifest, ("NetworkPolicy",))
+    if len(docs) != 1:
+        raise InvalidInput(f"{manifest} holds no NetworkPolicy", "restore it from lap-tui's source")
+    doc = docs[0]
+    doc["metadata"]["namespace"] = namespace
+    relay_ns = relay_namespace(relay_url)
+    for rule in doc["spec"].get("egress", ()):
+        for peer in rule.get("to", ()):
+            sel = (peer.get("namespaceSelector") or {}).get("matchLabels") or {}
+            pods = (peer.get("podSelector") or {}).get("matchLabels") or {}
+            if relay_ns and pods.get("app.kubernetes.io/component") == "relay" and NS_NAME_LABEL in sel:
+                sel[NS_NAME_LABEL] = relay_ns
+    return doc
 
 
 async def create(args: argparse.Namespace) -> int:
@@ -130,23 +164,33 @@ async def create(args: argparse.Namespace) -> int:
     if args.service_account and not args.apply_rbac:
         raise InvalidInput("--service-account names whom the Role is bound to", "add --apply-rbac")
     rbac = team_rbac(ns, service_account=args.service_account or "") if args.apply_rbac else []
+    docs, skipped = list(rbac), ""
+    if not args.no_network_policy:
+        try:
+            docs.insert(0, team_network_policy(ns, relay_url=str(_get(settings, "relay_url"))))
+        except NotFound as exc:  # an installed lap-tui without deploy/: the namespace alone, said so
+            skipped = f"NetworkPolicy not created: {exc}"
     async with opened_store(settings) as store:
         backend = KubernetesBackend(store, settings)
         try:
             apis = await backend.apis()
             done = {"team": name, "namespace": ns,
                     "namespace_created": await _create_namespace(backend, apis, ns, name), "rbac": []}
-            rbac_api = apis.client.RbacAuthorizationV1Api(apis.api)
-            for doc in rbac:
-                done["rbac"].append(f"{doc['kind']}/{doc['metadata']['name']} "
-                                    + await _apply_rbac(backend, apis, rbac_api, doc))
+            if not args.no_network_policy:
+                done["network_policy"] = skipped
+            for doc in docs:
+                line = f"{doc['kind']}/{doc['metadata']['name']} " + await _apply(backend, apis, doc)
+                if doc["kind"] == "NetworkPolicy":
+                    done["network_policy"] = line
+                else:
+                    done["rbac"].append(line)
         finally:
             await backend.close()
     if args.json:
         emit_json(done)
     else:
         print(f"team {name}: namespace {ns} {'created' if done['namespace_created'] else 'already there'}"
-              + "".join(f"; {r}" for r in done["rbac"]))
+              + "".join(f"; {r}" for r in [done.get("network_policy", ""), *done["rbac"]] if r))
     return 0
 
 
@@ -162,10 +206,16 @@ async def _create_namespace(backend: Any, apis: Any, ns: str, team: str) -> bool
         raise backend._api_failed(f"cannot create namespace {ns}", exc) from None
 
 
-async def _apply_rbac(backend: Any, apis: Any, rbac: Any, doc: dict[str, Any]) -> str:
+async def _apply(backend: Any, apis: Any, doc: dict[str, Any]) -> str:
+    """Create `doc` in its namespace, or replace it when it exists: "created" / "updated"."""
     kind, name, ns = doc["kind"], doc["metadata"]["name"], doc["metadata"]["namespace"]
-    create = rbac.create_namespaced_role if kind == "Role" else rbac.create_namespaced_role_binding
-    replace = rbac.replace_namespaced_role if kind == "Role" else rbac.replace_namespaced_role_binding
+    if kind == "NetworkPolicy":
+        api = apis.client.NetworkingV1Api(apis.api)
+        create, replace = api.create_namespaced_network_policy, api.replace_namespaced_network_policy
+    else:
+        api = apis.client.RbacAuthorizationV1Api(apis.api)
+        create = api.create_namespaced_role if kind == "Role" else api.create_namespaced_role_binding
+        replace = api.replace_namespaced_role if kind == "Role" else api.replace_namespaced_role_binding
     try:
         await create(ns, doc, field_validation="Strict")
         return "created"

@@ -30,6 +30,7 @@ from lap_tui.harness.cli import (CLI_MOUNT, FORWARDER, FORWARDER_MOUNT, RELAY_MO
                                  harness_root, install_dir, installed_bin, plan_turn)
 from lap_tui.harness.definition import HarnessDefinition, load_definitions, user_harness_dirs
 from lap_tui.harness.events import Mapped, map_event, parse_line, session_id_of
+from lap_tui.harness.image import with_harness_image
 
 if TYPE_CHECKING:
     from lap_tui.engine.engine import Engine
@@ -91,6 +92,8 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
 
     settings, store = engine.settings, engine.store
     root = harness_root(settings.data_dir)
+    # A pod needs the CLI: an agent naming no image gets its harness's (harness/image.py).
+    agent = with_harness_image(agent, h, _setting(settings, "harness_image_prefix"))
     status = await ensure_for_session(engine.sandboxes, store, agent, session)
     sid = status.id
     detached = _detached_for(await engine.sandboxes.for_id(sid))  # the concrete backend, also behind a router
@@ -100,7 +103,8 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
                                   f"run `lap-tui harnesses install {h.name}`")
     started, cur, exited, retried = _progress(mine)
     name = f"turn-{turn.id}"
-    await ensure_relay(settings)  # also when re-attaching: the CLI may still need it
+    if not (in_pod and _setting(settings, "relay_url")):  # LAP_RELAY_URL: a relay of its own (a cluster's Service)
+        await ensure_relay(settings)  # also when re-attaching: the CLI may still need it
 
     async def launch(kind: str, attempt: int, note: str = "") -> dict[str, Any]:
         session_now = await store.get_session(session.id)
@@ -291,6 +295,13 @@ class _Deltas:
         if self.parts:
             text, self.parts = "".join(self.parts), []
             await self.engine._append(self.turn, EventKind.MODEL_DELTA, {"text": text, "cli": self.cursor})
+
+
+def _setting(settings: Any, name: str) -> str:
+    try:
+        return str(settings[name] or "")
+    except KeyError:  # settings built by hand (tests) may lack the newer keys
+        return ""
 
 
 def _detached_for(backend: Any) -> Any:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from lap_tui.domain.sandbox import session_sandbox_id
+from lap_tui.harness.definition import load_definitions
 from lap_tui.sandbox.k8s import objects
 from tests.harness.conftest import CLI_DIR, cli, need_cli
 from tests.harness.test_opencode import events_of, is_cli, lap, wait_for
@@ -104,7 +105,7 @@ def answer(path, chunks=(), tool_calls=(), **kw):
 @pytest.mark.parametrize("name", list(CLIS))
 async def test_cli_turn_in_a_pod_survives_its_driver_sigkilled_and_resumes(name, kx_env, gw, k8s_cluster,
                                                                           k8s_namespace, tmp_path):
-    env, ns = kx_env, k8s_namespace
+    env, ns = {**kx_env, "LAP_HARNESS_IMAGE_PREFIX": "registry.example/lap"}, k8s_namespace
     model, path, write, token_var = CLIS[name]
     need_cli(name)
     if path:
@@ -162,6 +163,9 @@ async def test_cli_turn_in_a_pod_survives_its_driver_sigkilled_and_resumes(name,
     # The tool's file is on the Sandbox's volume.
     vol = k8s_cluster.volume_dir(ns, objects.pvc_name(sid))
     assert (vol / "hello.txt").read_text() == "hi from a pod\n"
+    # The agent names no image: its pod runs the harness's (the name bin/kind-up.sh builds).
+    version = load_definitions()[0][name].version
+    assert _images(k8s_cluster, ns, sid) == [f"registry.example/lap/lap-tui-harness-{name}:{version}"] * 2
 
     # A second turn from a new driver resumes the CLI's own session: the model sees turn 1.
     gw.push(answer(path, ["I remember."], usage={"prompt_tokens": 50, "completion_tokens": 2}))
@@ -180,6 +184,13 @@ async def test_cli_turn_in_a_pod_survives_its_driver_sigkilled_and_resumes(name,
     assert sid in dump and MASTER_KEY not in dump
     calls = [r for r in gw.requests if r.path == (path or "/v1/chat/completions")]
     assert calls and all(r.headers.get("authorization") == f"Bearer {MASTER_KEY}" for r in calls)
+
+
+def _images(cluster, ns: str, sid: str) -> list[str]:
+    """The container image of the Sandbox object and of its pod, as the API server has them."""
+    box = json.loads(cluster.kubectl("get", "sandbox", sid, "-n", ns, "-o", "json", check=True).stdout)
+    pod = json.loads(cluster.kubectl("get", "pod", sid, "-n", ns, "-o", "json", check=True).stdout)
+    return [box["spec"]["podTemplate"]["spec"]["containers"][0]["image"], pod["spec"]["containers"][0]["image"]]
 
 
 def _sessions_of(keeper_marker: bytes) -> set[int]:
@@ -217,7 +228,7 @@ async def test_cancel_in_a_pod_kills_the_clis_process_tree(kx_env, gw, k8s_clust
     for k, v in env.items():  # this process plays lap-tui: the relay it starts inherits this
         monkeypatch.setenv(k, v)
     cli(env, "agents", "create", "oc", "--model", "gpt-test", "--harness", "opencode", "--team", "team1",
-        "--sandbox-backend", "kubernetes")
+        "--sandbox-backend", "kubernetes", "--image", "registry.example/own/agent-image:7")
     session_id = cli(env, "sessions", "new", "oc", "--team", "team1").strip()
     sid = session_sandbox_id(session_id)
     vol = k8s_cluster.volume_dir(ns, objects.pvc_name(sid))
@@ -229,6 +240,7 @@ async def test_cancel_in_a_pod_kills_the_clis_process_tree(kx_env, gw, k8s_clust
     try:
         turn_id = await engine.send(session_id, "sleep a long time")
         await wait_until(lambda: (vol / "started.txt").exists(), "the CLI's tool started in the pod", timeout=240)
+        assert _images(k8s_cluster, ns, sid) == ["registry.example/own/agent-image:7"] * 2  # the agent's own wins
         keepers = _sessions_of(f"lap-keeper-{sid}-".encode())
         doomed: set[int] = set()  # taken before the cancel: orphans lose their parent link
 

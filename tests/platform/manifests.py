@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "k8s"
 SYSTEM_NS, TEAM_NS = "lap-tui", "lap-default"  # as shipped
 MANAGER = "lap-tui-deploy"
+NS_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 
 
 def render(cluster: K8sCluster, names: dict[str, str], path: Path = DEPLOY) -> list[dict[str, Any]]:
@@ -32,6 +33,17 @@ def render(cluster: K8sCluster, names: dict[str, str], path: Path = DEPLOY) -> l
         for s in o.get("subjects", ()):
             if "namespace" in s:
                 s["namespace"] = names.get(s["namespace"], s["namespace"])
+        if o["kind"] == "NetworkPolicy":  # peers name namespaces by their automatic name label
+            for rule in o["spec"].get("egress", ()):
+                for peer in rule.get("to", ()):
+                    sel = (peer.get("namespaceSelector") or {}).get("matchLabels") or {}
+                    if NS_NAME_LABEL in sel:
+                        sel[NS_NAME_LABEL] = names.get(sel[NS_NAME_LABEL], sel[NS_NAME_LABEL])
+        if o["kind"] == "ConfigMap":  # Service addresses: <service>.<namespace>.svc
+            for k, v in o.get("data", {}).items():
+                for old, new in names.items():
+                    v = v.replace(f".{old}.svc", f".{new}.svc")
+                o["data"][k] = v
     return objs
 
 

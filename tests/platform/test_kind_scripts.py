@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from lap_tui.harness.definition import load_definitions
+from lap_tui.harness.image import harness_image
 from tests.conftest import ROOT, need
 
 UP, DOWN = ROOT / "bin" / "kind-up.sh", ROOT / "bin" / "kind-down.sh"
 RELEASE = "https://github.com/kubernetes-sigs/agent-sandbox/releases/download/v0.5.6"
 HARNESSES = sorted(p.parent.name for p in (ROOT / "harnesses").glob("*/Dockerfile"))
+DEFINITIONS = load_definitions()[0]
 LAP_IMAGE = re.search(r"image: (lap-tui:\S+)", (ROOT / "deploy/k8s/deployment.yaml").read_text()).group(1)
 
 # One stand-in for the three tools: it appends its argv to $FAKE_LOG and answers from $FAKE_STATE.
@@ -84,9 +87,10 @@ def test_dry_run_on_a_fresh_machine_prints_every_step_and_changes_nothing(tools)
             f"{ctx} apply --server-side --force-conflicts -f {RELEASE}/manifest.yaml",
             f"{ctx} apply --server-side --force-conflicts -f {RELEASE}/extensions.yaml",
             f"{ctx} rollout status -n agent-sandbox-system deployment --timeout=180s"]
-    for h in HARNESSES:
-        want += [f"docker build -t lap-tui-harness-{h}:dev -f {ROOT}/harnesses/{h}/Dockerfile {ROOT}/harnesses/{h}",
-                 f"kind load docker-image lap-tui-harness-{h}:dev --name agent-sbx"]
+    for h in HARNESSES:  # the names a CLI agent with no image of its own gets (harness/image.py)
+        image = harness_image(DEFINITIONS[h])
+        want += [f"docker build -t {image} -f {ROOT}/harnesses/{h}/Dockerfile {ROOT}/harnesses/{h}",
+                 f"kind load docker-image {image} --name agent-sbx"]
     want += [f"docker build -t {LAP_IMAGE} -f {ROOT}/deploy/Dockerfile {ROOT}",
              f"kind load docker-image {LAP_IMAGE} --name agent-sbx",
              f"{ctx} apply --server-side -k {ROOT}/deploy/k8s"]

@@ -6,6 +6,7 @@ ConfigMap, the Secret keys docs/DEPLOY.md tells operators to create, its health 
 from __future__ import annotations
 
 import copy
+import json
 
 from lap_tui.cli.main import build_parser
 from tests.platform.manifests import SYSTEM_NS, TEAM_NS, apply, delete_namespaces, find, render, unique_names
@@ -20,11 +21,11 @@ def test_manifests_apply_strictly_and_their_references_exist(k8s_cluster):
     sys_ns = names[SYSTEM_NS]
     objs = render(k8s_cluster, names)
     assert {o["kind"] for o in objs} == {"Namespace", "ServiceAccount", "ConfigMap", "Deployment", "Role",
-                                         "RoleBinding"}
+                                         "RoleBinding", "Service", "NetworkPolicy"}
     try:
         # A field the schema lacks is refused, not pruned: so a clean apply below means something.
         broken = copy.deepcopy(objs)
-        find(broken, "Deployment")["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Never"
+        find(broken, "Deployment", "lap-tui-worker")["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Never"
         r = apply(k8s_cluster, [o for o in broken if o["kind"] in ("Namespace", "Deployment")])
         assert r.returncode != 0 and "imagePullPolicyy: field not declared in schema" in r.stderr, (r.stdout, r.stderr)
 
@@ -34,7 +35,7 @@ def test_manifests_apply_strictly_and_their_references_exist(k8s_cluster):
         r = apply(k8s_cluster, objs)  # idempotent: the same manager owns every field
         assert r.returncode == 0, r.stderr
 
-        dep = find(objs, "Deployment")
+        dep = find(objs, "Deployment", "lap-tui-worker")
         pod = dep["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         # The references of the pod template.
@@ -61,9 +62,38 @@ def test_manifests_apply_strictly_and_their_references_exist(k8s_cluster):
         rb = find(objs, "RoleBinding")
         assert rb["metadata"]["namespace"] == names[TEAM_NS]
         assert rb["subjects"] == [{"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": sys_ns}]
+        # The relay: the same Secret keys and ConfigMap, a `lap-tui relay` command line lap-tui
+        # accepts, listening on the port its probes and its Service name.
+        relay = find(objs, "Deployment", "lap-tui-relay")
+        (rc,) = relay["spec"]["template"]["spec"]["containers"]
+        assert {(e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+                for e in rc["env"] if "valueFrom" in e} == {(SECRET_NAME, k) for k in SECRET_KEYS}
+        assert [s["configMapRef"]["name"] for s in rc["envFrom"]] == [find(objs, "ConfigMap")["metadata"]["name"]]
+        rargs = build_parser().parse_args(rc["args"])
+        assert rargs.handler.__name__ == "relay" and rargs.idle_exit == float("inf")
+        port = {p["name"]: p["containerPort"] for p in rc["ports"]}["relay"]
+        listen = {e["name"]: e.get("value") for e in rc["env"]}["LAP_RELAY_LISTEN"]
+        assert listen == f"0.0.0.0:{port}" and rc["readinessProbe"]["tcpSocket"] == {"port": "relay"}
+        assert rc["resources"]["requests"]["cpu"] and rc["resources"]["requests"]["memory"]
+        svc = find(objs, "Service", "lap-tui-relay")
+        assert svc["spec"]["selector"] == relay["spec"]["template"]["metadata"]["labels"]
+        assert svc["spec"]["selector"] != dep["spec"]["template"]["metadata"]["labels"]
+        (sp,) = svc["spec"]["ports"]
+        assert sp["targetPort"] == "relay"
+        # The workers hand sandboxes that Service's address.
+        url = find(objs, "ConfigMap")["data"]["LAP_RELAY_URL"]
+        assert url == f"http://{svc['metadata']['name']}.{sys_ns}.svc:{sp['port']}"
         # The pods are admitted (ServiceAccount admission, Secret refs) and become ready on kwok.
-        r = k8s_cluster.kubectl("rollout", "status", f"deployment/{dep['metadata']['name']}", "-n", sys_ns,
-                                "--timeout=120s", timeout=180)
-        assert r.returncode == 0, (r.stdout, r.stderr)
+        for d in (dep, relay):
+            r = k8s_cluster.kubectl("rollout", "status", f"deployment/{d['metadata']['name']}", "-n", sys_ns,
+                                    "--timeout=120s", timeout=180)
+            assert r.returncode == 0, (r.stdout, r.stderr)
+        # The Service finds the relay's pods (its Endpoints), not the workers'.
+        eps = json.loads(k8s_cluster.kubectl("get", "endpointslices", "-n", sys_ns, "-l",
+                                             f"kubernetes.io/service-name={svc['metadata']['name']}", "-o", "json",
+                                             check=True).stdout)["items"]
+        pods = {e["targetRef"]["name"] for s in eps for e in s.get("endpoints") or ()}
+        assert len(pods) == relay["spec"]["replicas"] and all(p.startswith("lap-tui-relay-") for p in pods), pods
+        assert {p["port"] for s in eps for p in s.get("ports") or ()} == {port}
     finally:
         delete_namespaces(k8s_cluster, names)

@@ -55,7 +55,10 @@ async def test_the_backend_needs_only_the_shipped_role(k8s_cluster, tmp_path: Pa
                      ["get", "pods", "--all-namespaces"],
                      ["run", "own-pod", "-n", team_ns, "--image=busybox", "--restart=Never"],
                      ["create", "rolebinding", "escalate", "-n", team_ns, "--clusterrole=admin",
-                      "--serviceaccount", f"{sys_ns}:lap-tui-worker"]):
+                      "--serviceaccount", f"{sys_ns}:lap-tui-worker"],
+                     # the sandboxes' egress policy is the admin's (teams create, the manifest)
+                     ["delete", "networkpolicy", find(objs, "NetworkPolicy")["metadata"]["name"], "-n", team_ns],
+                     ["get", "networkpolicies", "-n", team_ns]):
             r = kubectl_as(k8s_cluster, kc, *args)
             assert refused(r), (args, r.stdout, r.stderr)
         assert kubectl_as(k8s_cluster, kc, "auth", "can-i", "create", "pods/exec", "-n", other_ns).stdout.strip() == "no"
