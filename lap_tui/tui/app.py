@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import gc
 import inspect
 import itertools
 import time
@@ -14,12 +13,13 @@ from typing import Any, Iterable
 from textual import events
 from textual.app import App, SystemCommand
 from textual.reactive import var
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
 from lap_tui.domain.agent import Agent
 from lap_tui.domain.errors import LapError
 from lap_tui.store.base import Store
 from lap_tui.tui import commands, keymap
+from lap_tui.tui.collector import QUIET, Collector
 from lap_tui.tui.formatting import plural
 from lap_tui.tui.key_order import KeyOrder
 from lap_tui.tui.loop import after_refresh, import_in_thread
@@ -33,8 +33,6 @@ GATEWAY_TIMEOUT = 5.0  # a gateway that retries for long is "down" here; the for
 PAINT_GRACE = 0.05  # seconds after the first screen's refreshes before heavy imports (engine)
 STORE_RETRY = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds before each new try to open the store
 STANDBY_AFTER = 3.0  # seconds a turn may sit untouched before this terminal drives it itself
-QUIET_GC_EVERY = 5.0  # a full garbage collection runs after this many seconds without streamed text
-FULL_GC_BACKSTOP = 100  # middle-generation passes before an automatic full one (Python's default: 10)
 
 
 class LapApp(App):
@@ -71,7 +69,7 @@ class LapApp(App):
         self.store_ready = asyncio.Event()
         self.busy_at = 0.0  # monotonic time streamed text last reached the screen (see widgets/transcript.py)
         self.input_at = 0.0  # monotonic time of the last keypress (the chat lets its frame go first)
-        self._collected_for = -1.0  # the busy_at whose quiet spell had its full collection
+        self.collector = Collector()  # when Python's garbage collector may walk the heap (collector.py)
         self.engine_ready = asyncio.Event()  # set once `engine` is the engine (or the watch-only stand-in)
         self.sandboxes_tried = asyncio.Event()  # set once opening the sandbox backend succeeded or failed
         self._mounted = asyncio.Event()
@@ -162,15 +160,12 @@ class LapApp(App):
         # The chat's code (Markdown, its parser) in a thread now, not on the loop when the
         # user first opens a session (~40-70 ms there).
         await import_in_thread("lap_tui.tui.screens.chat")
-        # What start-up built lives as long as the app: keep it out of the collector's full
-        # passes, which otherwise pause a streaming chat for tens of milliseconds. Full passes
-        # still cost 15-35 ms once a long reply has grown the heap (measured: several per
-        # 20,000-chunk reply), so they run when the app is quiet; the automatic one comes only
-        # after 10x as many middle-generation passes, a backstop (over a 20,000-chunk reply: 7 full
-        # passes, 136 ms, max 32 ms, with the default; none with this).
-        gc.freeze()
-        gc.set_threshold(*gc.get_threshold()[:2], FULL_GC_BACKSTOP)
-        self.set_interval(QUIET_GC_EVERY, self._collect_when_quiet)
+        # What start-up built lives as long as the app: out of the collector's passes, which
+        # otherwise pause a streaming chat for tens of milliseconds; full passes run when the
+        # app is quiet (collector.py; over a 20,000-chunk reply Python's default made 7 full
+        # passes, 136 ms, max 32 ms; none with this).
+        self.collector.start()
+        self.set_interval(QUIET / 5, self._collect_when_quiet)
         # Everything below may import heavy libraries: after the first useful paint.
         self.run_worker(self._open_sandboxes(), name="sandboxes", group="services")
         self.run_worker(self._health_loop(), name="health", group="services")
@@ -375,10 +370,16 @@ class LapApp(App):
             self._state_dirty = True
 
     def _collect_when_quiet(self) -> None:
-        # Once per quiet spell: an idle app must not walk its whole heap every few seconds.
-        if time.monotonic() - self.busy_at >= QUIET_GC_EVERY and self.busy_at != self._collected_for:
-            self._collected_for = self.busy_at
-            gc.collect()
+        # Once per quiet spell (no key, no streamed text): an idle app must not walk its heap
+        # every few seconds, and a key must not wait behind a full pass.
+        self.collector.quiet(max(self.busy_at, self.input_at))
+
+    def pop_screen(self):
+        screen = self.screen
+        done = super().pop_screen()
+        if not isinstance(screen, ModalScreen):  # a view closed: its widgets may be frozen cycles
+            self.collector.released()
+        return done
 
     def _save_if_dirty(self) -> None:
         if self._state_dirty:

@@ -65,6 +65,7 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=10_000)
     ap.add_argument("--size", default="120x40")
     ap.add_argument("--page-limit", type=float, default=300, help="s: stop paging up after this long")
+    ap.add_argument("--only", choices=("screen", "page"), help="only the tmux suite, or only the in-process checks")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lap-session-"))
     env = {"XDG_DATA_HOME": str(tmp / "data"), "XDG_CONFIG_HOME": str(tmp / "config"),
@@ -91,6 +92,21 @@ def main() -> int:
         entry["env"] = {**entry["env"], "XDG_STATE_HOME": str(tmp / f"state-{i}")}
     suite_file = tmp / "suite.json"
     suite_file.write_text(json.dumps(suite))
+    if args.only != "page":
+        screen(suite_file, args)
+    if args.only == "screen":
+        return 0
+    # cwd outside the checkout: `python -c` puts the cwd first on sys.path, ahead of a PYTHONPATH
+    mounted = subprocess.run([sys.executable, "-c", MOUNT_CHECK, sid], env={**os.environ, **env},
+                             capture_output=True, text=True, cwd=tmp)
+    print(mounted.stdout.strip() or mounted.stderr.strip()[-500:])
+    paged = subprocess.run([sys.executable, "-c", GC_PROBE + PAGE_CHECK, sid, str(args.page_limit)],
+                           env={**os.environ, **env}, capture_output=True, text=True, cwd=tmp)
+    print(paged.stdout.strip() or paged.stderr.strip()[-800:])
+    return 0
+
+
+def screen(suite_file: Path, args: argparse.Namespace) -> None:
     proc = subprocess.run([sys.executable, str(BENCH / "tui_ttfp.py"), "--suite", str(suite_file), "--runs",
                            str(args.runs), "--size", args.size, "--json", "-q"], stdout=subprocess.PIPE, text=True)
     apps = json.loads(proc.stdout)["apps"]
@@ -105,14 +121,11 @@ def main() -> int:
                 "floor": "hello floor (bare Textual app) exec → first paint"}[a["name"]]
         print(f"| {what} | {st.get('median', float('nan')):.0f} | {st.get('min', float('nan')):.0f} "
               f"| {st.get('max', float('nan')):.0f} | {a['failures']} |")
-    # cwd outside the checkout: `python -c` puts the cwd first on sys.path, ahead of a PYTHONPATH
-    mounted = subprocess.run([sys.executable, "-c", MOUNT_CHECK, sid], env={**os.environ, **env},
-                             capture_output=True, text=True, cwd=tmp)
-    print(mounted.stdout.strip() or mounted.stderr.strip()[-500:])
-    paged = subprocess.run([sys.executable, "-c", PAGE_CHECK, sid, str(args.page_limit)], env={**os.environ, **env},
-                           capture_output=True, text=True, cwd=tmp)
-    print(paged.stdout.strip() or paged.stderr.strip()[-800:])
-    return proc.returncode
+    floor = next((a.get("ttfp_ms") or {} for a in apps if a["name"] == "floor"), {}).get("median")
+    for a in apps:
+        st = a.get("after_ms") or a["ttfp_ms"] or {}
+        if floor and a["name"] in ("--session", "agents-list") and st.get("median"):
+            print(f"{a['name']}: {st['median'] / floor:.2f}x the floor ({floor:.0f} ms) of the same run")
 
 
 # Counts what the chat mounts for the session (headless Pilot run of the real app).
@@ -145,11 +158,34 @@ asyncio.run(main())
 """
 
 
+# Python's garbage collections while the check runs: per generation, how many, their total and
+# the longest (gc.callbacks; the time a pass holds the loop).
+GC_PROBE = r"""
+import gc, time
+GC = {g: [0, 0.0, 0.0] for g in range(3)}
+_gc_t = [0.0]
+
+def _gc_cb(phase, info):
+    if phase == "start":
+        _gc_t[0] = time.perf_counter()
+    else:
+        d = time.perf_counter() - _gc_t[0]
+        s = GC[info["generation"]]
+        s[0] += 1; s[1] += d; s[2] = max(s[2], d)
+
+def gc_report():
+    return "; ".join(f"gen {g}: {n} passes, {t * 1000:.0f} ms, longest {m * 1000:.1f} ms"
+                     for g, (n, t, m) in GC.items())
+
+gc.callbacks.append(_gc_cb)
+"""
+
+
 # PageUp from the end to the first message (headless Pilot run of the real app, 120x40): the
 # longest the event loop was blocked (a 5 ms ticker's worst overshoot: what a key or a frame
 # would wait), the slowest PageUp, and the memory from the opened chat to the top.
 PAGE_CHECK = r"""
-import asyncio, sys, time
+import asyncio, os, sys, time
 from lap_tui.tui.launch import build_services
 from lap_tui.config import load_settings
 from lap_tui.tui.app import LapApp
@@ -176,6 +212,8 @@ async def main():
         await pilot.pause(0.5)
         idle = rss_mb()
         lag = [0.0]
+        for v in GC.values():
+            v[:] = [0, 0.0, 0.0]
 
         async def ticker():
             while True:
@@ -204,6 +242,23 @@ async def main():
               f"({'reached the first message' if top else 'stopped before the top'}); loop blocked at most "
               f"{lag[0] * 1000:.0f} ms; slowest PageUp {worst * 1000:.0f} ms; RSS {idle:.1f} MB opened, "
               f"{peak:.1f} MB peak (+{peak - idle:.1f})")
+        print(f"garbage collections while paging: {gc_report()}; {len(gc.get_objects())} tracked objects, "
+              f"{gc.get_freeze_count()} frozen")
+        if os.environ.get("BENCH_CENSUS"):  # what the collector walks, by type
+            import collections
+            c = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+            print(c.most_common(25))
+        # what a complete pass finds unreachable, the frozen part included: garbage kept so far
+        gc.unfreeze()
+        if os.environ.get("BENCH_CENSUS"):
+            gc.set_debug(gc.DEBUG_SAVEALL)
+        t = time.perf_counter()
+        found = gc.collect()
+        if os.environ.get("BENCH_CENSUS"):
+            print(collections.Counter(type(o).__qualname__ for o in gc.garbage).most_common(30))
+            gc.set_debug(0)
+        print(f"a complete pass now: {found} unreachable objects, {(time.perf_counter() - t) * 1000:.0f} ms, "
+              f"{len(gc.get_objects())} tracked; RSS {rss_mb():.1f} MB")
         app.exit()
 
 asyncio.run(main())

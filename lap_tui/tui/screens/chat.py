@@ -185,6 +185,7 @@ class ChatScreen(LapScreen):
             await log.prepend(blocks[:split], more)
         await self._restore_scroll(log)
         self.shown.set()
+        self.lap.collector.settled()  # the history lives as long as the chat: out of the collector's passes
         after = events[-1].seq if events else 0
         if not events:
             after = await store.last_seq(self.session_id)
@@ -287,6 +288,7 @@ class ChatScreen(LapScreen):
         for ev in events:
             older.apply(ev)
         await log.prepend(older.blocks, more)
+        self.lap.collector.settled()  # paging up a long session never has a full pass walk what is paged in
 
     # -- state
     @on(TextArea.Changed, "#draft")

@@ -62,7 +62,10 @@ class TranscriptView(ScrollView, can_focus=True):
         self._selected: Entry | None = None
         self._follow = True
         self._styles: dict[str, Style] = {}
-        self._strips: LRUCache[tuple[int, bool, int], tuple[list[Segment], Strip]] = LRUCache(4096)
+        # decorated rows: (the content line, its segments, their cells); no Strips, whose own
+        # caches make each a reference cycle once Textual composites it (Strip.divide keeps
+        # [self]): an evicted row is freed at once, never left for the collector (collector.py)
+        self._rows: LRUCache[tuple[int, bool, int], tuple[list[Segment], list[Segment], int]] = LRUCache(4096)
         self.has_older = False
         self.loading_older = False
         self._owed = 0  # rows scrolled up while an older page loaded
@@ -73,10 +76,18 @@ class TranscriptView(ScrollView, can_focus=True):
         self.watch(self.app, "theme", lambda *_: self._restyle(), init=False)
         self._ticker = self.set_interval(TICK, self._flush_due, pause=not self._streaming)
 
+    def on_unmount(self) -> None:
+        # Textual 8.2.8 keeps a watcher's node until the watched value next changes: every chat
+        # closed before the theme changed stayed in memory with its transcript. (Its
+        # theme_changed_signal comes after the CSS refresh instead: the theme snapshots changed.)
+        watchers = getattr(self.app, "__watchers", {}).get("theme")
+        if watchers:
+            watchers[:] = [w for w in watchers if w[0] is not self]
+
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles = {}
-        self._strips.clear()
+        self._rows.clear()
 
     def _style(self, name: str) -> Style:
         """A component's style ("": the widget's own), looked up once per style change."""
@@ -96,7 +107,7 @@ class TranscriptView(ScrollView, can_focus=True):
         code = "bw" if grey else "monokai" if dark else "default"
         self.transcript.restyle(Renderer(theme_styles(variables), code))
         self._styles = {}
-        self._strips.clear()
+        self._rows.clear()
         self._resized()
 
     @property
@@ -130,9 +141,9 @@ class TranscriptView(ScrollView, can_focus=True):
         # A block's lines are kept per width, so a row drawn before (the view scrolled, or the
         # frame redrawn while text streams below) is a lookup: only new lines are decorated.
         key = (id(content), selected, width)
-        hit = self._strips.get(key)
+        hit = self._rows.get(key)
         if hit is not None and hit[0] is content:
-            return hit[1]
+            return Strip(hit[1], hit[2])
         left, right = GUTTER[e.kind]
         cw = max(1, t.width - left - right)
         bg = self._style(e.kind) if e.kind in ("user", "tool") else None
@@ -149,7 +160,7 @@ class TranscriptView(ScrollView, can_focus=True):
         strip = Strip(Segment.apply_style(segs, base), left + cw + right)
         if strip.cell_length != width:
             strip = strip.crop_extend(0, width, base)
-        self._strips[key] = (content, strip)
+        self._rows[key] = (content, list(strip), width)
         return strip
     def _grew(self) -> None:
         """The transcript's height may have changed: the view follows the tail only if it is there."""
