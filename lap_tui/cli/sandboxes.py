@@ -133,8 +133,9 @@ async def list_(args: argparse.Namespace) -> int:
         emit_json_lines(s.to_dict() for s in statuses)
         return 0
     now = time.time()
-    print_table(("NAME", "TEAM", "SESSION", "CONTEXT", "PHASE", "READY", "AGE", "LAST USED", "WARNING"),
-                ((s.id, s.team, (s.session_id or "")[:12] + (" (gone)" if s.orphan and s.session_id else ""),
+    # ORIGIN: a warm pool's sandbox waiting ("pooled") or given to a session ("claimed"); "" made for it.
+    print_table(("NAME", "TEAM", "ORIGIN", "SESSION", "CONTEXT", "PHASE", "READY", "AGE", "LAST USED", "WARNING"),
+                ((s.id, s.team, s.origin, (s.session_id or "")[:12] + (" (gone)" if s.orphan and s.session_id else ""),
                   s.context_key, s.phase.value + (" (orphan)" if s.orphan else ""),
                   "yes" if s.ready else "no", _age(s.created_at, now), _age(s.last_used_at, now),
                   s.warning or "") for s in statuses),

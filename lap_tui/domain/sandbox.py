@@ -118,6 +118,11 @@ class SandboxStatus:
     orphan: bool = False  # lap-tui's labels, but no session or record of it in the store
     node: str = ""  # Kubernetes: the node its pod is scheduled on ("" elsewhere, or with no pod)
     pod_phase: str = ""  # Kubernetes: the pod's own phase (Pending, Running, ...; "" with no pod)
+    # Kubernetes warm pools: "pooled" (waiting in an agent's pool), "claimed" (given to a session
+    # through a SandboxClaim), "" for a sandbox made for its session or context.
+    origin: str = ""
+    pool: str = ""  # the warm pool (and template) it came from
+    claim: str = ""  # the SandboxClaim that holds it
 
     @property
     def warning(self) -> str | None:

@@ -65,6 +65,7 @@ KEYS: dict[str, Key] = {
     "sandboxes.logs": Key("l", "logs", "Logs"),
     "sandboxes.shell": Key("x", "shell", "Shell"),
     "sandboxes.delete": Key("ctrl+d", "delete", "Delete"),  # k9s: d describes, ctrl+d deletes
+    "sandboxes.origin": Key("o", "origin", "Origin"),  # all / pooled / claimed / own (warm pools)
     # Dialogs
     "confirm.yes": Key("y", "yes", "Yes"),
     "confirm.no": Key("n,escape", "no", "No"),

@@ -241,6 +241,9 @@ def main() -> int:
     ap.add_argument("--running", type=int, default=0, help="how many of the Sandboxes are Running (get pods)")
     ap.add_argument("--flip-share", type=float, default=0.1, help="share of the changes that suspend/resume")
     ap.add_argument("--size", default="120x40")
+    ap.add_argument("--profile", metavar="PATH", help="py-spy record the Kubernetes app under churn into PATH "
+                    "(raw, folded stacks; needs py-spy in the venv)")
+    ap.add_argument("--skip-floors", action="store_true", help="only the Kubernetes rows (while profiling)")
     args = ap.parse_args()
     if not k8s.is_running():
         sys.exit("the bin/k8s-dev cluster is not running: bin/k8s-dev up")
@@ -259,13 +262,15 @@ def main() -> int:
     # --- the floor: the local backend, 1,000 store rows, no churn -------------------------------
     local_env = {**base, **xdg(Path(tempfile.mkdtemp(prefix="lap-tuib-local-")))}
     seed(local_env, args.rows)
-    tm, pid, shown = start_app(local_env, args.rows, args.size)
-    try:
-        time.sleep(1.5)  # the backend's watch() takes over from the store read
-        floor = measure(tm, pid, args.seconds, "sb-0")
-    finally:
-        tm.close()
-    out.append(f"local backend: {args.rows} rows shown {shown:.0f} ms after exec")
+    floor = loaded = None
+    if not args.skip_floors:
+        tm, pid, shown = start_app(local_env, args.rows, args.size)
+        try:
+            time.sleep(1.5)  # the backend's watch() takes over from the store read
+            floor = measure(tm, pid, args.seconds, "sb-0")
+        finally:
+            tm.close()
+        out.append(f"local backend: {args.rows} rows shown {shown:.0f} ms after exec")
 
     pids = cluster_pids()
     rss0, cpu0 = cluster_usage(pids)
@@ -318,7 +323,14 @@ def main() -> int:
         c_before = cluster_usage(pids)[1]
         churn = start_churn(params)
         time.sleep(1.5)
+        spy = None
+        if args.profile:  # sampling the app's threads while the keys are timed (py-spy slows it a little)
+            spy = subprocess.Popen([str(ROOT / ".venv" / "bin" / "py-spy"), "record", "-p", str(pid), "-f", "raw",
+                                    "-o", args.profile, "-d", str(int(args.seconds)), "-r", "200", "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         busy = measure(tm, pid, args.seconds, "s-tui")
+        if spy is not None:
+            spy.wait(timeout=60)
         sent = json.loads(churn.communicate(timeout=120)[0].strip().splitlines()[-1])
         c_after = cluster_usage(pids)[1]
         rss3 = cluster_usage(pids)[0]
@@ -330,13 +342,14 @@ def main() -> int:
         tm = None
         # --- the machine's floor under that churn: the local app (which does not watch the
         # cluster) typed at while the same churn loads the cluster and the CPUs ----------------
-        tm, pid, _ = start_app(local_env, args.rows, args.size)
-        time.sleep(1.5)
-        churn = start_churn(params)
-        time.sleep(1.5)
-        loaded = measure(tm, pid, args.seconds, "sb-0")
-        sent2 = json.loads(churn.communicate(timeout=120)[0].strip().splitlines()[-1])
-        rate2 = f"~{(sent2['annotate'] + sent2['flip']) / sent2['seconds']:.0f} on the cluster, not watched"
+        if not args.skip_floors:
+            tm, pid, _ = start_app(local_env, args.rows, args.size)
+            time.sleep(1.5)
+            churn = start_churn(params)
+            time.sleep(1.5)
+            loaded = measure(tm, pid, args.seconds, "sb-0")
+            sent2 = json.loads(churn.communicate(timeout=120)[0].strip().splitlines()[-1])
+            rate2 = f"~{(sent2['annotate'] + sent2['flip']) / sent2['seconds']:.0f} on the cluster, not watched"
     finally:
         if churn is not None and churn.poll() is None:
             churn.kill()
@@ -355,10 +368,12 @@ def main() -> int:
     print(f"\nSandboxes view, {args.rows:,} rows across {args.namespaces} namespaces, {args.size}")
     print("| backend, churn | changes/s | key latency ms (median / p90 / max) | app CPU % | app RSS MB |")
     print("|---|---|---|---|---|")
-    print(row("local, none (floor)", floor, "0"))
+    if floor is not None:
+        print(row("local, none (floor)", floor, "0"))
     print(row("kubernetes, none", idle, "0"))
     print(row("kubernetes, churn", busy, rate))
-    print(row("local, same churn (machine floor)", loaded, rate2))
+    if loaded is not None:
+        print(row("local, same churn (machine floor)", loaded, rate2))
     return 0
 
 

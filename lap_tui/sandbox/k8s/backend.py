@@ -28,7 +28,7 @@ from lap_tui.sandbox import env as sandbox_env_mod
 from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend, SandboxGone, forget_sandbox
 from lap_tui.sandbox.k8s import execws, files, objects
 from lap_tui.sandbox.k8s.client import EXEC_PROTOCOLS, Apis, connect, served_versions
-from lap_tui.sandbox.k8s.watching import ApiError, list_raw, reflect, watch_raw
+from lap_tui.sandbox.k8s.watching import ApiError, list_raw, watch_raw
 from lap_tui.sandbox.output import DEFAULT_MAX_OUTPUT, CappedBuffer
 from lap_tui.store.base import SandboxRecord, Store
 
@@ -273,17 +273,23 @@ class KubernetesBackend(SandboxBackend):
         apis = await self.apis()
         version = await self.version()
         scopes = await self._scopes()
+        from lap_tui.sandbox.k8s import warm
+
         out = []
         for ns in scopes:
             call, kw = self._sandbox_calls(apis, version, ns)
-            sandboxes = await list_raw(call, **kw)
+            sandboxes = {_key(o): o for o in (await list_raw(call, **kw)).get("items") or ()}
+            # A warm pool's waiting Sandboxes carry the controller's labels only (warm.py).
+            for o in (await list_raw(call, **dict(kw, label_selector=warm.LAUNCH_SELECTOR))).get("items") or ():
+                if warm.is_ours(o):
+                    sandboxes.setdefault(_key(o), o)
             call, kw = self._pod_calls(apis, ns)
             pods = await list_raw(call, **kw)
             by_name = {_key(p): p for p in pods.get("items") or ()}
             known = await self._known()
-            for obj in sandboxes.get("items") or ():
+            for obj in sandboxes.values():
                 self._namespaces[_name(obj)] = _ns(obj)
-                out.append(objects.status_from(obj, by_name.get(_key(obj)), orphan=await self._is_orphan(obj, known)))
+                out.append(warm.status_of(obj, by_name.get(_key(obj)), orphan=await self._is_orphan(obj, known)))
         return sorted(out, key=lambda s: s.id)
 
     async def suspend_idle(self, *, now: float | None = None) -> list[str]:
@@ -302,68 +308,12 @@ class KubernetesBackend(SandboxBackend):
 
     # --- watching ------------------------------------------------------------------------
     async def watch(self, *, poll_interval: float = 1.0) -> AsyncIterator[SandboxEvent]:
-        """Sandboxes and their pods from watches (`poll_interval` is unused: nothing polls)."""
-        apis = await self.apis()
-        version = await self.version()
-        queue: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue()
-        tasks = []
-        for ns in await self._scopes():
-            for kind, (call, kw) in (("sandbox", self._sandbox_calls(apis, version, ns)),
-                                     ("pod", self._pod_calls(apis, ns))):
-                tag = f"{kind}:{ns or '*'}"
+        """Sandboxes (lap-tui's and its warm pools') and their pods from watches: sandbox_watch.py
+        (`poll_interval` is unused: nothing polls)."""
+        from lap_tui.sandbox.k8s.sandbox_watch import watch
 
-                async def on_sync(items: list[dict[str, Any]], tag: str = tag) -> None:
-                    queue.put_nowait(("sync", tag, items))
-
-                async def on_event(kind_: str, obj: dict[str, Any], tag: str = tag) -> None:
-                    queue.put_nowait((kind_, tag, obj))
-
-                tasks.append(asyncio.create_task(reflect(call, call, on_sync=on_sync, on_event=on_event, what=tag, **kw)))
-        sandboxes: dict[tuple[str, str], dict[str, Any]] = {}
-        pods: dict[tuple[str, str], dict[str, Any]] = {}
-        shown: dict[tuple[str, str], SandboxStatus] = {}
-        try:
-            while True:
-                what, tag, payload = await queue.get()
-                is_pod = tag.startswith("pod:")
-                table = pods if is_pod else sandboxes
-                touched: set[tuple[str, str]] = set()
-                if what == "sync":
-                    scope = tag.split(":", 1)[1]
-                    fresh = {_key(o): o for o in payload}
-                    for k in [k for k in table if (scope == "*" or k[0] == scope) and k not in fresh]:
-                        del table[k]
-                        touched.add(k)
-                    table.update(fresh)
-                    touched.update(fresh)
-                elif what == "DELETED":
-                    table.pop(_key(payload), None)
-                    touched.add(_key(payload))
-                else:
-                    table[_key(payload)] = payload
-                    touched.add(_key(payload))
-                known = await self._known() if touched - shown.keys() else None
-                for k in sorted(touched):
-                    obj = sandboxes.get(k)
-                    if obj is None:
-                        old = shown.pop(k, None)
-                        if old is not None:
-                            yield SandboxEvent("deleted", old)
-                        continue
-                    self._namespaces[k[1]] = k[0]
-                    old = shown.get(k)
-                    orphan = old.orphan if old is not None else await self._is_orphan(obj, known)
-                    st = objects.status_from(obj, pods.get(k), orphan=orphan)
-                    if old is None:
-                        shown[k] = st
-                        yield SandboxEvent("added", st)
-                    elif _visible(old) != _visible(st):
-                        shown[k] = st
-                        yield SandboxEvent("modified", st)
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        async for ev in watch(self):
+            yield ev
 
     def _sandbox_calls(self, apis: Apis, version: str, ns: str | None) -> tuple[Any, dict[str, Any]]:
         """The raw list/watch call over lap-tui's Sandboxes in `ns` (None: every namespace)."""
@@ -822,10 +772,6 @@ def _ns(obj: Mapping[str, Any]) -> str:
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     return (_ns(obj), _name(obj))
-
-
-def _visible(s: SandboxStatus) -> tuple:
-    return (s.phase, s.ready, s.message, s.restarts, s.orphan, s.node, s.pod_phase)
 
 
 def _check_argv(argv: Sequence[str]) -> list[str]:

@@ -33,6 +33,54 @@ TEMPLATES, POOLS, CLAIMS = "sandboxtemplates", "sandboxwarmpools", "sandboxclaim
 PREFIX = "lw-"  # lap-tui warm: the template, pool and agent Secret of one agent
 
 
+# Set by agent-sandbox v0.5.6's controllers: a pool's Sandboxes carry the launch type (kept when a
+# claim adopts one; a claim's cold Sandbox has it too) and the template they were made from. A
+# waiting Sandbox is controlled by its SandboxWarmPool, a claimed one by its SandboxClaim. Their
+# own labels are the controller's, not lap-tui's: lap-tui's (team, agent) are on the pod template,
+# copied from lap-tui's SandboxTemplate.
+LAUNCH_TYPE = "agents.x-k8s.io/launch-type"
+LAUNCH_SELECTOR = LAUNCH_TYPE  # "has the label": every pool's and claim's Sandbox
+TEMPLATE_REF = "agents.x-k8s.io/sandbox-template-ref"
+POOLED, CLAIMED = "pooled", "claimed"
+
+
+def origin(obj: dict[str, Any]) -> tuple[str, str, str]:
+    """(origin, pool, claim) of a Sandbox: ("pooled", pool, "") while it waits in a pool,
+    ("claimed", pool, claim) once a claim holds it, ("", "", "") for any other Sandbox."""
+    meta = obj.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or ():
+        if not ref.get("controller") or not str(ref.get("apiVersion") or "").startswith(GROUP + "/"):
+            continue
+        kind, name = ref.get("kind"), str(ref.get("name") or "")
+        if kind == "SandboxWarmPool":
+            return POOLED, name, ""
+        if kind == "SandboxClaim":
+            return CLAIMED, str((meta.get("annotations") or {}).get(TEMPLATE_REF) or ""), name
+    return "", "", ""
+
+
+def template_labels(obj: dict[str, Any]) -> dict[str, Any]:
+    """The labels of the Sandbox's pod template: a pool's Sandbox has lap-tui's from its template."""
+    return (((obj.get("spec") or {}).get("podTemplate") or {}).get("metadata") or {}).get("labels") or {}
+
+
+def is_ours(obj: dict[str, Any]) -> bool:
+    """A pool's or claim's Sandbox made from a template lap-tui owns (found without lap-tui's labels)."""
+    return template_labels(obj).get(objects.MANAGED_BY) == objects.MANAGER and bool(origin(obj)[0])
+
+
+def status_of(obj: dict[str, Any], pod: dict[str, Any] | None, *, orphan: bool = False) -> SandboxStatus:
+    """objects.status_from, told whether a warm pool holds the Sandbox: a pooled one takes its team
+    and agent from its template's labels and is never an orphan (its pool owns it)."""
+    st = objects.status_from(obj, pod, orphan=orphan)
+    kind, pool, claim = origin(obj)
+    if not kind:
+        return st
+    tl = template_labels(obj)
+    return replace(st, origin=kind, pool=pool, claim=claim, team=st.team or str(tl.get(objects.LABEL_TEAM) or ""),
+                   agent_id=st.agent_id or tl.get(objects.LABEL_AGENT), orphan=orphan and kind != POOLED)
+
+
 def pool_name(agent_id: str) -> str:
     """The template's and the pool's name; the pool's Sandboxes are named `<this>-xxxxx`."""
     return PREFIX + objects._label_value(agent_id).lower()[:24]

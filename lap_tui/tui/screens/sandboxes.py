@@ -1,7 +1,8 @@
 """Sandboxes: a live table fed by the backend's watch() (or the store's records without one).
 
 Changes are collected in a dict and applied a few times a second, cell by cell, so 1,000 rows
-under 100 changes/s cost a few hundred cell updates a second, not a table rebuild per change.
+under 100 changes/s cost a few hundred cell updates a second, not a table rebuild per change;
+and a change draws again only when its row is on screen (SandboxTable).
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ import os
 import time
 from typing import Any, Iterable
 
+from rich.cells import cell_len
 from textual import on, work
+from textual._two_way_dict import TwoWayDict
 from textual.app import ComposeResult, SystemCommand
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from lap_tui.domain.errors import LapError
 from lap_tui.sandbox.pty_relay import terminal_fds
@@ -21,11 +27,15 @@ from lap_tui.tui import keymap
 from lap_tui.tui.formatting import age, plural, short_id
 from lap_tui.tui.screens.base import LapScreen, TableScreen
 from lap_tui.tui.widgets.filter_bar import FilterBar
-from lap_tui.tui.widgets.table import LapTable
+from lap_tui.tui.widgets.table import LapTable, plain_cell
 
-COLUMNS = (("NAME", "name"), ("BACKEND", "backend"), ("TEAM", "team"), ("AGENT", "agent"), ("SESSION", "session"),
-           ("PHASE", "phase"), ("READY", "ready"), ("AGE", "age"), ("RESTARTS", "restarts"), ("POD", "pod"),
-           ("NODE", "node"))  # POD and NODE: the pod's phase and node from the watch (cluster sandboxes)
+COLUMNS = (("NAME", "name"), ("BACKEND", "backend"), ("TEAM", "team"), ("AGENT", "agent"), ("ORIGIN", "origin"),
+           ("SESSION", "session"), ("PHASE", "phase"), ("READY", "ready"), ("AGE", "age"), ("RESTARTS", "restarts"),
+           ("POD", "pod"), ("NODE", "node"))  # POD and NODE: the pod's phase and node from the watch (cluster sandboxes)
+COLUMN_KEYS = tuple(ColumnKey(k) for _, k in COLUMNS)
+# ORIGIN: a warm pool's sandbox waiting for a session, or given to one through a claim; "-" for one
+# made for its session or context. The origin filter (o) cycles through these.
+ORIGINS = ("", "pooled", "claimed", "own")
 APPLY_EVERY = 0.2  # seconds: a fallback sweep of collected changes (the store polling sets them)
 # A change is applied on its own timer at most APPLY_GAP after the previous apply: a lone status
 # change shows within a frame or two (issue 11: <= 100 ms after the API event; it waited up to a
@@ -34,7 +44,6 @@ APPLY_GAP = 0.05
 AGE_EVERY = 5.0
 POLL_EVERY = 1.0  # without a backend: re-read the store's records
 REFILTER_AFTER = 0.06  # seconds after the last filter key before the table refilters
-MAX_REMOVALS = 300  # more rows to hide than this: one rebuild is cheaper than removing each
 
 
 def as_row(item: Any) -> dict[str, Any] | None:
@@ -50,14 +59,110 @@ def as_row(item: Any) -> dict[str, Any] | None:
             "phase": getattr(phase, "value", phase) or "", "ready": bool(getattr(st, "ready", False)),
             "created_at": getattr(st, "created_at", ""), "restarts": int(getattr(st, "restarts", 0) or 0),
             "message": getattr(st, "message", "") or "", "warning": getattr(st, "warning", None),
-            "node": getattr(st, "node", "") or "", "pod_phase": getattr(st, "pod_phase", "") or ""}
+            "node": getattr(st, "node", "") or "", "pod_phase": getattr(st, "pod_phase", "") or "",
+            "origin": getattr(st, "origin", "") or "", "pool": getattr(st, "pool", "") or "",
+            "claim": getattr(st, "claim", "") or ""}
+
+
+class SandboxTable(LapTable):
+    """The view's table: a change costs what the screen shows, not what the table holds.
+
+    Textual's DataTable drops every rendered line on any cell update (a counter in all its cache
+    keys) and remove_row re-indexes every row: under ~100 changes/s over 1,000 rows each apply
+    drew the whole screen of cells again through Rich. Here a row off screen is changed quietly
+    (its data only) and the caches are dropped when such a row comes into view; rows are removed
+    and re-ordered in one pass; widths are measured from the cells' plain text. (Private parts of
+    Textual 8.2.8, pinned exactly: tests/tui/test_sandboxes_table.py checks what is drawn.)
+    """
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._stale: set[RowKey] = set()  # changed while off screen: not drawn since
+
+    def _on_screen(self, row_key: RowKey) -> bool:
+        index = self._row_locations.get(row_key)
+        if index is None:
+            return False
+        top = int(self.scroll_offset.y)
+        return top - 1 <= index <= top + self.size.height
+
+    def set_cells(self, key: str, values: dict[ColumnKey, Any]) -> None:
+        row_key = RowKey(key)
+        data = self._data[row_key]
+        for column, value in values.items():
+            data[column] = plain_cell(value)
+        if self._on_screen(row_key):
+            self._update_count += 1  # as update_cell: every cached line is drawn again
+            self.refresh()
+        else:
+            self._stale.add(row_key)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        if self._stale:
+            top = int(self.scroll_offset.y)
+            get_key = self._row_locations.get_key
+            if any(get_key(i) in self._stale for i in range(max(0, top - 1), top + self.size.height + 1)):
+                self._update_count += 1
+                self._stale.clear()  # the bump re-renders every row the next time it is drawn
+        return super().render_lines(crop)
+
+    def ordered_keys(self) -> list[RowKey]:
+        get_key = self._row_locations.get_key
+        return [get_key(i) for i in range(len(self.rows))]
+
+    def remove_rows(self, keys: Any) -> None:
+        """remove_row for many rows in one pass (remove_row rebuilds the index per row)."""
+        gone = {RowKey(k) for k in keys if k in self.rows}
+        if not gone:
+            return
+        order = [k for k in self.ordered_keys() if k not in gone]
+        for k in gone:
+            for column in self._data.get(k, ()):
+                self._updated_cells.discard((k, column))
+            del self.rows[k]
+            del self._data[k]
+        self._stale -= gone
+        self._reindex(order)
+
+    def order_rows(self, keys: list[str]) -> None:
+        """Put the table's rows (exactly `keys`) in this order."""
+        stored = {k.value: k for k in self.rows}
+        order = [stored[k] for k in keys]
+        if order != self.ordered_keys():
+            self._reindex(order)
+
+    def _reindex(self, order: list[RowKey]) -> None:
+        self._row_locations = TwoWayDict({k: i for i, k in enumerate(order)})
+        self.rows = {k: self.rows[k] for k in order}  # iterated in the order shown, as after add_row
+        self._require_update_dimensions = True
+        self.cursor_coordinate = self.cursor_coordinate  # kept within the rows left
+        self.hover_coordinate = self.hover_coordinate
+        self._update_count += 1
+        self.refresh(layout=True)
+        self.check_idle()
+
+    def _update_dimensions(self, new_rows: Any) -> None:
+        # Every cell is one line of plain text (LapTable's Cell): its width is its cell length,
+        # without Rich measuring 12 renderables per new row.
+        columns = [self.columns[k] for k in COLUMN_KEYS if k in self.columns]
+        for row_key in new_rows:
+            data = self._data.get(row_key)
+            if data is None:
+                continue
+            for column in columns:
+                cell = data.get(column.key)
+                width = cell_len(getattr(cell, "plain", cell) if cell is not None else "")
+                if width > column.content_width:
+                    column.content_width = width
+        super()._update_dimensions(())
 
 
 class SandboxesScreen(TableScreen):
     TITLE = "Sandboxes"
     VIEW = "sandboxes"
     BINDINGS = keymap.bindings("sandboxes.open", "sandboxes.describe", "sandboxes.logs", "sandboxes.shell",
-                               "sandboxes.suspend", "sandboxes.resume", "sandboxes.delete", "table.filter")
+                               "sandboxes.suspend", "sandboxes.resume", "sandboxes.delete", "sandboxes.origin",
+                               "table.filter")
     MUTATING = frozenset({"suspend", "resume", "delete", "shell"})
 
     def __init__(self) -> None:
@@ -66,13 +171,15 @@ class SandboxesScreen(TableScreen):
         self._pending: dict[str, dict[str, Any] | None] = {}
         self._filter = ""
         self._search: dict[str, str] = {}  # row id -> its cells as one lower-case string
+        self._shown: dict[str, tuple[str, ...]] = {}  # row id -> the cells last put in the table
+        self._origin = ""  # the origin filter: one of ORIGINS ("" shows all)
         self._refilter_timer: Any = None
         self._apply_timer: Any = None
         self._applied_at = 0.0
 
     def compose_body(self) -> ComposeResult:
         yield FilterBar()
-        table = LapTable(id="sandboxes")
+        table = SandboxTable(id="sandboxes")
         for label, key in COLUMNS:
             table.add_column(label, key=key)
         yield table
@@ -141,13 +248,15 @@ class SandboxesScreen(TableScreen):
         agent = self.lap.agents_cache.get(r["agent_id"] or "")
         phase = r["phase"] + (" ⚠" if r.get("warning") else "")
         return (r["id"], r["backend"], r["team"], agent.name if agent else short_id(r["agent_id"]),
-                short_id(r["session_id"]), phase, "yes" if r["ready"] else "no",
+                r["origin"] or "-", short_id(r["session_id"]), phase, "yes" if r["ready"] else "no",
                 age(r["created_at"], self.lap.services.clock()), str(r["restarts"]),
                 self.lap.sanitiser.line(r["pod_phase"] or "-"), self.lap.sanitiser.line(r["node"] or "-"))
 
     def _visible(self, r: dict[str, Any]) -> bool:
         scope = getattr(self.lap, "team_scope", None)  # :ns
         if scope and r["team"] != scope:
+            return False
+        if self._origin and (r["origin"] or "own") != self._origin:
             return False
         f = self._filter.lower()
         if not f:
@@ -162,27 +271,34 @@ class SandboxesScreen(TableScreen):
             return
         self._applied_at = time.monotonic()
         pending, self._pending = self._pending, {}
-        table = self.query_one(DataTable)
+        table = self.query_one(SandboxTable)
+        hide = []
         for key, row in pending.items():
             self._search.pop(key, None)
             if row is None:
                 self.rows.pop(key, None)
-                if key in table.rows:
-                    table.remove_row(key)
+                self._shown.pop(key, None)
+                hide.append(key)
                 continue
             self.rows[key] = row
             if not self._visible(row):
-                if key in table.rows:
-                    table.remove_row(key)
+                hide.append(key)
                 continue
-            cells = self._cells(row)
-            if key in table.rows:
-                for (_, col), value in zip(COLUMNS, cells):
-                    if table.get_cell(key, col) != value:
-                        table.update_cell(key, col, value)
-            else:
-                table.add_row(*cells, key=key)
+            self._put(table, key, row)
+        table.remove_rows(hide)
         self._title()
+
+    def _put(self, table: SandboxTable, key: str, row: dict[str, Any]) -> None:
+        """Add the row, or change only its cells that differ from what the table was given."""
+        cells = self._cells(row)
+        if key in table.rows:
+            before = self._shown.get(key)
+            if before != cells:
+                table.set_cells(key, {col: v for i, (col, v) in enumerate(zip(COLUMN_KEYS, cells))
+                                      if before is None or before[i] != v})
+        else:
+            table.add_row(*cells, key=key)
+        self._shown[key] = cells
 
     def _title(self) -> None:
         table = self.query_one(DataTable)
@@ -190,19 +306,18 @@ class SandboxesScreen(TableScreen):
         ready = sum(1 for r in self.rows.values() if r["ready"])
         detail = (f"{plural(n, 'sandbox', 'sandboxes')}, {ready} ready" if n else
                   "no sandboxes yet: they appear when sessions run")
-        if self._filter:
+        if self._filter or self._origin:
             detail = self.match_detail(table.row_count, n)
+        if self._origin:
+            detail += f" · origin {self._origin}"
         self.query_one("#title").set(detail=detail)
 
     def _refresh_ages(self) -> None:
         self._search.clear()  # ages are part of what the filter matches
-        table = self.query_one(DataTable)
-        now = self.lap.services.clock()
+        table = self.query_one(SandboxTable)
         for key, r in self.rows.items():
             if key in table.rows:
-                value = age(r["created_at"], now)
-                if table.get_cell(key, "age") != value:
-                    table.update_cell(key, "age", value)
+                self._put(table, key, r)
 
     def refilter(self) -> None:
         # The typed key shows at once; the table follows a moment later (keys typed quickly
@@ -213,21 +328,27 @@ class SandboxesScreen(TableScreen):
 
     def _refilter(self) -> None:
         self._refilter_timer = None
-        table = self.query_one(DataTable)
+        table = self.query_one(SandboxTable)
         want = [k for k, r in self.rows.items() if self._visible(r)]
         wanted = set(want)
-        present = [k.value for k in table.rows]
-        if len(present) == len(want) and wanted.issuperset(present):
-            pass  # the same rows
-        elif wanted.issubset(present) and len(present) - len(want) <= MAX_REMOVALS:
-            for k in present:
-                if k not in wanted:
-                    table.remove_row(k)
-        else:
-            table.clear()
+        present = {k.value for k in table.rows}
+        if present != wanted:
+            # Narrowing removes rows in one pass; widening adds the missing ones and puts every
+            # row back in the original order (the cursor stays on its sandbox).
+            selected = table.selected_key()
+            table.remove_rows(present - wanted)
             for k in want:
-                table.add_row(*self._cells(self.rows[k]), key=k)
+                if k not in present:
+                    self._put(table, k, self.rows[k])
+            table.order_rows(want)
+            if selected in wanted:
+                table.move_cursor(row=table.get_row_index(selected), animate=False)
         self._title()
+
+    def action_origin(self) -> None:
+        """o: all -> pooled (a warm pool's, waiting) -> claimed (given to a session) -> own -> all."""
+        self._origin = ORIGINS[(ORIGINS.index(self._origin) + 1) % len(ORIGINS)]
+        self._refilter()  # the title says which
 
     def selected_id(self) -> str | None:
         return self.query_one(LapTable).selected_key()
