@@ -10,9 +10,14 @@ def age(iso: str | None, now: float) -> str:
     if not iso:
         return ""
     try:
-        secs = max(0, int(now - epoch_from_iso(iso)))
+        return age_since(epoch_from_iso(iso), now)
     except ValueError:
         return ""
+
+
+def age_since(epoch: float, now: float) -> str:
+    """`age` from a time already parsed (a table re-ages 1,000 rows every few seconds)."""
+    secs = max(0, int(now - epoch))
     if secs < 120:
         return f"{secs}s"
     if secs < 7200:

@@ -34,6 +34,35 @@ def visible(s: SandboxStatus) -> tuple:
             s.session_id, s.origin, s.pool, s.claim)
 
 
+def _pick(obj: Any, shape: dict[str, Any]) -> Any:
+    """The parts of `obj` named in `shape` (a dict of keys: True keeps the value whole)."""
+    if not isinstance(obj, dict):
+        return obj
+    out = {}
+    for k, sub in shape.items():
+        v = obj.get(k)
+        if v is not None:
+            out[k] = v if sub is True else _pick(v, sub)
+    return out
+
+
+# What status_of (objects.status_from, warm.origin) and newer() read; the rest (managedFields, the
+# pod spec, volumes...) is dropped as each object arrives. 1,000 whole Sandboxes and their pods
+# were most of the app's heap, walked by every full garbage collection, and kept in the old
+# generation by each change (a watch event is a new decoded copy).
+_META = {"name": True, "namespace": True, "labels": True, "annotations": True, "creationTimestamp": True,
+         "deletionTimestamp": True, "ownerReferences": True, "resourceVersion": True, "uid": True}
+SANDBOX_SHAPE = {"metadata": _META,
+                 "spec": {"operatingMode": True, "replicas": True, "podTemplate": {"metadata": {"labels": True}}},
+                 "status": {"conditions": True}}
+POD_SHAPE = {"metadata": _META, "spec": {"nodeName": True},
+             "status": {"phase": True, "conditions": True, "containerStatuses": True}}
+
+
+def slim(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    return _pick(obj, POD_SHAPE if kind == "pod" else SANDBOX_SHAPE)
+
+
 def newer(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
     """Of two copies of one object from two watches, the later (resourceVersions are etcd's counter)."""
     if a is None or b is None:
@@ -75,7 +104,7 @@ async def watch(backend: KubernetesBackend) -> AsyncIterator[SandboxEvent]:
             touched: set[Key] = set()
             if what == "sync":
                 items = payload if kind != "warm" else [o for o in payload if warm.is_ours(o)]
-                fresh = {key(o): o for o in items}
+                fresh = {key(o): slim(kind, o) for o in items}
                 for k in [k for k in table if (scope == "*" or k[0] == scope) and k not in fresh]:
                     del table[k]
                     touched.add(k)
@@ -87,7 +116,7 @@ async def watch(backend: KubernetesBackend) -> AsyncIterator[SandboxEvent]:
                 if what == "DELETED" or (kind == "warm" and not warm.is_ours(payload)):
                     table.pop(k, None)
                 else:
-                    table[k] = payload
+                    table[k] = slim(kind, payload)
             known = await backend._known() if touched - shown.keys() else None
             for k in sorted(touched):
                 obj = newer(sandboxes.get(k), pooled.get(k))

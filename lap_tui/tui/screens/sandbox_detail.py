@@ -126,6 +126,11 @@ class SandboxDetailScreen(LapScreen):
                      ("age", age(row["created_at"], self.lap.services.clock()))):
             t.append(f"{k:<9}", style="bold")
             t.append(f"{self.lap.sanitiser.line(str(v))}\n")  # a store row: any process can write it
+        if row.get("origin"):  # a warm pool's: waiting in it, or claimed (by the claim named)
+            origin = " ".join(x for x in (row["origin"], f"pool {row['pool']}" if row.get("pool") else "",
+                                          f"claim {row['claim']}" if row.get("claim") else "") if x)
+            t.append(f"{'origin':<9}", style="bold")
+            t.append(f"{self.lap.sanitiser.line(origin)}\n")
         if row.get("warning"):
             t.append(self.lap.sanitiser.line(row["warning"]), style="bold red")
         self.query_one("#fields", Static).update(t)
