@@ -64,6 +64,9 @@ class Engine:
         self._gateway: Any = None
         self._drivers: dict[str, asyncio.Task[bool]] = {}  # session id -> its driving task
         self._turn_tasks: dict[str, asyncio.Task[None]] = {}  # turn id -> the task running it
+        self._builtin_turns: dict[str, str] = {}  # of those, the built-in loop's -> session id
+        self.handed_back: list[str] = []  # turns close() left unfinished for the next driver
+        self._closing = False
         self._watchers: dict[str, set[asyncio.Queue[Any]]] = {}
         self._redact = settings.redactor
         self._turn_masks: dict[str, Redactor] = {}  # turn id -> its agent's secrets masked too
@@ -94,9 +97,24 @@ class Engine:
                 await client.aclose()
 
     async def close(self) -> None:
-        self._closing = True  # CLI turns detach instead of waiting for their CLI (cli_turn.py)
-        for task in list(self._drivers.values()):
-            task.cancel()
+        """Stop driving at once. A CLI turn detaches (its CLI goes on in the sandbox, cli_turn.py);
+        a built-in turn is handed back at its last checkpoint, as after a crash: it stays
+        unfinished, its lease is released, and the next driver (the session reopened, a worker)
+        resumes it (a command cut short is reported to the model as interrupted, never re-run).
+        Waiting for it instead kept a quitting TUI alive for as long as the turn ran."""
+        self._closing = True
+        handing_back = set()
+        for turn_id, session_id in list(self._builtin_turns.items()):
+            task = self._turn_tasks.get(turn_id)
+            if task is not None:
+                self.handed_back.append(turn_id)
+                handing_back.add(session_id)
+                task.cancel()
+        for session_id, task in list(self._drivers.items()):
+            # A driver whose turn was just handed back stops by itself and releases its lease;
+            # cancelling it too could cut that release short.
+            if session_id not in handing_back:
+                task.cancel()
         await asyncio.gather(*self._drivers.values(), return_exceptions=True)
         if self._gateway is not None:
             await self._gateway.aclose()
@@ -224,7 +242,7 @@ class Engine:
         lost = asyncio.Event()
         beat = asyncio.create_task(self._heartbeat(session_id, lost))
         try:
-            while not lost.is_set():
+            while not lost.is_set() and not self._closing:
                 turns = [t for t in await self.store.list_turns(session_id) if t.status in UNFINISHED]
                 if not turns:
                     break
@@ -309,7 +327,11 @@ class Engine:
             try:
                 harness = self._harness(agent)
                 if harness is None:  # the built-in tool loop
-                    await self._loop(turn, agent, session, others, mine)
+                    self._builtin_turns[turn.id] = session.id
+                    try:
+                        await self._loop(turn, agent, session, others, mine)
+                    finally:
+                        self._builtin_turns.pop(turn.id, None)
                 else:
                     from lap_tui.engine.cli_turn import run_cli_turn
 
@@ -317,6 +339,8 @@ class Engine:
             finally:
                 watcher.cancel()
         except asyncio.CancelledError:
+            if turn.id in self.handed_back:  # close(): unfinished, for the next driver
+                raise
             # Re-read: an append interrupted by the cancel may have committed all the same.
             await asyncio.shield(self._journal_cancelled(turn, None, "cancelled by the user"))
         except (LeaseLost, StoreError):

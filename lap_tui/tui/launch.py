@@ -78,6 +78,15 @@ def _save_on_hangup(loop: asyncio.AbstractEventLoop, app: Any) -> None:
             pass
 
 
+def _say_handed_back(app: Any) -> None:
+    """A turn running when the app quit was handed back at its last checkpoint (Engine.close):
+    say so once the screen is gone, so quitting mid-turn never looks like losing it."""
+    n = len(getattr(getattr(app, "engine", None), "handed_back", ()) or ())
+    if n:
+        print(f"lap-tui: {n} running turn(s) stopped at their last checkpoint; they resume when "
+              "their session is opened again (or by `lap-tui worker`)", file=sys.stderr)
+
+
 def launch(view: str | None = None, session: str | None = None, read_only: bool = False) -> int:
     settings = load_settings()
     announce_private_paths(settings)
@@ -97,6 +106,7 @@ def launch(view: str | None = None, session: str | None = None, read_only: bool 
         _save_on_hangup(loop, app)
         app.run(loop=loop)
         app.save_state()
+        _say_handed_back(app)
         return app.return_code or 0
     finally:
         loop.close()

@@ -330,3 +330,39 @@ async def test_prepare_builds_the_gateway_client_off_the_event_loop(store, setti
         assert len(built) == 1 and len(gw.chat_requests) == 1
     finally:
         await eng.close()
+
+
+async def test_closing_hands_a_builtin_turn_back_at_its_checkpoint(store, settings, gw):
+    """Quitting the TUI mid-turn: close() does not wait for the turn (here a command that would
+    run for 10 minutes); the turn stays unfinished, not cancelled, its lease is free, and the
+    next engine resumes it: the cut command is reported as interrupted, never run again."""
+    from lap_tui.engine.engine import EngineOptions
+    from lap_tui.engine.services import build_engine
+    from tests.support.waiting import until
+
+    first = build_engine(settings, store, options=EngineOptions(lease_ttl=60.0))
+    s = await make_session(store)
+    gw.push(stream([], tool_calls=[bash("c1", "echo ran >> effects.log; sleep 600")]))
+    turn_id = await first.send(s.id, "work")
+    await until(lambda: _started(store, s.id, "c1"), "the long tool to start")
+    # Bounded only so that a regression fails instead of hanging; it ends in well under a second.
+    await asyncio.wait_for(first.close(), 120)
+    assert first.handed_back == [turn_id]
+    turn = await store.get_turn(turn_id)
+    assert not turn.status.finished, turn.status
+    assert "turn.cancelled" not in kinds(await store.read_events(s.id))
+    assert await store.get_lease(s.id) is None  # released, not left to expire (60 s)
+
+    gw.push(stream(["resumed"]))
+    second = build_engine(settings, store, options=EngineOptions(lease_ttl=60.0))
+    try:
+        await asyncio.wait_for(second.start(s.id), 120)
+    finally:
+        await second.close()
+    turn = await store.get_turn(turn_id)
+    assert turn.status is TurnStatus.COMPLETED, turn.error
+    events = await store.read_events(s.id)
+    assert kinds(events, turn_id)[-6:] == ["tool.started", "tool.interrupted", "turn.resumed", "model.requested",
+                                           "model.message", "turn.completed"]
+    assert [e.data["tool_call_id"] for e in events if e.kind == "tool.interrupted"] == ["c1"]
+    assert not any(e.kind == "tool.finished" for e in events)
