@@ -89,3 +89,22 @@ async def test_narrowing_and_widening_keep_every_row_and_the_cursor(services_fac
         assert [table.get_row_index(k) for k in order] == list(range(N))
         assert table.selected_key() == target
         assert target in line_of(table, target)
+
+
+async def test_a_value_wider_than_its_column_widens_it(services_factory):
+    backend = FakeSandboxBackend()
+    services = services_factory(sandboxes=backend)
+    seed(services, seed_sandboxes)
+    app = LapApp(services, view="sandboxes")
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen) and backend.events is not None
+                       and app.screen.query_one(SandboxTable).row_count == 4, what="the rows")
+        table = app.screen.query_one(SandboxTable)
+        sid = "s-000000000000"
+        rec = await backend.store.get_sandbox(sid)
+        assert "ORIGIN " in table.render_line(0).text  # the column is as wide as its header
+        backend.events.put_nowait(SandboxEvent("modified", SandboxStatus(
+            id=sid, backend="local", team=rec.team, phase=SandboxPhase.RUNNING, ready=True, agent_id=rec.agent_id,
+            session_id=rec.session_id, restarts=rec.restarts, created_at=rec.created_at, origin="claimed",
+            pool="lw-x", claim="s-x")))
+        await wait_for(pilot, lambda: " claimed " in line_of(table, sid), what="claimed drawn whole (the column widened)")

@@ -98,7 +98,12 @@ class SandboxTable(LapTable):
         row_key = RowKey(key)
         data = self._data[row_key]
         for column, value in values.items():
-            data[column] = plain_cell(value)
+            cell = data[column] = plain_cell(value)
+            width = cell_len(cell.plain)
+            if width > self.columns[column].content_width:  # wider than the column: widen it (all redrawn)
+                self.columns[column].content_width = width
+                self._require_update_dimensions = True
+                self.check_idle()
         if self._on_screen(row_key):
             self._update_count += 1  # as update_cell: every cached line is drawn again
             self.refresh()
