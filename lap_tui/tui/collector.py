@@ -22,14 +22,15 @@ import time
 from typing import Callable
 
 QUIET = 5.0  # seconds without a key or streamed text before a full collection runs
-FULL_BACKSTOP = 100  # middle-generation passes before an automatic full one (Python's default: 10)
+FULL_BACKSTOP = 1000  # middle-generation passes before an automatic full one (Python's default: 10;
+# at 2,000 chunks/s a middle pass comes about every 0.12 s: two minutes of streaming)
 REGROW = 2.0  # a quiet pass walks the frozen heap too once it has grown this much since the last one
 
 
 class Collector:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._collected_for = -1.0  # the activity time whose quiet spell had its pass
+        self._collected_for = 0.0  # the activity time whose quiet spell had its pass (0: none yet; start() froze)
         self._complete_due = False  # something frozen may have become garbage: walk everything
         self._frozen_after_complete = 0
         self.started = False

@@ -40,3 +40,29 @@ async def test_a_chat_s_history_is_frozen_once_shown_and_freed_by_a_quiet_pass_o
         # the app has been quiet for an hour: the pass walks the frozen heap too
         assert app.collector.quiet(time.monotonic() - 3600)
         assert gone() is None, "a closed chat's transcript stays frozen in a cycle"
+
+
+def test_a_decorated_row_let_go_is_freed_at_once_not_left_for_a_collection() -> None:
+    from rich.segment import Segment
+    from textual.strip import Strip
+
+    from lap_tui.tui.widgets.transcript import RowCache
+
+    class Marker:  # freed with the strip (a Strip takes no weak reference)
+        pass
+
+    rows = RowCache(2)
+    marker = Marker()
+    strip = Strip([Segment("row", None, [marker])], 3)
+    strip.divide([3])  # as Textual's compositor does: the strip now keeps [itself]
+    gone = weakref.ref(marker)
+    rows.put((1, False, 3), ([], strip))
+    del strip, marker
+    gc.disable()  # only reference counting may free it
+    try:
+        rows.put((2, False, 3), ([], Strip([], 0)))
+        assert gone() is not None  # still kept
+        rows.put((3, False, 3), ([], Strip([], 0)))
+        assert gone() is None, "an evicted row waits for a garbage collection (or a freeze keeps it)"
+    finally:
+        gc.enable()

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.cache import LRUCache
 from textual.color import Color
 from textual.geometry import Size
 from textual.message import Message
@@ -34,6 +34,45 @@ _CODE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 TICK = 1 / 20  # streamed text reaches the screen at most this often
 INPUT_FIRST = 0.04  # a tick this soon after a keypress is put off (never two in a row): see _flush_due
 KEY_DELAY = 0.02  # ... by this much
+
+
+class RowCache:
+    """Decorated rows by key, the `size` used last kept. A Strip that Textual has composited is a
+    reference cycle (Strip.divide keeps [self] in the strip's own cache): one let go here has that
+    cache emptied, so it is freed at once, never left for a collection nor frozen with a page of
+    history (collector.py). Reusing the Strip keeps its own caches' work for the next frame."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._rows: OrderedDict[tuple[int, bool, int], tuple[list[Segment], Strip]] = OrderedDict()
+
+    def get(self, key: tuple[int, bool, int]) -> tuple[list[Segment], Strip] | None:
+        hit = self._rows.get(key)
+        if hit is not None:
+            self._rows.move_to_end(key)
+        return hit
+
+    def put(self, key: tuple[int, bool, int], row: tuple[list[Segment], Strip]) -> None:
+        old = self._rows.pop(key, None)
+        if old is not None:
+            _uncycle(old[1])
+        self._rows[key] = row
+        while len(self._rows) > self.size:
+            _uncycle(self._rows.popitem(last=False)[1][1])
+
+    def clear(self) -> None:
+        for _, strip in self._rows.values():
+            _uncycle(strip)
+        self._rows.clear()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+def _uncycle(strip: Strip) -> None:
+    cache = getattr(strip, "_divide_cache", None)  # Textual 8.2.8's; without it nothing is cyclic
+    if cache is not None:
+        cache.clear()
 
 
 class TranscriptView(ScrollView, can_focus=True):
@@ -62,10 +101,7 @@ class TranscriptView(ScrollView, can_focus=True):
         self._selected: Entry | None = None
         self._follow = True
         self._styles: dict[str, Style] = {}
-        # decorated rows: (the content line, its segments, their cells); no Strips, whose own
-        # caches make each a reference cycle once Textual composites it (Strip.divide keeps
-        # [self]): an evicted row is freed at once, never left for the collector (collector.py)
-        self._rows: LRUCache[tuple[int, bool, int], tuple[list[Segment], list[Segment], int]] = LRUCache(4096)
+        self._rows = RowCache(4096)
         self.has_older = False
         self.loading_older = False
         self._owed = 0  # rows scrolled up while an older page loaded
@@ -143,7 +179,7 @@ class TranscriptView(ScrollView, can_focus=True):
         key = (id(content), selected, width)
         hit = self._rows.get(key)
         if hit is not None and hit[0] is content:
-            return Strip(hit[1], hit[2])
+            return hit[1]
         left, right = GUTTER[e.kind]
         cw = max(1, t.width - left - right)
         bg = self._style(e.kind) if e.kind in ("user", "tool") else None
@@ -160,7 +196,7 @@ class TranscriptView(ScrollView, can_focus=True):
         strip = Strip(Segment.apply_style(segs, base), left + cw + right)
         if strip.cell_length != width:
             strip = strip.crop_extend(0, width, base)
-        self._rows[key] = (content, list(strip), width)
+        self._rows.put(key, (content, strip))
         return strip
     def _grew(self) -> None:
         """The transcript's height may have changed: the view follows the tail only if it is there."""
