@@ -27,6 +27,7 @@ COMMANDS = {
     "teams": "teams",
 }
 VIEWS = ("agents", "sessions", "sandboxes")
+APP_OPTIONS = ("--view", "--session", "--context")  # the app's options that take a value
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -66,11 +67,25 @@ def _remember_parsers(parser: argparse.ArgumentParser) -> None:
                 _remember_parsers(child)
 
 
+def _words(argv: list[str]) -> list[str]:
+    """The arguments that are not options nor an option's value (`--session ID`: none; the ID
+    taken for a command built every subcommand's parser, importing each module: ~100 ms)."""
+    out, value = [], False
+    for a in argv:
+        if value:
+            value = False
+        elif a in APP_OPTIONS:
+            value = True
+        elif not a.startswith("-"):
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Build only the subcommand asked for: start-up stays fast as commands grow. Bare
     # `lap-tui` (the app) registers none, so its first paint pays for no subcommand module.
-    words = [a for a in argv if not a.startswith("-")]
+    words = _words(argv)
     wants_help = any(a in ("-h", "--help") for a in argv)
     only = words[0] if words and words[0] in COMMANDS else None
     if only is None and not wants_help and not (words and words[0] not in VIEWS):
