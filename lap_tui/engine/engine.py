@@ -102,14 +102,7 @@ class Engine:
         unfinished, its lease is released, and the next driver (the session reopened, a worker)
         resumes it (a command cut short is reported to the model as interrupted, never re-run).
         Waiting for it instead kept a quitting TUI alive for as long as the turn ran."""
-        self._closing = True
-        handing_back = set()
-        for turn_id, session_id in list(self._builtin_turns.items()):
-            task = self._turn_tasks.get(turn_id)
-            if task is not None:
-                self.handed_back.append(turn_id)
-                handing_back.add(session_id)
-                task.cancel()
+        handing_back = self.stop_driving()
         for session_id, task in list(self._drivers.items()):
             # A driver whose turn was just handed back stops by itself and releases its lease;
             # cancelling it too could cut that release short.
@@ -120,6 +113,21 @@ class Engine:
             await self._gateway.aclose()
         if self._sandboxes is not None:
             await self._sandboxes.close()
+
+    def stop_driving(self) -> set[str]:
+        """The first half of close(), callable before the caller stops its own tasks that wait
+        on drivers (the TUI's standby worker): no new turn starts, and the running built-in
+        turns are cancelled as handed back. Returns the sessions whose turn was handed back."""
+        self._closing = True
+        sessions = set()
+        for turn_id, session_id in list(self._builtin_turns.items()):
+            task = self._turn_tasks.get(turn_id)
+            if task is not None and not task.done():
+                if turn_id not in self.handed_back:
+                    self.handed_back.append(turn_id)
+                sessions.add(session_id)
+                task.cancel()
+        return sessions
 
     # --- EngineApi -----------------------------------------------------------------------
     async def queue(self, session_id: str, text: str) -> str:

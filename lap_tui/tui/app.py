@@ -486,6 +486,11 @@ class LapApp(App):
         self._close_messages_no_wait()
 
     async def on_unmount(self) -> None:
+        # Hand running turns back first: the standby worker's drivers would otherwise wait for
+        # them to finish before the app could exit (Engine.stop_driving).
+        stop_driving = getattr(self.engine, "stop_driving", None)
+        if stop_driving is not None:
+            stop_driving()
         if self._standby is not None:
             self._standby.cancel()
             await asyncio.gather(self._standby, return_exceptions=True)

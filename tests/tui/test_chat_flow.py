@@ -197,3 +197,47 @@ async def test_failed_turn_shows_its_reason_and_retries(tmp_path, gw):
         await wait_for(pilot, lambda: turn_status(app, "completed"), timeout=30, what="retried")
         assert "recovered" in [b.text for b in chat.model.blocks if b.kind == "assistant"][-1]
         assert "failed" not in last_turn_text(chat.query_one(TranscriptView))
+
+
+async def test_quitting_mid_turn_hands_the_turn_back_without_waiting(tmp_path, gw):
+    """ctrl+q while a tool runs for ten minutes: the app exits at once. The turn was queued
+    before the app opened (`lap-tui send` without --wait), so the app's standby worker drives
+    it: the app used to wait, behind that worker's driver, for the whole turn. It is left
+    unfinished at its checkpoint, not cancelled, for the next driver."""
+    import asyncio
+
+    from lap_tui.engine.services import build_engine
+    from lap_tui.store import open_store
+    from tests.conftest import make_session
+
+    gw.push(stream([], tool_calls=[tool_call("c1", "bash", json.dumps({"command": "sleep 600"}))]))
+    services = services_for(tmp_path, gw)
+    store = await open_store(services.settings.database_url)
+    try:
+        session = await make_session(store)
+        queuer = build_engine(services.settings, store)
+        turn_id = await queuer.queue(session.id, "wait")
+        await queuer.close()
+    finally:
+        await store.close()
+    app = LapApp(services)
+
+    async def run_and_quit() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.store is not None, what="the store")
+            for _ in range(4800):  # a readiness wait: the standby worker, then the tool's sandbox
+                if any(e.kind == "tool.started" for e in await app.store.read_events(session.id)):
+                    break
+                await pilot.pause(0.05)
+            await pilot.press("ctrl+q")
+
+    # Bounded only so that a regression fails instead of hanging for ten minutes.
+    await asyncio.wait_for(run_and_quit(), 240)
+    assert app.engine.handed_back == [turn_id]
+    store = await open_store(services.settings.database_url)
+    try:
+        turn = await store.get_turn(turn_id)
+        kinds = [e.kind for e in await store.read_events(session.id)]
+    finally:
+        await store.close()
+    assert not turn.status.finished and "turn.cancelled" not in kinds and "tool.started" in kinds
