@@ -23,7 +23,11 @@ Also what the 1,000 Sandboxes cost the bin/k8s-dev cluster (its processes' RSS a
 - Everything it made is deleted at the end (its namespaces, waited for).
 
     .venv/bin/python tests/benchmarks/bench_tui_k8s_sandboxes.py [--rows 1000] [--namespaces 10]
-        [--rate 100] [--seconds 10] [--running 0] [--flip-share 0.1]
+        [--rate 100] [--seconds 10] [--running 0] [--flip-share 0.1] [--gc] [--profile PATH] [--skip-floors]
+
+`--gc` logs the Kubernetes app's garbage collections (a sitecustomize on its PYTHONPATH) and
+prints the full passes and the young ones over 5 ms during each measurement; `--profile PATH`
+samples the app under churn with py-spy (raw folded stacks; `pip install py-spy` into the venv).
 
 Prints figures; asserts nothing. Needs `bin/k8s-dev up` (never stops it: others use it).
 """
@@ -162,6 +166,42 @@ asyncio.run(main(**a))
 """
 
 
+# --gc: a sitecustomize on the app's PYTHONPATH logs every garbage collection that pauses the app
+# (generation, ms, wall time), so the keys' latency can be set beside the collector's pauses.
+GC_HOOK = r"""
+import gc, os, time
+_out = open(os.environ["BENCH_GC_LOG"], "a", buffering=1)
+_t = [0.0]
+def _cb(phase, info):
+    if phase == "start":
+        _t[0] = time.perf_counter()
+    else:
+        ms = (time.perf_counter() - _t[0]) * 1000
+        if info["generation"] == 2 or ms >= 5:
+            _out.write(f"{time.time():.3f} {info['generation']} {ms:.1f} {info['collected']}\n")
+gc.callbacks.append(_cb)
+"""
+
+
+def gc_env(path: str) -> dict[str, str]:
+    hook = Path(tempfile.mkdtemp(prefix="lap-tuib-gc-"))
+    (hook / "sitecustomize.py").write_text(GC_HOOK)
+    return {"PYTHONPATH": str(hook), "BENCH_GC_LOG": path}
+
+
+def gc_pauses(path: str, t0: float, t1: float) -> str:
+    """The collections logged between t0 and t1 (wall times): full passes and the longest pause."""
+    try:
+        rows = [line.split() for line in Path(path).read_text().splitlines()]
+    except OSError:
+        return "no log"
+    got = [(int(g), float(ms)) for t, g, ms, _ in rows if t0 <= float(t) <= t1]
+    full = [ms for g, ms in got if g == 2]
+    young = [ms for g, ms in got if g < 2]
+    return (f"{len(full)} full passes" + (f" ({', '.join(f'{ms:.0f}' for ms in full)} ms)" if full else "")
+            + f", {len(young)} young passes >= 5 ms" + (f" (max {max(young):.0f} ms)" if young else ""))
+
+
 def start_churn(params: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", CHURN, json.dumps(params)], stdout=subprocess.PIPE, text=True,
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -244,6 +284,8 @@ def main() -> int:
     ap.add_argument("--profile", metavar="PATH", help="py-spy record the Kubernetes app under churn into PATH "
                     "(raw, folded stacks; needs py-spy in the venv)")
     ap.add_argument("--skip-floors", action="store_true", help="only the Kubernetes rows (while profiling)")
+    ap.add_argument("--gc", action="store_true", help="log the Kubernetes app's garbage collections (a "
+                    "sitecustomize on its PYTHONPATH) and print those during each measurement")
     args = ap.parse_args()
     if not k8s.is_running():
         sys.exit("the bin/k8s-dev cluster is not running: bin/k8s-dev up")
@@ -309,11 +351,17 @@ def main() -> int:
         k8s_env = {**base, **xdg(Path(tempfile.mkdtemp(prefix="lap-tuib-k8s-"))),
                    "LAP_KUBECONFIG": str(cluster.kubeconfig), "LAP_KUBE_CONTEXT": cluster.context,
                    "LAP_KUBE_NAMESPACES": ",".join(f"tuib{k}={ns}" for k, ns in enumerate(namespaces))}
+        gc_log = str(Path(tempfile.mkdtemp(prefix="lap-tuib-gclog-")) / "gc.log")
+        if args.gc:
+            k8s_env.update(gc_env(gc_log))
         tm, pid, shown = start_app(k8s_env, args.rows, args.size)
         out.append(f"kubernetes backend: >= {args.rows} rows shown {shown:.0f} ms after exec "
                    f"(list + watch of every namespace; the cluster's other sandboxes show too)")
         time.sleep(1.5)
+        w0 = time.time()
         idle = measure(tm, pid, args.seconds, "s-tui")
+        if args.gc:
+            out.append(f"gc, kubernetes no churn: {gc_pauses(gc_log, w0, time.time())}")
         # --- under churn ---------------------------------------------------------------------------
         # suspended ones last, so the flips resume a suspended Sandbox first
         flip_names = [n for i, n in enumerate(names) if i >= args.running][-FLIP_SET:]
@@ -328,7 +376,10 @@ def main() -> int:
             spy = subprocess.Popen([str(ROOT / ".venv" / "bin" / "py-spy"), "record", "-p", str(pid), "-f", "raw",
                                     "-o", args.profile, "-d", str(int(args.seconds)), "-r", "200", "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        w0 = time.time()
         busy = measure(tm, pid, args.seconds, "s-tui")
+        if args.gc:
+            out.append(f"gc, kubernetes under churn: {gc_pauses(gc_log, w0, time.time())}")
         if spy is not None:
             spy.wait(timeout=60)
         sent = json.loads(churn.communicate(timeout=120)[0].strip().splitlines()[-1])
