@@ -15,6 +15,7 @@ from typing import Any
 
 from lap_tui.config import Settings, announce_private_paths, load_settings
 from lap_tui.store.base import Store
+from lap_tui.tui import collector
 from lap_tui.tui.loop import import_in_thread
 
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits for it
@@ -95,6 +96,7 @@ def launch(view: str | None = None, session: str | None = None, read_only: bool 
     # the event loop is busy (a reply streaming in): with Python's 5 ms switch interval a key took
     # up to 30 ms to reach the loop, with 0.5 ms about 1 ms (measured; docs/TUI.md).
     sys.setswitchinterval(SWITCH_INTERVAL)
+    collector.hold()  # no collection on the way to the first paint (collector.py)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -103,6 +105,7 @@ def launch(view: str | None = None, session: str | None = None, read_only: bool 
         from lap_tui.tui.app import LapApp
 
         app = LapApp(services, view=view, session=session, read_only=read_only)
+        loop.call_later(collector.START_LIMIT, app.collector.resume)
         _save_on_hangup(loop, app)
         app.run(loop=loop)
         app.save_state()

@@ -29,6 +29,8 @@ LAP = str(ROOT / ".venv" / "bin" / "lap-tui")
 DONE = "BIG-DONE"
 WRAP = os.environ.get("BENCH_WRAP", "").split()  # e.g. "python -m cProfile -o /tmp/p.out" (profiling)
 APP_ENV = os.environ.get("BENCH_APP_ENV", "").split()  # extra NAME=VALUE for the app (experiments)
+FLOOR = Path(__file__).with_name("stream_floor.py")  # the least a Textual app does to show the stream
+GC_PROBE = Path(__file__).with_name("gc_probe.py")  # --gc: the app's garbage collections, timed
 INTERVAL = float(os.environ.get("BENCH_INTERVAL", "0.05"))  # screen poll, s: the resolution of "max gap"
 
 
@@ -68,19 +70,23 @@ def start_gateway(words: int, every: int, delay: float = 0.0) -> tuple[subproces
 
 
 def run_case(words: int, every: int, runs: int, probe_at: float, tmp: Path, sid: str, home: Path,
-             size: str, delay: float = 0.0) -> dict:
+             size: str, delay: float = 0.0, variant: str = "lap-tui", app_env: list[str] = (),
+             gc_log: Path | None = None) -> dict:
     gw, url = start_gateway(words, every, delay)
-    out = tmp / f"stream-{words}-{every}.json"
+    name = f"{variant}-{words}-{every}"
+    out = tmp / f"stream-{name}.json"
+    probe = [PY, str(GC_PROBE), str(gc_log)] if gc_log else []
+    app = [PY, str(FLOOR)] if variant == "floor" else [*WRAP, *probe, LAP, "--session", sid]
     try:
-        cmd = [sys.executable, str(BENCH / "stream_bench.py"), "--name", f"lap-tui-{words}-{every}",
+        cmd = [sys.executable, str(BENCH / "stream_bench.py"), "--name", name,
                "--runs", str(runs), "--ready", "Message —", "--type", "go", "--send", "C-j",
                "--done", DONE, "--first", r"word\d+ ", "--timeout", "300", "--size", size,
                "--home-template", str(home), "--workdir", str(tmp),
                "--env", f"LITELLM_API_BASE={url}", "--env", "LITELLM_API_KEY=sk-bench",
                "--env", f"PATH={os.environ['PATH']}", "--env", "TERM=xterm-256color",
-               *[a for kv in APP_ENV for a in ("--env", kv)],
+               *[a for kv in [*APP_ENV, *app_env] for a in ("--env", kv)],
                "--key-probe-at", str(probe_at), "--key-probe-every", "0.5", "--key-probes", "6",
-               "--interval", str(INTERVAL), "--json", str(out), "--", *WRAP, LAP, "--session", sid]
+               "--interval", str(INTERVAL), "--json", str(out), "--", *app]
         subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL if not os.environ.get("BENCH_VERBOSE") else None)
         if not out.exists():
             return {"name": f"{words}/{every}", "n_ok": 0}
@@ -104,6 +110,10 @@ def main() -> int:
     ap.add_argument("--probe-at", type=float, default=None,
                     help="seconds after send for the first key probe, then every 0.5 s while it streams (default 0.2)")
     ap.add_argument("--size", default="120x40")
+    ap.add_argument("--no-floor", action="store_true", help="skip the floor app (stream_floor.py) after each case")
+    ap.add_argument("--before", metavar="DIR", help="also run the lap-tui at DIR (an export of an older commit, "
+                                                    "put first on PYTHONPATH) after each case, as 'before'")
+    ap.add_argument("--gc", action="store_true", help="time lap-tui's garbage collections per generation (gc_probe.py)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lap-stream-"))
     home = tmp / "home"
@@ -114,28 +124,51 @@ def main() -> int:
             words, every, *rest = case.split(":")
             delay = float(rest[0]) if rest else 0.0
             probe_at = args.probe_at if args.probe_at is not None else 0.2
-            s = run_case(int(words), int(every), args.runs, probe_at, tmp, sid, home, args.size, delay)
-            rows.append((int(words), int(every), delay, s))
-            print(f"done {words}/{every}: {json.dumps(s)}", file=sys.stderr, flush=True)
+            variants = [("lap-tui", [])] + ([("before", [f"PYTHONPATH={args.before}"])] if args.before else []) \
+                + ([] if args.no_floor else [("floor", [])])
+            for variant, env in variants:
+                gc_log = tmp / f"gc-{variant}-{case}.jsonl" if args.gc and variant != "floor" else None
+                s = run_case(int(words), int(every), args.runs, probe_at, tmp, sid, home, args.size, delay, variant,
+                             env, gc_log)
+                if gc_log is not None and gc_log.exists():
+                    s["gc"] = gc_summary(gc_log)
+                rows.append((variant, int(words), int(every), delay, s))
+                print(f"done {variant} {case}: {json.dumps(s)}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(f"lap-tui streaming ({args.runs} runs each, medians; CPU = the app's utime+stime from send to the "
-          "done word)")
-    print("| chunks | paragraphs | rate | ok | wall s | app CPU s | CPU % of a core | peak RSS MB | RSS idle MB "
+          "done word; floor = stream_floor.py, a RichLog and a draft on the same stream, right after)")
+    print("| app | chunks | paragraphs | rate | ok | wall s | app CPU s | CPU % of a core | peak RSS MB | RSS idle MB "
           "| max gap ms | key lat ms (median / max) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for words, every, delay, s in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for app, words, every, delay, s in rows:
         def f(k: str, scale: float = 1.0, nd: int = 2) -> str:
             v = s.get(k)
             return "—" if v is None else f"{v * scale:.{nd}f}"
         lat = (f"{s['key_lat_ms_median']:.0f} / {s['key_lat_ms_max']:.0f}" if "key_lat_ms_median" in s else "—")
         share = f"{100 * s['cpu_s'] / s['wall_s']:.0f}" if s.get("wall_s") and s.get("cpu_s") is not None else "—"
         rate = f"{1 / delay:,.0f}/s" if delay else "max"
-        print(f"| {words:,} | {'one' if not every else f'break every {every}'} | {rate} | {s.get('n_ok', 0)}/{s.get('n', 0)} "
+        print(f"| {app} | {words:,} | {'one' if not every else f'break every {every}'} | {rate} | {s.get('n_ok', 0)}/{s.get('n', 0)} "
               f"| {f('wall_s')} | {f('cpu_s')} | {share} | {f('peak_rss_mb', nd=1)} | {f('rss_before_mb', nd=1)} "
               f"| {f('max_gap_s', 1000, 0)} | {lat} |")
+    gcs = [(app, words, every, delay, s["gc"]) for app, words, every, delay, s in rows if s.get("gc")]
+    if gcs:
+        print("\nGarbage collections (gc.callbacks, whole app run; mean of the runs, longest of all):")
+        for app, words, every, delay, g in gcs:
+            print(f"- {app} {words:,}/{every}{f' at {1 / delay:,.0f}/s' if delay else ''}: {g}")
     return 0
+
+
+def gc_summary(path: Path) -> str:
+    recs = [json.loads(line)["gc"] for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for g in ("0", "1", "2"):
+        n = sum(r[g][0] for r in recs) / len(recs)
+        total = sum(r[g][1] for r in recs) / len(recs)
+        longest = max(r[g][2] for r in recs)
+        out.append(f"gen {g} {n:.0f} passes {total * 1000:.0f} ms (longest {longest * 1000:.0f})")
+    return "; ".join(out)
 
 
 if __name__ == "__main__":
