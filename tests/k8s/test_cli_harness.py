@@ -215,6 +215,50 @@ def _tree(sessions: set[int]) -> set[int]:
     return tree
 
 
+@pytest.mark.parametrize("name", list(CLIS))
+async def test_the_pods_processes_killed_mid_turn_resume_the_cli_session(name, kx_env, gw, k8s_cluster,
+                                                                        k8s_namespace, tmp_path):
+    """What a pod restarted mid-turn leaves (kwok keeps its processes on this host, so they are
+    killed here): no exit code, the keeper gone. The driver resumes through the resume form."""
+    env, ns = kx_env, k8s_namespace
+    model, path, write, _token_var = CLIS[name]
+    need_cli(name)
+    if path:
+        gw.path_defaults[path] = stream(["ok"], path=path)
+    cli(env, "agents", "create", "a", "--model", model, "--harness", name, "--team", "team1",
+        "--sandbox-backend", "kubernetes")
+    session_id = cli(env, "sessions", "new", "a", "--team", "team1").strip()
+    sid = session_sandbox_id(session_id)
+    release = tmp_path / "release"
+    gw.push(answer(path, tool_calls=[write()]), answer(path, ["never seen"], wait_file=str(release)))
+    driver = lap(env, "send", session_id, "write hello.txt", "--wait")
+    try:
+        from tests.harness.test_opencode import wait_until
+
+        api = path or "/v1/chat/completions"
+        # The CLI's next call (after the tool) is held at the gateway: the turn is mid-way.
+        await wait_until(lambda: sum(1 for r in gw.requests if r.path == api and r.body.get("tools")) >= 2,
+                         "the call after the tool, held", timeout=240)
+        gw.push(answer(path, ["resumed and done"]))
+        _kill_keepers(f"lap-keeper-{sid}-")
+        _out, err = driver.communicate(timeout=240)
+    finally:
+        release.touch()
+        driver.kill()
+    assert driver.returncode == 0, err
+    events, (turn,), _s = await events_of(env, session_id)
+    resumed = [e.data for e in events if is_cli(e, "cli.resumed")]
+    assert len(resumed) == 1 and resumed[0]["resume"] is True, [e.data for e in events if e.kind == "harness.event"]
+    assert [e.data["text"] for e in events if e.kind == "model.message"] == ["resumed and done"]
+    assert sum(e.kind == "tool.started" for e in events) == 1
+    assert (k8s_cluster.volume_dir(ns, objects.pvc_name(sid)) / "hello.txt").read_text() == "hi from a pod\n"
+    assert turn.status.value == "completed"
+    # The resumed CLI has the interrupted turn's tool call in its own session's history (the
+    # new prompt only says it was interrupted).
+    last = [r for r in gw.requests if r.path == (path or "/v1/chat/completions") and r.body.get("tools")][-1]
+    assert "hi from a pod" in json.dumps(last.body) and "interrupted" in json.dumps(last.body)
+
+
 async def test_cancel_in_a_pod_kills_the_clis_process_tree(kx_env, gw, k8s_cluster, k8s_namespace, monkeypatch):
     from lap_tui.config import load_settings
     from lap_tui.engine.services import build_engine
