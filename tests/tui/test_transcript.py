@@ -266,3 +266,18 @@ def test_only_the_blocks_used_last_keep_their_lines_and_the_rest_render_again_wh
     whole = Transcript(Sanitiser(), {})
     whole.extend(blocks[-30:])
     assert t.text_rows(t.height - whole.height) == whole.text_rows()
+
+
+def test_markdown_with_one_shared_parser_renders_as_rich_s_own() -> None:
+    from rich.markdown import Markdown
+
+    from lap_tui.tui.transcript_model import SharedParserMarkdown
+
+    r = Renderer()
+    text = ("# Title\n\nSome **bold**, ~~struck~~ and `code` with a https://example.com link.\n\n"
+            "| a | b |\n|---|---|\n| 1 | 2 |\n\n- one\n- two\n\n```python\nx = 1\n```\n\n> quoted")
+    for md in (text, "plain", text[::-1]):  # the parser is reused: each text as if parsed alone
+        ours = r.lines(SharedParserMarkdown(md, code_theme="monokai", hyperlinks=False), 60)
+        rich_s = r.lines(Markdown(md, code_theme="monokai", hyperlinks=False), 60)
+        assert ours == rich_s
+    assert SharedParserMarkdown._parser is not None
