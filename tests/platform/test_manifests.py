@@ -7,9 +7,18 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 from lap_tui.cli.main import build_parser
 from tests.platform.manifests import SYSTEM_NS, TEAM_NS, apply, delete_namespaces, find, render, unique_names
+
+def wait_for(cond, what: str, timeout: float = 120.0) -> None:
+    """A condition the controllers bring about in their own time, bounded."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
 
 # What docs/DEPLOY.md tells operators to create (kubectl create secret generic ...).
 SECRET_NAME = "lap-tui-secrets"
@@ -88,11 +97,20 @@ def test_manifests_apply_strictly_and_their_references_exist(k8s_cluster):
             r = k8s_cluster.kubectl("rollout", "status", f"deployment/{d['metadata']['name']}", "-n", sys_ns,
                                     "--timeout=120s", timeout=180)
             assert r.returncode == 0, (r.stdout, r.stderr)
-        # The Service finds the relay's pods (its Endpoints), not the workers'.
-        eps = json.loads(k8s_cluster.kubectl("get", "endpointslices", "-n", sys_ns, "-l",
-                                             f"kubernetes.io/service-name={svc['metadata']['name']}", "-o", "json",
-                                             check=True).stdout)["items"]
-        pods = {e["targetRef"]["name"] for s in eps for e in s.get("endpoints") or ()}
+        # The Service finds the relay's pods (its EndpointSlices, written by the controller
+        # manager after the pods are ready), not the workers'.
+        def slices() -> list[dict]:
+            return json.loads(k8s_cluster.kubectl("get", "endpointslices", "-n", sys_ns, "-l",
+                                                  f"kubernetes.io/service-name={svc['metadata']['name']}", "-o",
+                                                  "json", check=True).stdout)["items"]
+
+        def ready_pods(eps: list[dict]) -> set[str]:
+            return {e["targetRef"]["name"] for s in eps for e in s.get("endpoints") or ()
+                    if (e.get("conditions") or {}).get("ready")}
+
+        wait_for(lambda: len(ready_pods(slices())) >= relay["spec"]["replicas"], "the relay Service's endpoints")
+        eps = slices()
+        pods = ready_pods(eps)
         assert len(pods) == relay["spec"]["replicas"] and all(p.startswith("lap-tui-relay-") for p in pods), pods
         assert {p["port"] for s in eps for p in s.get("ports") or ()} == {port}
     finally:
