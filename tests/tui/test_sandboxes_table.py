@@ -108,3 +108,35 @@ async def test_a_value_wider_than_its_column_widens_it(services_factory):
             session_id=rec.session_id, restarts=rec.restarts, created_at=rec.created_at, origin="claimed",
             pool="lw-x", claim="s-x")))
         await wait_for(pilot, lambda: " claimed " in line_of(table, sid), what="claimed drawn whole (the column widened)")
+
+
+async def test_ages_refresh_only_what_changed_and_the_filter_sees_the_new_ages(services_factory):
+    services = services_factory(sandboxes=FakeSandboxBackend())
+
+    async def many(store):
+        await seed_sandboxes(store, n=N)
+
+    seed(services, many)
+    app = LapApp(services, view="sandboxes")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen)
+                       and app.screen.query_one(SandboxTable).row_count == N, what="the rows")
+        screen, table = app.screen, app.screen.query_one(SandboxTable)
+        first, far = "s-000000000000", f"s-{N - 4:012x}"
+        before = str(table.get_cell(first, "age"))
+        await pilot.press("slash", *before)  # every row matches its age: the filter text is built
+        await wait_for(pilot, lambda: table.row_count == N, what="all rows match the age")
+        await pilot.press("escape")
+        created = screen.rows[first]["created_epoch"]
+        services.clock = lambda: created + 3 * 86400 + 30  # three days on
+        screen._refresh_ages()
+        await pilot.pause()
+        assert table.get_cell(first, "age") == table.get_cell(far, "age") == "3d"
+        assert "3d" in line_of(table, first)
+        table.move_cursor(row=table.get_row_index(far), animate=False)
+        await pilot.pause()
+        assert "3d" in line_of(table, far)  # off screen when aged: drawn aged when scrolled to
+        await pilot.press("slash", *"3d")  # the filter matches the new age, not the old one
+        await wait_for(pilot, lambda: table.row_count == N, what="every row 3d old")
+        await pilot.press(*["backspace"] * 2, *before)
+        await wait_for(pilot, lambda: table.row_count == 0, what=f"no row {before} old any more")
