@@ -63,7 +63,11 @@ class Collector:
 
     def settled(self) -> None:
         """Long-lived objects were just built (a page of history shown): out of every pass. The
-        young generations are collected first, so their garbage is not frozen with them."""
+        young generations are collected first, so their garbage is not frozen with them. Before
+        `start()` nothing: the collector is held, all of start-up is young (a pass would walk it
+        all: 90-150 ms, a chat opened at start-up waited for it), and start() freezes it."""
+        if not self.started:
+            return
         gc.collect(1)
         gc.freeze()
 
