@@ -44,6 +44,7 @@ async def test_a_chat_s_history_is_frozen_once_shown_and_freed_by_a_quiet_pass_o
 
 def test_a_decorated_row_let_go_is_freed_at_once_not_left_for_a_collection() -> None:
     from rich.segment import Segment
+    from rich.style import Style
     from textual.strip import Strip
 
     from lap_tui.tui.widgets.transcript import RowCache
@@ -55,7 +56,10 @@ def test_a_decorated_row_let_go_is_freed_at_once_not_left_for_a_collection() -> 
     marker = Marker()
     strip = Strip([Segment("row", None, [marker])], 3)
     strip.divide([3])  # as Textual's compositor does: the strip now keeps [itself]
+    styled = strip.apply_style(Style(bold=True))  # derived, kept in the strip's caches, composited too
+    styled.divide([3])
     gone = weakref.ref(marker)
+    del styled
     rows.put((1, False, 3), ([], strip))
     del strip, marker
     gc.disable()  # only reference counting may free it

@@ -69,9 +69,22 @@ class RowCache:
         return len(self._rows)
 
 
-def _uncycle(strip: Strip) -> None:
-    cache = getattr(strip, "_divide_cache", None)  # Textual 8.2.8's; without it nothing is cyclic
-    if cache is not None:
+# Textual 8.2.8's caches inside a Strip: the divide cache may hold [self]; the others hold the
+# strips derived from it (cropped, styled, filtered…), composited too and so cyclic the same way.
+_STRIP_CACHES = ("_divide_cache", "_crop_cache", "_style_cache", "_filter_cache", "_line_length_cache",
+                 "_crop_extend_cache", "_offsets_cache")
+
+
+def _uncycle(strip: Strip, depth: int = 3) -> None:
+    for name in _STRIP_CACHES:
+        cache = getattr(strip, name, None)
+        if cache is None:
+            continue
+        if depth:
+            for value in [cache.get(k) for k in list(cache.keys())]:
+                for derived in value if isinstance(value, list) else (value,):
+                    if derived is not strip and isinstance(derived, Strip):
+                        _uncycle(derived, depth - 1)
         cache.clear()
 
 
