@@ -33,7 +33,7 @@ from lap_tui.harness.events import Mapped, map_event, parse_line, session_id_of
 from lap_tui.harness.image import with_harness_image
 
 if TYPE_CHECKING:
-    from lap_tui.engine.engine import Engine
+    from lap_tui.engine.turn_host import TurnHost
 
 READ_CHUNK = 1 << 20
 POLL_MIN, POLL_MAX = 0.05, 0.5  # following the output file: fast while it grows, slower when quiet
@@ -85,7 +85,7 @@ def _progress(mine: list[JournalEvent]) -> tuple[dict[str, Any] | None, _Cursor,
     return started, cur, exited, retried
 
 
-async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, mine: list[JournalEvent],
+async def run_cli_turn(engine: "TurnHost", turn: Turn, agent: Any, session: Any, mine: list[JournalEvent],
                        h: HarnessDefinition) -> None:
     from lap_tui.engine.relay_service import ensure_relay, issue_token, socket_path, tcp_url
     from lap_tui.sandbox import ensure_for_session
@@ -117,7 +117,7 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
             resume, cli_session = False, None
             await store.update_session(session.id, harness_session_id=None)
             seed = await _transcript(store, session.id, turn.id)
-            mine.append(await engine._append(turn, EventKind.HARNESS_EVENT, {
+            mine.append(await engine.journal(turn, EventKind.HARNESS_EVENT, {
                 "type": "cli.state_lost", "previous_session_id": session_now.harness_session_id,
                 "seeded_chars": len(seed)}))
         if h.session_id_from == "uuid" and not cli_session:
@@ -137,7 +137,7 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
                              session_id=cli_session, resume=resume)
         data = {"type": kind, "harness": h.name, "version": h.version, "attempt": attempt, "output": plan.output,
                 "stderr": plan.stderr, "resume": resume}
-        ev = await engine._append(turn, EventKind.HARNESS_EVENT, data)  # write-ahead
+        ev = await engine.journal(turn, EventKind.HARNESS_EVENT, data)  # write-ahead
         mine.append(ev)
         relay_dir = str(socket_path(settings).parent)
         await detached.start(sid, name, plan.argv, env=plan.env, ro_binds=[] if in_pod else [
@@ -157,7 +157,7 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
         started = await launch("cli.started", 0 if started is None else cur.attempt + 1)
         cur = _Cursor(int(started["attempt"]))
     elif (await _state(detached, sid, name)).state == "running":
-        mine.append(await engine._append(turn, EventKind.HARNESS_EVENT, {
+        mine.append(await engine.journal(turn, EventKind.HARNESS_EVENT, {
             "type": "cli.reattached", "attempt": cur.attempt, "offset": cur.offset}))
     try:
         await _follow(engine, turn, session, mine, h, detached, sid, name, started, cur, launch)
@@ -175,10 +175,10 @@ async def run_cli_turn(engine: "Engine", turn: Turn, agent: Any, session: Any, m
     await store.revoke_relay_tokens(session.id)
 
 
-async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[JournalEvent], h: HarnessDefinition,
+async def _follow(engine: "TurnHost", turn: Turn, session: Any, mine: list[JournalEvent], h: HarnessDefinition,
                   detached: Any, sid: str, name: str, started: dict[str, Any], cur: _Cursor, launch: Any) -> None:
     store = engine.store
-    redact = engine._mask(turn)  # the settings' secrets and the values of the env vars the agent names
+    redact = engine.mask(turn)  # the settings' secrets and the values of the env vars the agent names
     known_sid = (await store.get_session(session.id)).harness_session_id
     journaled_sid = next((e.data.get("harness_session_id") for e in reversed(mine)
                           if e.kind == EventKind.HARNESS_EVENT and e.data.get("type") == "cli.session"), None)
@@ -232,7 +232,7 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
             await deltas.flush(end=False)  # one checkpoint per read, however many pieces it held
             continue
         st = await _state(detached, sid, name)
-        if st.state == "running" and getattr(engine, "_closing", False):
+        if st.state == "running" and engine.closing:
             raise DriverClosing(f"lap-tui closed; the {h.name} CLI of turn {turn.id[:8]} goes on in its sandbox")
         if st.state == "running":
             if time.time() - start_at > h.timeout:
@@ -255,7 +255,7 @@ async def _follow(engine: "Engine", turn: Turn, session: Any, mine: list[Journal
             cur.attempt, cur.offset, cur.skip, buf = int(started["attempt"]), 0, 0, b""
             continue
         err_tail = redact(await _stderr_tail(detached, sid, str(started.get("stderr", "")), st.stderr))
-        await engine._append(turn, EventKind.HARNESS_EVENT, {"type": "cli.exited", "attempt": cur.attempt,
+        await engine.journal(turn, EventKind.HARNESS_EVENT, {"type": "cli.exited", "attempt": cur.attempt,
                                                             "exit_code": st.exit_code})
         if st.exit_code != 0 or last_error:
             reason = last_error or f"the {h.name} CLI exited with code {st.exit_code}"
@@ -270,14 +270,14 @@ class _Deltas:
     """Streamed text pieces: shown live at once, journaled as one `model.delta` per read of the
     output (carrying the cursor of its last piece, so a re-attach neither repeats nor drops any)."""
 
-    def __init__(self, engine: "Engine", turn: Turn) -> None:
+    def __init__(self, engine: "TurnHost", turn: Turn) -> None:
         self.engine, self.turn = engine, turn
         self.parts: list[str] = []
         self.cursor: dict[str, int] | None = None
         # Masked as they stream: a secret split across pieces is held back until it is whole.
         # A held-back tail (shorter than a secret) that a re-attach skips is only missing from the
         # deltas; the whole message event that follows carries it.
-        self.mask = RedactStream(engine._mask(turn))
+        self.mask = RedactStream(engine.mask(turn))
 
     def add(self, text: str, cursor: dict[str, int]) -> None:
         from lap_tui.engine.api import LiveText
@@ -286,7 +286,7 @@ class _Deltas:
         self.cursor = cursor
         if text:
             self.parts.append(text)
-            self.engine._publish(self.turn.session_id, LiveText(self.turn.session_id, self.turn.id, text))
+            self.engine.publish(self.turn.session_id, LiveText(self.turn.session_id, self.turn.id, text))
 
     async def flush(self, *, end: bool = True) -> None:
         """Journal the pieces so far; `end` (another event follows) also lets out the held tail."""
@@ -294,7 +294,7 @@ class _Deltas:
             self.parts.append(tail)
         if self.parts:
             text, self.parts = "".join(self.parts), []
-            await self.engine._append(self.turn, EventKind.MODEL_DELTA, {"text": text, "cli": self.cursor})
+            await self.engine.journal(self.turn, EventKind.MODEL_DELTA, {"text": text, "cli": self.cursor})
 
 
 def _setting(settings: Any, name: str) -> str:
@@ -320,37 +320,37 @@ async def _state(detached: Any, sid: str, name: str) -> Any:
     return await st if asyncio.iscoroutine(st) else st
 
 
-async def _complete(engine: "Engine", turn: Turn, h: HarnessDefinition) -> None:
+async def _complete(engine: "TurnHost", turn: Turn, h: HarnessDefinition) -> None:
     t = await engine.store.get_turn(turn.id)  # tokens and cost as the relay charged them
-    await engine._append(turn, EventKind.TURN_COMPLETED, {
+    await engine.journal(turn, EventKind.TURN_COMPLETED, {
         "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens, "cost_usd": t.cost_usd,
         "harness": h.name})
     await engine.store.update_turn(turn.id, status=TurnStatus.COMPLETED)
-    await engine._session_after(turn, TurnStatus.COMPLETED)
+    await engine.session_after(turn, TurnStatus.COMPLETED)
 
 
-async def _journal(engine: "Engine", turn: Turn, m: Mapped, cursor: dict[str, int], redact: Any) -> None:
+async def _journal(engine: "TurnHost", turn: Turn, m: Mapped, cursor: dict[str, int], redact: Any) -> None:
     d = m.data
     if m.kind == "text":
-        await engine._append(turn, EventKind.MODEL_MESSAGE, {
+        await engine.journal(turn, EventKind.MODEL_MESSAGE, {
             "text": redact(d["text"]), "tool_calls": [], "usage": {}, "cost_usd": 0.0, "cli": cursor})
     elif m.kind == "tool_use":
-        await engine._append(turn, EventKind.TOOL_STARTED, {
+        await engine.journal(turn, EventKind.TOOL_STARTED, {
             "tool_call_id": d["tool_call_id"], "name": d["name"], "arguments": redact(d["arguments"]), "cli": cursor})
     elif m.kind == "tool_result":
         from lap_tui.harness.builtin import cap
 
         output, truncated = cap(redact(d["output"]))  # the built-in tools' cap: the journal stays light
-        await engine._append(turn, EventKind.TOOL_FINISHED, {
+        await engine.journal(turn, EventKind.TOOL_FINISHED, {
             "tool_call_id": d["tool_call_id"], "output": output, "exit_code": d.get("exit_code"),
             "truncated": truncated, "error": d.get("error"), "cli": cursor})
     elif m.kind == "usage":
-        await engine._append(turn, EventKind.HARNESS_EVENT, {"type": "usage", **d, "cli": cursor})
+        await engine.journal(turn, EventKind.HARNESS_EVENT, {"type": "usage", **d, "cli": cursor})
     elif m.kind == "error":
-        await engine._append(turn, EventKind.HARNESS_EVENT, {"type": "error", "message": redact(d["message"]),
+        await engine.journal(turn, EventKind.HARNESS_EVENT, {"type": "error", "message": redact(d["message"]),
                                                             "cli": cursor})
     elif m.kind == "session":
-        await engine._append(turn, EventKind.HARNESS_EVENT, {"type": "cli.session", **d, "cli": cursor})
+        await engine.journal(turn, EventKind.HARNESS_EVENT, {"type": "cli.session", **d, "cli": cursor})
 
 
 async def _state_present(backend: Any, sid: str, h: HarnessDefinition) -> bool:

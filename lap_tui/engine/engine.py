@@ -66,7 +66,7 @@ class Engine:
         self._turn_tasks: dict[str, asyncio.Task[None]] = {}  # turn id -> the task running it
         self._builtin_turns: dict[str, str] = {}  # of those, the built-in loop's -> session id
         self.handed_back: list[str] = []  # turns close() left unfinished for the next driver
-        self._closing = False
+        self._closing = False  # close() began: see `closing`
         self._watchers: dict[str, set[asyncio.Queue[Any]]] = {}
         self._redact = settings.redactor
         self._turn_masks: dict[str, Redactor] = {}  # turn id -> its agent's secrets masked too
@@ -113,6 +113,10 @@ class Engine:
             await self._gateway.aclose()
         if self._sandboxes is not None:
             await self._sandboxes.close()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     def stop_driving(self) -> set[str]:
         """The first half of close(), callable before the caller stops its own tasks that wait
@@ -305,10 +309,10 @@ class Engine:
             except LapError as exc:  # the database may be restarting: keep trying until expiry
                 log.warning("lease heartbeat failed: %s", exc)
 
-    async def _append(self, turn: Turn, kind: EventKind, data: dict[str, Any]) -> JournalEvent:
+    async def journal(self, turn: Turn, kind: EventKind, data: dict[str, Any]) -> JournalEvent:
         return await self.store.append(turn.session_id, kind.value, data, turn_id=turn.id, holder=self.holder)
 
-    def _publish(self, session_id: str, item: Any) -> None:
+    def publish(self, session_id: str, item: Any) -> None:
         for q in self._watchers.get(session_id, ()):
             q.put_nowait(item)
 
@@ -326,9 +330,9 @@ class Engine:
             resumed = any(e.kind in (EventKind.TURN_STARTED, EventKind.MODEL_REQUESTED) for e in mine)
             if resumed:
                 mine += await self._settle_interrupted(turn, state)
-                mine.append(await self._append(turn, EventKind.TURN_RESUMED, {"from_seq": state.last_seq}))
+                mine.append(await self.journal(turn, EventKind.TURN_RESUMED, {"from_seq": state.last_seq}))
             else:
-                mine.append(await self._append(turn, EventKind.TURN_STARTED, {"model": agent.model}))
+                mine.append(await self.journal(turn, EventKind.TURN_STARTED, {"model": agent.model}))
             await self.store.update_turn(turn.id, status=TurnStatus.RUNNING)
             await self.store.set_session_status(session.id, SessionStatus.RUNNING)
             watcher = asyncio.create_task(self._watch_cancel(turn, asyncio.current_task()))
@@ -376,7 +380,7 @@ class Engine:
         out = []
         for tc in state.tool_calls.values():
             if tc.state is ToolCallState.STARTED and tc.name not in IDEMPOTENT:
-                out.append(await self._append(turn, EventKind.TOOL_INTERRUPTED, {
+                out.append(await self.journal(turn, EventKind.TOOL_INTERRUPTED, {
                     "tool_call_id": tc.id, "name": tc.name,
                     "reason": "interrupted: lap-tui stopped while this tool call was running"}))
         return out
@@ -396,19 +400,19 @@ class Engine:
                 if tools is None:
                     tools = await self._tools(agent, session, turn)
                 for tc in todo:
-                    mine.append(await self._append(turn, EventKind.TOOL_STARTED, {
+                    mine.append(await self.journal(turn, EventKind.TOOL_STARTED, {
                         "tool_call_id": tc.id, "name": tc.name, "arguments": tc.arguments}))
                     try:
                         outcome = await tools.run(tc.name, tc.arguments)
                     except SandboxGone as exc:
                         # Its pod went away mid-call: the outcome is unknown, so the call is journaled
                         # interrupted (never re-run) and the turn goes on once the sandbox is ready again.
-                        mine.append(await self._append(turn, EventKind.TOOL_INTERRUPTED, {
+                        mine.append(await self.journal(turn, EventKind.TOOL_INTERRUPTED, {
                             "tool_call_id": tc.id, "name": tc.name,
                             "reason": f"interrupted: {self._redact(exc.message)}"}))
                         tools = await self._tools(agent, session, turn)
                         continue
-                    mine.append(await self._append(turn, EventKind.TOOL_FINISHED, {
+                    mine.append(await self.journal(turn, EventKind.TOOL_FINISHED, {
                         "tool_call_id": tc.id, "name": tc.name, **outcome.to_data()}))
                 continue
             if state.steps and not state.steps[-1].tool_calls:
@@ -423,21 +427,21 @@ class Engine:
         from lap_tui.sandbox import ensure_for_session
 
         status = await ensure_for_session(self.sandboxes, self.store, agent, session)
-        return BuiltinTools(self.sandboxes, status.id, redact=self._mask(turn))
+        return BuiltinTools(self.sandboxes, status.id, redact=self.mask(turn))
 
     async def _model_step(self, turn: Turn, model: str, messages: list[dict[str, Any]]) -> JournalEvent:
         from lap_tui.gateway import Completion, StreamInterrupted, TextDelta
 
         last_error = ""
         for attempt in range(1, self.options.stream_attempts + 1):
-            await self._append(turn, EventKind.MODEL_REQUESTED, {"model": model, "attempt": attempt})
+            await self.journal(turn, EventKind.MODEL_REQUESTED, {"model": model, "attempt": attempt})
             pending: list[str] = []
             last_flush = time.monotonic()
-            live = _LiveBuffer(lambda text: self._publish(turn.session_id, LiveText(turn.session_id, turn.id, text)),
+            live = _LiveBuffer(lambda text: self.publish(turn.session_id, LiveText(turn.session_id, turn.id, text)),
                                self.options.live_interval)
             # Masked before it is journaled or shown: a secret the model repeats, even split across
             # chunks, never reaches the journal, the watchers or the model's next context.
-            redact = self._mask(turn)
+            redact = self.mask(turn)
             masked = RedactStream(redact)
             try:
                 async for ev in self.gateway.stream_chat(model, messages, tools=TOOL_SPECS):
@@ -453,7 +457,7 @@ class Engine:
                             await asyncio.sleep(0)
                         now = time.monotonic()
                         if now - last_flush >= self.options.checkpoint_interval:
-                            await self._append(turn, EventKind.MODEL_DELTA, {"text": "".join(pending)})
+                            await self.journal(turn, EventKind.MODEL_DELTA, {"text": "".join(pending)})
                             pending.clear()
                             last_flush = now
                     elif isinstance(ev, Completion):
@@ -461,7 +465,7 @@ class Engine:
                         live.flush()
                         usage = ev.usage.to_dict() if ev.usage else {}
                         cost = float(ev.cost_usd or 0.0)
-                        event = await self._append(turn, EventKind.MODEL_MESSAGE, {
+                        event = await self.journal(turn, EventKind.MODEL_MESSAGE, {
                             "text": redact(ev.text),
                             "tool_calls": [{**t.to_dict(), "arguments": redact(t.arguments)} for t in ev.tool_calls],
                             "finish_reason": ev.finish_reason, "usage": usage, "cost_usd": cost})
@@ -477,36 +481,36 @@ class Engine:
                     pending.append(tail)
                 live.flush()
                 if pending:  # keep what was said: a reopened terminal shows it
-                    await self._append(turn, EventKind.MODEL_DELTA, {"text": "".join(pending)})
+                    await self.journal(turn, EventKind.MODEL_DELTA, {"text": "".join(pending)})
                 last_error = str(exc)
                 log.warning("model stream interrupted (attempt %d): %s", attempt, exc)
         raise _TurnFailed(f"the model's reply broke off {self.options.stream_attempts} times: {last_error}")
 
     async def _complete(self, turn: Turn, state: TurnState) -> None:
-        await self._append(turn, EventKind.TURN_COMPLETED, {
+        await self.journal(turn, EventKind.TURN_COMPLETED, {
             "prompt_tokens": state.prompt_tokens, "completion_tokens": state.completion_tokens,
             "cost_usd": state.cost_usd, "steps": len(state.steps)})
         await self.store.update_turn(turn.id, status=TurnStatus.COMPLETED)
-        await self._session_after(turn, TurnStatus.COMPLETED)
+        await self.session_after(turn, TurnStatus.COMPLETED)
 
     async def _fail(self, turn: Turn, reason: str) -> None:
-        reason = self._mask(turn)(reason)
-        await self._append(turn, EventKind.TURN_FAILED, {"reason": reason})
+        reason = self.mask(turn)(reason)
+        await self.journal(turn, EventKind.TURN_FAILED, {"reason": reason})
         await self.store.update_turn(turn.id, status=TurnStatus.FAILED, error=reason)
-        await self._session_after(turn, TurnStatus.FAILED)
+        await self.session_after(turn, TurnStatus.FAILED)
 
     async def _journal_cancelled(self, turn: Turn, state: TurnState | None, reason: str) -> None:
         if state is None:
             state = rebuild_turn(turn.id, await self.store.read_events(turn.session_id, turn_id=turn.id))
         for tc in state.tool_calls.values():
             if tc.state is ToolCallState.STARTED:
-                await self._append(turn, EventKind.TOOL_INTERRUPTED,
+                await self.journal(turn, EventKind.TOOL_INTERRUPTED,
                                    {"tool_call_id": tc.id, "name": tc.name, "reason": reason})
-        await self._append(turn, EventKind.TURN_CANCELLED, {"reason": reason})
+        await self.journal(turn, EventKind.TURN_CANCELLED, {"reason": reason})
         await self.store.update_turn(turn.id, status=TurnStatus.CANCELLED)
-        await self._session_after(turn, TurnStatus.CANCELLED)
+        await self.session_after(turn, TurnStatus.CANCELLED)
 
-    async def _session_after(self, turn: Turn, status: TurnStatus) -> None:
+    async def session_after(self, turn: Turn, status: TurnStatus) -> None:
         turns = await self.store.list_turns(turn.session_id)
         queued = any(t.status in UNFINISHED for t in turns if t.id != turn.id)
         await self.store.set_session_status(turn.session_id,
@@ -526,7 +530,7 @@ class Engine:
                     return
 
 
-    def _mask(self, turn: Turn) -> Redactor:
+    def mask(self, turn: Turn) -> Redactor:
         return self._turn_masks.get(turn.id) or self._redact
 
 

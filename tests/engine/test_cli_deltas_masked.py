@@ -18,13 +18,13 @@ class _Engine:
         self.shown: list[str] = []
         self.journaled: list[str] = []
 
-    def _mask(self, turn: Turn) -> Redactor:
+    def mask(self, turn: Turn) -> Redactor:
         return Redactor([SECRET])
 
-    def _publish(self, session_id: str, item: object) -> None:
+    def publish(self, session_id: str, item: object) -> None:
         self.shown.append(item.text)  # type: ignore[attr-defined]
 
-    async def _append(self, turn: Turn, kind: EventKind, data: dict) -> None:
+    async def journal(self, turn: Turn, kind: EventKind, data: dict) -> None:
         assert kind is EventKind.MODEL_DELTA
         self.journaled.append(data["text"])
 
