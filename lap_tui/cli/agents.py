@@ -208,11 +208,17 @@ async def _delete_keys(settings, agent: Agent, sessions: list[str]) -> None:  # 
         print(f"lap-tui: {note}", file=sys.stderr)
 
 
-async def _warm(*args: object, **kw: object) -> None:
-    """The agent's warm pool in the cluster follows it (lap_tui/sandbox/k8s/warm.py; loaded only here)."""
+async def _warm(settings, store, agent: Agent, **kw: object) -> None:  # type: ignore[no-untyped-def]
+    """The agent's warm pool in the cluster follows it (lap_tui/sandbox/k8s/warm.py; loaded only here),
+    its template on the image a cold start of the agent gets (its CLI harness's when it names none)."""
+    from lap_tui.engine.cli_turn import harness_definitions
+    from lap_tui.harness.image import with_harness_image
     from lap_tui.sandbox.k8s import warm
 
-    await warm.follow_agent(*args, **kw)  # type: ignore[arg-type]
+    h = harness_definitions(settings).get(agent.harness)
+    if h is not None:  # as engine/cli_turn.py does for a cold start (sandbox/ may not import harness/)
+        agent = with_harness_image(agent, h, settings["harness_image_prefix"])
+    await warm.follow_agent(settings, store, agent, **kw)
 
 
 def _print_agent(agent: Agent, as_json: bool, sessions: int | None = None) -> None:

@@ -155,6 +155,35 @@ def test_agents_create_edit_delete_own_the_pool(k8s_cluster, k8s_namespace, tmp_
     assert get("sandboxwarmpools", pool).returncode != 0 and get("sandboxtemplates", pool).returncode != 0
 
 
+def test_a_cli_harness_agents_pool_runs_its_harness_image(k8s_cluster, k8s_namespace, tmp_path: Path):
+    """A warm sandbox of an opencode agent naming no image runs the harness's image, as its cold
+    start does (engine/cli_turn.py); an image of its own wins."""
+    from lap_tui.engine.cli_turn import harness_definitions
+    from lap_tui.harness.image import harness_image
+    from tests.conftest import run_cli
+
+    env = k8s_env(tmp_path, k8s_cluster, k8s_namespace)
+
+    def cli(*args: str) -> dict:
+        r = run_cli(*args, "--team", TEAM, "--json", env=env, timeout=120)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        return json.loads(r.stdout)
+
+    def image(name: str) -> str:
+        got = k8s_cluster.kubectl("get", "sandboxtemplates.extensions.agents.x-k8s.io", "-n", k8s_namespace, name,
+                                  "-o", "json", check=True)
+        return json.loads(got.stdout)["spec"]["podTemplate"]["spec"]["containers"][0]["image"]
+
+    agent = cli("agents", "create", "coder", "--model", "m", "--harness", "opencode",
+                "--sandbox-backend", "kubernetes", "--warm-pool", "1")
+    pool = warm.pool_name(agent["id"])
+    want = harness_image(harness_definitions(k8s_settings(env, tmp_path))["opencode"])
+    assert image(pool) == want and "opencode" in want
+    cli("agents", "edit", "coder", "--image", "registry.example/own:1")
+    assert image(pool) == "registry.example/own:1"
+    cli("agents", "delete", "coder", "--yes")
+
+
 async def test_a_turn_of_a_warm_agent_runs_its_first_command_on_the_claimed_sandbox(k8s_cluster, k8s_namespace,
                                                                                     tmp_path: Path):
     """The engine end to end (scripted gateway over real HTTP): the turn's tool runs in the pool's
