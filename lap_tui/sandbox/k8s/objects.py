@@ -26,6 +26,11 @@ CONTAINER = "sandbox"
 VOLUME = "workspace"  # the claim template's name: the PVC is "workspace-<sandbox>", the pod's volume "workspace"
 DEFAULT_IMAGE = "python:3.12-slim"
 DEFAULT_WORKSPACE_SIZE = "1Gi"
+# The group a sandbox pod's volumes are given (kubelet chowns the workspace's root to it, setgid,
+# group-writable, and adds it to the container's groups): the uid/gid of harnesses/*/Dockerfile's
+# `agent` user (tests/k8s/test_sandbox_security.py holds them to one), so a root-owned cloud
+# volume (EBS) is writable by the harness images. OnRootMismatch: only a fresh volume is walked.
+FS_GROUP = 1001
 # Not secret: the environment every sandbox starts from (lap_tui.sandbox.env.BASE_ENV's values).
 PLAIN_ENV_KEYS = ("PATH", "HOME", "LANG")
 
@@ -78,6 +83,7 @@ def sandbox_object(spec: SandboxSpec, *, namespace: str, version: str, image: st
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "automountServiceAccountToken": False,  # an agent gets no credentials to the cluster
+        "securityContext": {"fsGroup": FS_GROUP, "fsGroupChangePolicy": "OnRootMismatch"},
         "restartPolicy": "Always",
         "terminationGracePeriodSeconds": 5,
     }
