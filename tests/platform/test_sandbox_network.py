@@ -150,3 +150,37 @@ def test_teams_create_makes_the_policy_pointing_at_the_relays_namespace(k8s_clus
     finally:
         for ns in (team_ns, bare_ns):
             k8s_cluster.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+async def test_an_agent_with_network_is_not_confined_by_the_policy(k8s_cluster, k8s_namespace, tmp_path: Path):
+    """`sandbox.network = true` lifts the policy: its pods (a session's, a warm pool's) carry
+    lap-tui.dev/network=open and the policy's selector, as the API server matches it, leaves them
+    out while it still selects a confined sandbox's pod."""
+    ns = k8s_namespace
+    policy = team_network_policy(ns)
+    r = k8s_cluster.kubectl("apply", "--server-side", "--field-manager=lap-tui-test", "--validate=strict", "-f", "-",
+                            input=json.dumps(policy))
+    assert r.returncode == 0, r.stderr
+    live = json.loads(k8s_cluster.kubectl("get", "networkpolicy", policy["metadata"]["name"], "-n", ns, "-o", "json",
+                                          check=True).stdout)
+    env = k8s_env(tmp_path, k8s_cluster, ns)
+    store = await open_store(f"sqlite://{tmp_path / 'lap.db'}")
+    b = KubernetesBackend(store, k8s_settings(env, tmp_path), environ=env, ready_timeout=120)
+    open_agent = uuid.uuid4().hex
+    try:
+        for sid, net in (("s-confined0001", False), ("s-opennet00001", True)):
+            st = await b.ensure(SandboxSpec(id=sid, team=TEAM, settings=SandboxSettings(network=net),
+                                            agent_id=uuid.uuid4().hex, session_id=uuid.uuid4().hex))
+            assert st.ready
+        await warm.sync(b, open_agent, TEAM, SandboxSettings(warm_pool=1, network=True))
+        pooled = warm.pool_name(open_agent) + "-"
+        await until(lambda: any(n.startswith(pooled) for n in pods(k8s_cluster, ns)), "the pool's pod", timeout=120)
+        every = pods(k8s_cluster, ns)
+        chosen = pods(k8s_cluster, ns, selector(live["spec"]["podSelector"]))
+        assert set(chosen) == {"s-confined0001"}, every
+        assert every["s-opennet00001"].get("lap-tui.dev/network") == "open"
+        assert all(labels.get("lap-tui.dev/team") == TEAM for labels in every.values())
+    finally:
+        await warm.remove(b, open_agent, TEAM)
+        await b.close()
+        await store.close()

@@ -22,6 +22,9 @@ LABEL_TEAM = "lap-tui.dev/team"
 LABEL_AGENT = "lap-tui.dev/agent"
 LABEL_SESSION = "lap-tui.dev/session"
 LABEL_CONTEXT = "lap-tui.dev/context"  # the context key's hash is in the sandbox id; this is its name
+# On the pods of an agent with `sandbox.network = true`: the team's NetworkPolicy
+# lap-tui-sandboxes-egress (deploy/k8s/team-default.yaml) selects only pods without it.
+LABEL_NETWORK, NETWORK_OPEN = "lap-tui.dev/network", "open"
 CONTAINER = "sandbox"
 VOLUME = "workspace"  # the claim template's name: the PVC is "workspace-<sandbox>", the pod's volume "workspace"
 DEFAULT_IMAGE = "python:3.12-slim"
@@ -49,6 +52,8 @@ def labels(spec: SandboxSpec) -> dict[str, str]:
         out[LABEL_AGENT] = _label_value(spec.agent_id)
     if spec.session_id:
         out[LABEL_SESSION] = _label_value(spec.session_id)
+    if spec.settings.network:
+        out[LABEL_NETWORK] = NETWORK_OPEN
     return out
 
 
