@@ -100,6 +100,9 @@ async def _resolve(store: Any, backend: Any, ref: str, *, create: bool) -> str:
         if len(by_prefix) > 1:
             raise InvalidInput(f"sandbox name prefix {clip(ref)!r} is ambiguous "
                                f"({plural(len(by_prefix), 'match', 'matches')})", "give more of the name")
+        listed = await _listed(backend, ref)
+        if listed is not None:
+            return listed.id
         raise NotFound(f"no session or sandbox {clip(ref)!r}", f"give a prefix of {MIN_PREFIX} or more characters; "
                        "`lap-tui sandboxes list` and `lap-tui sessions list` show them")
     if session.sandbox_ref and await store.get_sandbox(session.sandbox_ref) is not None:
@@ -111,6 +114,30 @@ async def _resolve(store: Any, backend: Any, ref: str, *, create: bool) -> str:
 
     agent = await store.get_agent_by_id(session.agent_id)
     return (await ensure_for_session(backend, store, agent, session)).id
+
+
+async def _listed(backend: Any, ref: str) -> SandboxStatus | None:
+    """A sandbox the store holds no row of (a warm pool's waiting one, an orphan, another
+    lap-tui's): found in the backend's list by its id or a unique prefix, as the Sandboxes view
+    finds it."""
+    found = await backend.list()
+    exact = [s for s in found if s.id == ref]
+    if exact or len(ref) < MIN_PREFIX:
+        return exact[0] if exact else None
+    matches = [s for s in found if s.id.startswith(ref)]
+    if len(matches) > 1:
+        raise InvalidInput(f"sandbox name prefix {clip(ref)!r} is ambiguous "
+                           f"({plural(len(matches), 'match', 'matches')})", "give more of the name")
+    return matches[0] if matches else None
+
+
+async def _owner(backend: Any, store: Any, sid: str) -> Any:
+    """The backend that holds `sid`: over several (sandbox/router.py), a sandbox with no row is
+    sent to the one whose list has it, not to the default."""
+    if not hasattr(backend, "for_id") or await store.get_sandbox(sid) is not None:
+        return backend
+    listed = await _listed(backend, sid)
+    return backend.backend(listed.backend) if listed is not None else backend
 
 
 def _age(iso: str | None, now: float) -> str:
@@ -243,11 +270,12 @@ async def lifecycle(args: argparse.Namespace) -> int:
     settings = load_settings()
     async with opened_store(settings) as store, opened_backend(settings, store) as backend:
         sid = await _resolve(store, backend, args.session, create=False)
+        target = await _owner(backend, store, sid)
         if args.action == "delete":
-            await backend.delete(sid)
+            await target.delete(sid)
             status = None
         else:
-            status = await getattr(backend, args.action)(sid)
+            status = await getattr(target, args.action)(sid)
     if args.json:
         emit_json(status.to_dict() if status else {"deleted": sid})
     elif status is None:

@@ -102,6 +102,29 @@ def rows_of(app, origin: str) -> set[str]:
     return {k.value for k in table.rows if str(table.get_cell(k, "origin")) == origin}
 
 
+async def test_sandboxes_delete_finds_a_pooled_sandbox_through_the_backends_list(warm_setup, k8s_cluster):
+    """A waiting Sandbox has no store row: `sandboxes delete` finds it in the backend's list (by id
+    or a unique prefix, as the view does) and deletes it; the pool makes another."""
+    from tests.conftest import run_cli
+
+    env, _, _, store, be, agent, pool, ns = warm_setup
+    first, second = sorted(_waiting(k8s_cluster, ns, pool))
+    assert await store.get_sandbox(first) is None
+    r = run_cli("sandboxes", "delete", first, "--json", env=env, timeout=120)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert json.loads(r.stdout) == {"deleted": first}
+    r = run_cli("sandboxes", "delete", second[:-1], env=env, timeout=120)  # a prefix only it has
+    assert r.returncode == 0 and f"deleted sandbox {second}" in r.stdout, (r.stdout, r.stderr)
+
+    def gone(name: str) -> bool:
+        got = k8s_cluster.kubectl("get", "sandbox", "-n", ns, name, "-o", "json")
+        return got.returncode != 0 or bool(json.loads(got.stdout)["metadata"].get("deletionTimestamp"))
+
+    await until(lambda: gone(first) and gone(second), "the deleted sandboxes to go", timeout=120)
+    await until(lambda: len(_waiting(k8s_cluster, ns, pool) - {first, second}) == POOL, "the pool to refill",
+                timeout=120)
+
+
 async def test_the_view_shows_pooled_then_claimed_through_the_watch_and_the_refill(warm_setup, k8s_cluster):
     env, settings, url, store, be, agent, pool, ns = warm_setup
     waiting = _waiting(k8s_cluster, ns, pool)
