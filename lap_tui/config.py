@@ -48,6 +48,7 @@ _KEYS: dict[str, tuple[str, str, bool]] = {
     # the URL pods reach it at (its Service), and where the pinned CLIs are inside a pod.
     "relay_listen": ("LAP_RELAY_LISTEN", "relay_listen", False),
     "relay_url": ("LAP_RELAY_URL", "relay_url", False),
+    "relay_grace": ("LAP_RELAY_GRACE", "relay_grace", False),  # seconds a stopping relay lets streams finish
     "kube_harness_dir": ("LAP_KUBE_HARNESS_DIR", "kube_harness_dir", False),
     # a CLI agent's pod image when the agent names none: <prefix>lap-tui-harness-<name>:<version>
     "harness_image_prefix": ("LAP_HARNESS_IMAGE_PREFIX", "harness_image_prefix", False),
@@ -227,6 +228,7 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         "kube_namespaces": "",  # "team=namespace,...": overrides the prefix for those teams
         "relay_listen": "",  # host:port; "" is 127.0.0.1 on a free port (engine/relay_service.py)
         "relay_url": "",  # "": http://<the address the relay bound>
+        "relay_grace": "",  # "": 25 s (engine/relay_service.py)
         "kube_harness_dir": "",  # "": the pod's image has the CLI on PATH
         "harness_image_prefix": "",  # e.g. "123456789012.dkr.ecr.eu-west-1.amazonaws.com/" ("": as kind loads them)
     }

@@ -4,7 +4,10 @@ The relay must outlive whichever lap-tui started a CLI's turn (the CLI keeps cal
 model after its driver died), so it is its own process: started on demand by the first
 driver that needs it (detached, in its own session), found again through its unix socket,
 single per data directory (a lock file), and gone after an hour with no request and no open
-connection. It reads the same settings as lap-tui (the store to check tokens and charge
+connection. On SIGTERM (a Deployment's rollout, or `_stop` below) it stops accepting at once
+(listeners closed, socket unlinked, lock released so a new relay may start), lets the streams
+under way finish and charges them for up to LAP_RELAY_GRACE seconds (default 25), then exits 0.
+It reads the same settings as lap-tui (the store to check tokens and charge
 turns; the gateway's address and key), so the key stays in lap-tui's processes.
 
 Tokens: `issue_token` makes a random one per session, stores only its SHA-256 and returns the
@@ -40,6 +43,7 @@ from lap_tui.store.base import Store
 log = logging.getLogger(__name__)
 
 IDLE_EXIT = 3600.0
+GRACE = 25.0  # below the Deployment's terminationGracePeriodSeconds (deploy/k8s/relay.yaml)
 START_WAIT = 20.0
 MAX_SOCKET_PATH = 107
 
@@ -61,6 +65,17 @@ def listen_address(settings: Settings) -> str:
     Default 127.0.0.1: kwok's exec runs on this host; a real cluster reaches it through a Service
     (LAP_RELAY_URL) in front of an address given here."""
     return str(settings["relay_listen"] or "") or "127.0.0.1:0"
+
+
+def grace_period(settings: Settings) -> float:
+    raw = str(settings["relay_grace"] or "").strip()
+    try:
+        grace = float(raw) if raw else GRACE
+    except ValueError:
+        grace = -1.0
+    if not 0 <= grace < float("inf"):
+        raise RelayError(f"LAP_RELAY_GRACE must be a number of seconds, not {raw!r}")
+    return grace
 
 
 def tcp_url(settings: Settings) -> str:
@@ -194,7 +209,8 @@ async def ensure_relay(settings: Settings) -> Path:
 
 
 async def serve(settings: Settings, store: Store, path: Path, *, idle_exit: float = IDLE_EXIT) -> int:
-    """Run the relay until idle for `idle_exit` seconds. 0 when it ran, 1 if another one runs."""
+    """Run the relay until idle for `idle_exit` seconds or SIGTERM. 0 when it ran, 1 if another one runs."""
+    grace = grace_period(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = open(path.parent.parent / "relay.lock", "w")
     try:
@@ -228,7 +244,12 @@ async def serve(settings: Settings, store: Store, path: Path, *, idle_exit: floa
                 await store.update_turn(grant.turn_id, add_prompt_tokens=usage.prompt_tokens,
                                         add_completion_tokens=usage.completion_tokens, add_cost_usd=usage.cost_usd)
 
-        relay = Relay(settings["litellm_api_base"], settings["litellm_api_key"], authorize=authorize, account=account)
+        async def healthy() -> bool:
+            await store.relay_grant("-")  # a real query: the store answers (no row matches)
+            return True
+
+        relay = Relay(settings["litellm_api_base"], settings["litellm_api_key"], authorize=authorize, account=account,
+                      healthy=healthy)
         # TCP first: whoever finds the unix socket alive also finds the TCP address.
         host, _, port = listen_address(settings).rpartition(":")
         tcp = await relay.serve_tcp(host.strip("[]"), int(port))
@@ -238,22 +259,42 @@ async def serve(settings: Settings, store: Store, path: Path, *, idle_exit: floa
         os.chmod(path, 0o666)  # sandboxes run as mapped users; the token is the check
         log.info("relay listening on %s, forwarding to %s", path, relay.upstream)
         print(f"READY {path}", flush=True)
-        seen, idle = -1, 0.0
-        try:
-            while idle < idle_exit:
-                await asyncio.sleep(5.0)
-                if relay.requests != seen or relay.active:
-                    seen, idle = relay.requests, 0.0
-                else:
-                    idle += 5.0
-        finally:
-            server.close()
-            tcp.close()
-            await relay.aclose()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        released = False
+
+        def let_go() -> None:
+            """Stop accepting; the socket and the lock go while still ours (a new relay may take them)."""
+            nonlocal released
+            relay.stop_accepting()
+            if released:
+                return
+            released = True
             try:
                 path.unlink()
             except FileNotFoundError:
                 pass
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+        seen, idle = -1, 0.0
+        try:
+            while idle < idle_exit and not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), 5.0)
+                except TimeoutError:
+                    pass
+                if relay.requests != seen or relay.active:
+                    seen, idle = relay.requests, 0.0
+                else:
+                    idle += 5.0
+            log.info("relay stopping (%s)", "SIGTERM" if stop.is_set() else "idle")
+            let_go()
+            await relay.drain(grace)
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            let_go()
+            await relay.aclose()
         return 0
     finally:
         lock.close()

@@ -15,7 +15,15 @@ admin; `max_budget`, `duration`, `metadata`, `key_alias`), its budget brought up
 `/key/update` when the key already exists. LiteLLM then enforces the budget per session; a
 "budget exceeded" answer reaches the CLI as a plain 400 that says so.
 
-The store is not imported here: `authorize` and `account` are injected (engine/relay_service.py).
+`GET /healthz` is the one path answered without a token (the Deployment's probes): 200
+`{"status": "ok"}` when the injected `healthy` check passes (the store answers), else 503; with
+`?live` only the event loop is checked. It says nothing else (no settings, no token, no key).
+
+Stopping (`stop_accepting`, then `drain`): the listeners close and idle keep-alive connections
+are closed (new connections are refused, /healthz answers 503), the requests under way finish
+and are charged; what still runs after the grace period is cancelled (its usage so far charged).
+
+The store is not imported here: `authorize`, `account` and `healthy` are injected (engine/relay_service.py).
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ _FORWARD_HEADERS = {b"content-type", b"accept", b"anthropic-version", b"anthropi
 _BACK_HEADERS = {b"content-type", b"x-litellm-response-cost", b"retry-after", b"request-id", b"x-request-id"}
 MAX_BODY = 32 * 2**20
 MAX_SCAN_LINE = 2**20
+HEALTH_PATH = "/healthz"
+HEALTH_TIMEOUT = 3.0  # below the probes' timeoutSeconds
 
 
 @dataclass(frozen=True)
@@ -258,7 +268,8 @@ class _SseScanner:
 
 class Relay:
     def __init__(self, upstream: str, key: str, *, authorize: Callable[[str], Awaitable[Grant | None]],
-                 account: Callable[[Grant, Usage], Awaitable[None]], timeout: float = 600.0) -> None:
+                 account: Callable[[Grant, Usage], Awaitable[None]], timeout: float = 600.0,
+                 healthy: Callable[[], Awaitable[bool]] | None = None) -> None:
         import httpx
 
         base = upstream.rstrip("/")
@@ -268,24 +279,63 @@ class Relay:
         self._account = account
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0))
         self.virtual_keys = VirtualKeys(self._client, self.upstream, key)
-        self.requests = 0  # served (for the idle check)
+        self._healthy = healthy
+        self.requests = 0  # served (for the idle check; /healthz not counted)
         self.active = 0
+        self.draining = False
+        self._servers: list[asyncio.AbstractServer] = []
+        self._connections: set[asyncio.Task[None]] = set()
+        self._idle: set[asyncio.StreamWriter] = set()  # connections waiting for their next request
 
     def __repr__(self) -> str:
         return f"Relay(upstream={self.upstream!r}, key=****)"
 
     async def serve_unix(self, path: str) -> asyncio.AbstractServer:
-        return await asyncio.start_unix_server(self._connection, path=path)
+        server = await asyncio.start_unix_server(self._connection, path=path)
+        self._servers.append(server)
+        return server
 
     async def serve_tcp(self, host: str, port: int) -> asyncio.AbstractServer:
         """For sandboxes that reach lap-tui over a network (Kubernetes pods); the token is the check."""
-        return await asyncio.start_server(self._connection, host=host, port=port)
+        server = await asyncio.start_server(self._connection, host=host, port=port)
+        self._servers.append(server)
+        return server
+
+    def stop_accepting(self) -> None:
+        """No new connection, no new request: the listeners close, idle keep-alive connections too
+        (their client opens a new one, to another replica), /healthz answers 503."""
+        self.draining = True
+        for server in self._servers:
+            server.close()
+        for writer in list(self._idle):
+            writer.close()
+
+    async def drain(self, grace: float) -> int:
+        """Let the requests under way finish (and be charged) for up to `grace` seconds; then
+        cancel the rest (each charges what it saw). The number cut short."""
+        self.stop_accepting()
+        running = set(self._connections)
+        if not running:
+            return 0
+        log.info("relay stopping: %d connection(s) under way, grace %g s", len(running), grace)
+        _, pending = await asyncio.wait(running, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("relay grace period over: cut %d stream(s) short", len(pending))
+            await asyncio.wait(pending)
+        return len(pending)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER)
+        task = asyncio.current_task()
+        if self.draining or task is None:
+            writer.close()
+            return
+        self._connections.add(task)
         self.active += 1
         try:
             while True:
@@ -294,6 +344,8 @@ class Relay:
                     return
                 method, target, headers, body = req
                 await self._serve(conn, writer, method, target, headers, body)
+                if self.draining:
+                    return  # answered in full; the client's next request goes elsewhere
                 if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                     return
                 try:
@@ -304,6 +356,7 @@ class Relay:
             log.debug("relay connection ended: %s", exc)
         finally:
             self.active -= 1
+            self._connections.discard(task)
             writer.close()
 
     async def _next_request(self, conn: h11.Connection, reader: asyncio.StreamReader,
@@ -313,7 +366,17 @@ class Relay:
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                data = await reader.read(65536)
+                idle = conn.their_state is h11.IDLE and not conn.trailing_data[0]
+                if idle and self.draining:
+                    return None
+                if idle:
+                    self._idle.add(writer)
+                try:
+                    data = await reader.read(65536)
+                finally:
+                    self._idle.discard(writer)
+                if writer.is_closing():  # closed by stop_accepting while it waited
+                    return None
                 conn.receive_data(data)
                 if not data and conn.their_state is h11.IDLE:
                     return None
@@ -334,8 +397,11 @@ class Relay:
 
     async def _serve(self, conn: h11.Connection, writer: asyncio.StreamWriter, method: str, target: str,
                      headers: dict[bytes, bytes], body: bytes) -> None:
+        path, _, query = target.partition("?")
+        if method == "GET" and path == HEALTH_PATH:
+            await self._health(conn, writer, live_only=query == "live")
+            return
         self.requests += 1
-        path = target.split("?", 1)[0]
         token = _token(headers)
         grant = await self._authorize(hash_token(token)) if token else None
         if grant is None:
@@ -445,6 +511,27 @@ class Relay:
             await self._account(grant, figures)
         except Exception as exc:  # never break the CLI's stream for our bookkeeping
             log.warning("relay could not charge usage to session %s: %s", grant.session_id, exc)
+
+    async def _health(self, conn: h11.Connection, writer: asyncio.StreamWriter, *, live_only: bool) -> None:
+        """200 only when this relay can serve; the body says "ok", "draining" or "unavailable"."""
+        if self.draining:
+            status, state = 503, "draining"
+        elif live_only or self._healthy is None:
+            status, state = 200, "ok"
+        else:
+            try:
+                ok = await asyncio.wait_for(self._healthy(), HEALTH_TIMEOUT)
+            except Exception as exc:  # the reason goes to the log only (it may name the store's host)
+                log.warning("relay health check failed: %s", type(exc).__name__)
+                ok = False
+            status, state = (200, "ok") if ok else (503, "unavailable")
+        body = json.dumps({"status": state}).encode()
+        writer.write(conn.send(h11.Response(status_code=status, headers=[
+            ("content-type", "application/json"), ("content-length", str(len(body))),
+            ("cache-control", "no-store")])))
+        writer.write(conn.send(h11.Data(data=body)))
+        writer.write(conn.send(h11.EndOfMessage()))
+        await writer.drain()
 
     async def _send_json(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int, message: str,
                          *, type_: str = "lap_relay_error") -> None:
