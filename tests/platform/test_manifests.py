@@ -82,7 +82,10 @@ def test_manifests_apply_strictly_and_their_references_exist(k8s_cluster):
         assert rargs.handler.__name__ == "relay" and rargs.idle_exit == float("inf")
         port = {p["name"]: p["containerPort"] for p in rc["ports"]}["relay"]
         listen = {e["name"]: e.get("value") for e in rc["env"]}["LAP_RELAY_LISTEN"]
-        assert listen == f"0.0.0.0:{port}" and rc["readinessProbe"]["tcpSocket"] == {"port": "relay"}
+        assert listen == f"0.0.0.0:{port}" and rc["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "relay"}
+        grace = float({e["name"]: e.get("value") for e in rc["env"]}["LAP_RELAY_GRACE"])
+        prestop = float(rc["lifecycle"]["preStop"]["exec"]["command"][1])
+        assert prestop + grace < relay["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         assert rc["resources"]["requests"]["cpu"] and rc["resources"]["requests"]["memory"]
         svc = find(objs, "Service", "lap-tui-relay")
         assert svc["spec"]["selector"] == relay["spec"]["template"]["metadata"]["labels"]

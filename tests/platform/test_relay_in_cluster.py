@@ -1,15 +1,18 @@
 """The relay Deployment (deploy/k8s/relay.yaml) as it runs: `lap-tui relay` with its pod's command
-line and environment (the ConfigMap, the Secret's keys), its probes run as the kubelet would,
-and a worker given the ConfigMap's LAP_RELAY_URL sending a real CLI's turn (Claude Code in a
-Sandbox on bin/k8s-dev) through that relay instead of starting one of its own.
+line and environment (the ConfigMap, the Secret's keys), its probes run as the kubelet would
+(httpGet on /healthz, no token), its SIGTERM (exit 0), and a worker given the ConfigMap's
+LAP_RELAY_URL sending a real CLI's turn (Claude Code in a Sandbox on bin/k8s-dev) through that
+relay instead of starting one of its own.
 
 kwok's pods run no images and its exec runs on this host, so the relay runs here with the
-Deployment's settings, on a free local port (LAP_RELAY_LISTEN; the probes read it from the
-environment like in the pod), and LAP_RELAY_URL names that port instead of the Service's DNS
+Deployment's settings, on a free local port (LAP_RELAY_LISTEN; the probes' named port is sent
+there instead of the pod's 4141), and LAP_RELAY_URL names that port instead of the Service's DNS
 name (which only a real cluster resolves: test_manifests checks the ConfigMap names the Service)."""
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import json
 import os
 import signal
@@ -39,17 +42,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tcp_probe(port: int) -> bool:
+def _http_probe(c: dict, probe: str, port: int) -> bool:
+    """The container's httpGet probe as the kubelet runs it: GET its path on the pod's port (the
+    named one), no headers, the probe's timeout; success is a status in 200-399."""
+    spec = c[probe]
+    assert set(spec) >= {"httpGet", "timeoutSeconds"} and "exec" not in spec and "tcpSocket" not in spec
+    get = spec["httpGet"]
+    named = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert get["port"] in named and "httpHeaders" not in get and get.get("scheme", "HTTP") == "HTTP"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=spec["timeoutSeconds"])
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return True
+        conn.request("GET", get["path"])
+        return 200 <= conn.getresponse().status < 400
     except OSError:
         return False
-
-
-def _exec_probe(command: list[str], env: dict[str, str]) -> int:
-    assert command[0] == "python"  # the image's; here this test's interpreter
-    return subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True, timeout=30).returncode
+    finally:
+        conn.close()
 
 
 def _container_env(c: dict, secrets: dict[tuple[str, str], str]) -> dict[str, str]:
@@ -86,11 +94,11 @@ async def test_the_relay_deployment_serves_a_workers_cli_turn(k8s_cluster, pg_ur
             with open(tmp_path / "relay.log", "wb") as log:
                 relay = subprocess.Popen([sys.executable, "-m", "lap_tui", *c["args"]], env=renv, cwd=tmp_path,
                                          stdout=log, stderr=log)
-            # readinessProbe (tcpSocket on the relay port), then livenessProbe (its exec command).
-            assert c["readinessProbe"]["tcpSocket"]["port"] == c["ports"][0]["name"]
-            await until(lambda: _tcp_probe(port) or relay.poll() is not None, "the relay's port", timeout=60)
+            # readinessProbe, then livenessProbe: GET /healthz with no token, as the kubelet does.
+            await until(lambda: _http_probe(c, "readinessProbe", port) or relay.poll() is not None,
+                        "the relay ready", timeout=60)
             assert relay.poll() is None, (tmp_path / "relay.log").read_text()
-            assert _exec_probe(c["livenessProbe"]["exec"]["command"], renv) == 0
+            assert _http_probe(c, "livenessProbe", port)
 
             # A worker with the ConfigMap's settings and the workers' ServiceAccount only.
             kc = token_kubeconfig(k8s_cluster, sys_ns, "lap-tui-worker", tmp_path / "sa.kubeconfig")
@@ -141,9 +149,15 @@ async def test_the_relay_deployment_serves_a_workers_cli_turn(k8s_cluster, pg_ur
             # The liveness probe fails once the relay no longer answers.
             relay.send_signal(signal.SIGSTOP)
             try:
-                assert _exec_probe(c["livenessProbe"]["exec"]["command"], renv) != 0
+                assert not _http_probe(c, "livenessProbe", port)
             finally:
                 relay.send_signal(signal.SIGCONT)
+            assert _http_probe(c, "livenessProbe", port)
+            # The kubelet's SIGTERM (after preStop): it leaves the Service and exits 0 within
+            # the pod's terminationGracePeriodSeconds.
+            relay.terminate()
+            assert await asyncio.to_thread(relay.wait, dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]) == 0
+            assert not _http_probe(c, "readinessProbe", port)
     finally:
         if relay is not None:
             relay.kill()
