@@ -59,6 +59,25 @@ async def first_event_after(db: str, sid: str, after_seq: int, deadline: float) 
     return None
 
 
+async def timed_send(env: dict, gw: ScriptedGateway, path: str | None, db: str, sid: str,
+                     text: str) -> tuple[float | None, float]:
+    """One `lap-tui send --wait` of a one-line answer: (send -> first journaled event of the
+    turn, or None; the whole send), in seconds. A failed turn stops the benchmark."""
+    gw.push(answer(path))
+    store = await open_store(db)
+    seq = await store.last_seq(sid)
+    await store.close()
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "lap_tui", "send", sid, text, "--wait"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=env["XDG_STATE_HOME"])
+    first = await first_event_after(db, sid, seq, t0 + 300)
+    _out, err = proc.communicate(timeout=300)
+    total = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"the turn failed: {err.decode()[-500:]}")
+    return (None if first is None else first - t0), total
+
+
 async def bench_cli(name: str, env: dict, gw: ScriptedGateway, turns: int, cli_dir: Path) -> None:
     model, path = MODELS[name]
     if path:
@@ -68,18 +87,10 @@ async def bench_cli(name: str, env: dict, gw: ScriptedGateway, turns: int, cli_d
     db = f"sqlite://{Path(env['XDG_DATA_HOME']) / 'lap-tui' / 'lap.db'}"
     firsts, totals = [], []
     for i in range(turns):
-        gw.push(answer(path))
-        store = await open_store(db)
-        seq = await store.last_seq(sid)
-        await store.close()
-        t0 = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "lap_tui", "send", sid, f"hello {i}", "--wait"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=env["XDG_STATE_HOME"])
-        first = await first_event_after(db, sid, seq, t0 + 300)
-        proc.wait(300)
-        totals.append(time.monotonic() - t0)
+        first, total = await timed_send(env, gw, path, db, sid, f"hello {i}")
+        totals.append(total)
         if first is not None:
-            firsts.append(first - t0)
+            firsts.append(first)
     alone = [run_alone(name, gw, cli_dir, path) for _ in range(turns)]
     p50 = statistics.median
     print(f"{name:12s} send->first event p50 {p50(firsts) * 1000:7.0f} ms | turn p50 {p50(totals) * 1000:7.0f} ms"

@@ -22,15 +22,12 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 from lap_tui.harness.cli import harness_root, installed_bin
 from lap_tui.harness.definition import load_definitions
-from lap_tui.store import open_store
-from tests.benchmarks.bench_harness import KEY, MODELS, answer, first_event_after, lap, run_alone
+from tests.benchmarks.bench_harness import KEY, MODELS, lap, run_alone, timed_send
 from tests.support import k8s_cluster as k8s
 from tests.support.scripted_gateway import ScriptedGateway, stream
 
@@ -45,22 +42,12 @@ async def bench(name: str, env: dict, gw: ScriptedGateway, turns: int, cli_dir: 
     db = env["LAP_DATABASE_URL"]
     firsts, totals = [], []
     for i in range(turns + 1):
-        gw.push(answer(path))
-        store = await open_store(db)
-        seq = await store.last_seq(sid)
-        await store.close()
-        t0 = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "lap_tui", "send", sid, f"hello {i}", "--wait"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=env["XDG_STATE_HOME"])
-        first = await first_event_after(db, sid, seq, t0 + 300)
-        _out, err = proc.communicate(timeout=300)
-        if proc.returncode != 0:
-            raise SystemExit(f"{name}: the turn failed: {err.decode()[-500:]}")
+        first, total = await timed_send(env, gw, path, db, sid, f"hello {i}")
         if i == 0:
             continue  # warm-up: it made the Sandbox
-        totals.append(time.monotonic() - t0)
+        totals.append(total)
         if first is not None:
-            firsts.append(first - t0)
+            firsts.append(first)
     alone = [run_alone(name, gw, cli_dir, path) for _ in range(turns)]
     p50 = statistics.median
     return (f"{name:12s} in a pod: send->first event p50 {p50(firsts) * 1000:6.0f} ms | turn p50 "
