@@ -41,21 +41,29 @@ def _user_harness(tmp_path: Path, monkeypatch) -> Path:
     return mine
 
 
+def _app_with_a_user_harness(services_factory, tmp_path, monkeypatch) -> LapApp:
+    _user_harness(tmp_path, monkeypatch)
+    services = services_factory(models=["gpt-4o-mini"])
+    seed(services, seed_basic)
+    return LapApp(services)
+
+
+async def _new_agent_form(app: LapApp, pilot) -> AgentForm:
+    await started(app, pilot)
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(app.screen, AgentForm), what="the new-agent form")
+    return app.screen
+
+
 def _options(form: AgentForm) -> dict[str, str]:
     select = form.query_one("#f-harness", Select)
     return {value: str(prompt) for prompt, value in select._options if value is not Select.BLANK}
 
 
 async def test_the_form_lists_every_defined_harness_and_marks_the_uninstalled(services_factory, tmp_path, monkeypatch):
-    _user_harness(tmp_path, monkeypatch)
-    services = services_factory(models=["gpt-4o-mini"])
-    seed(services, seed_basic)
-    app = LapApp(services)
+    app = _app_with_a_user_harness(services_factory, tmp_path, monkeypatch)
     async with app.run_test(size=(100, 40)) as pilot:
-        await started(app, pilot)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, AgentForm), what="the new-agent form")
-        form = app.screen
+        form = await _new_agent_form(app, pilot)
         options = _options(form)
         assert {"builtin", "opencode", "claude-code", "codex", "my-cli"} <= set(options)
         assert options["my-cli"] == "my-cli"  # installed: no mark
@@ -107,15 +115,9 @@ async def test_an_agent_whose_harness_definition_is_gone_stays_editable(services
 
 
 async def test_the_form_sets_a_virtual_gateway_key_with_budget_and_ttl(services_factory, tmp_path, monkeypatch):
-    _user_harness(tmp_path, monkeypatch)
-    services = services_factory(models=["gpt-4o-mini"])
-    seed(services, seed_basic)
-    app = LapApp(services)
+    app = _app_with_a_user_harness(services_factory, tmp_path, monkeypatch)
     async with app.run_test(size=(100, 40)) as pilot:
-        await started(app, pilot)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, AgentForm), what="the new-agent form")
-        form = app.screen
+        form = await _new_agent_form(app, pilot)
         form.query_one("#f-name", Input).value = "budgeted"
         form.query_one("#f-model", Input).value = "gpt-4o-mini"
         form.query_one("#f-harness", Select).value = "my-cli"
