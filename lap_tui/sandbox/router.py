@@ -2,7 +2,7 @@
 
 An existing sandbox is found by its store record, which names its backend; one without a
 record (an orphan in the cluster) belongs to the default. Lists and watches merge every
-backend in use. Backends are built on first use, so a local-only session never loads the
+backend in use: the default, those of the store's records and those the agents chose. Backends are built on first use, so a local-only session never loads the
 Kubernetes client.
 """
 
@@ -40,6 +40,9 @@ class Backends(SandboxBackend):
     async def _kinds(self) -> list[str]:
         kinds = {self.name, *self._made}
         kinds.update(r.backend for r in await self.store.list_sandboxes())
+        # An agent's own choice too: a warm pool's waiting sandboxes exist in the cluster before
+        # any session of the agent has a record, and lists and watches must show them.
+        kinds.update(a.sandbox.backend for a in await self.store.list_agents())
         return sorted(k for k in kinds if k in ("local", "kubernetes"))
 
     async def ensure(self, spec: SandboxSpec) -> SandboxStatus:

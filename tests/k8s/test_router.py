@@ -100,3 +100,31 @@ async def test_an_agent_asking_for_kubernetes_without_a_cluster_is_told_so(tmp_p
         assert (await ensure_for_session(router, store, agent, session)).backend == "kubernetes"
     finally:
         await store.close()
+
+
+async def test_lists_include_the_backend_an_agent_chose_before_it_has_any_sandbox(tmp_path: Path) -> None:
+    """A warm pool's sandboxes are in the cluster before any session of the agent has a record:
+    with local as the default, the agent's kubernetes backend is listed and watched all the same."""
+    from lap_tui.domain.agent import Agent
+    from lap_tui.domain.ids import new_id
+
+    store = await open_store(f"sqlite://{tmp_path / 'lap.db'}")
+    made: dict[str, Fake] = {}
+
+    class Pool(Fake):
+        async def list(self):
+            return [self._st("lw-pool-abcde")] if self.name == "kubernetes" else []
+
+    def make(kind: str) -> Fake:
+        made[kind] = Pool(kind, store)
+        return made[kind]
+
+    try:
+        r = Backends(store, "local", make)
+        assert [s.id for s in await r.list()] == []  # no agent on the cluster: never built
+        assert "kubernetes" not in made
+        await store.create_agent(Agent(id=new_id(), name="pooled", team="t", model="m",
+                                       sandbox=SandboxSettings(backend="kubernetes", warm_pool=1)))
+        assert [(s.id, s.backend) for s in await r.list()] == [("lw-pool-abcde", "kubernetes")]
+    finally:
+        await store.close()
