@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from lap_tui.cli.common import (add_json_flag, delete_sandboxes_of, emit_json, emit_json_lines, opened_store,
-                                plural, print_fields, print_table, sandboxes_note)
+from lap_tui.cli.common import (add_json_flag, delete_sandboxes_of, delete_virtual_keys_of, emit_json,
+                                emit_json_lines, opened_store, plural, print_fields, print_table, sandboxes_note)
 from lap_tui.config import load_settings
 from lap_tui.domain.agent import GATEWAY_KEYS, HARNESSES, SANDBOX_BACKENDS, SCOPES, Agent, SandboxSettings
 from lap_tui.domain.errors import Conflict, InvalidInput
@@ -185,7 +185,7 @@ async def delete(args: argparse.Namespace) -> int:
                            " and sandboxes", "pass --yes to delete them too (--keep-sandbox keeps the sandboxes)")
         sessions = [s.id for s in await store.list_sessions(agent.id, limit=max(count, 1))]
         sandboxes = await delete_sandboxes_of(settings, store, sessions, keep=args.keep_sandbox)
-        await _delete_keys(settings, agent, sessions)
+        await delete_virtual_keys_of(settings, agent, sessions)
         await _warm(settings, store, agent, deleted=True, keep=args.keep_sandbox)  # its template, pool and claims
         deleted = await store.delete_agent(agent.id)
     if args.json:
@@ -197,28 +197,11 @@ async def delete(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _delete_keys(settings, agent: Agent, sessions: list[str]) -> None:  # type: ignore[no-untyped-def]
-    """The sessions' LiteLLM virtual keys (best effort: a refusal is said, and deletion goes on)."""
-    import sys
-
-    from lap_tui.engine.relay_service import delete_virtual_keys
-
-    note = await delete_virtual_keys(settings, agent, sessions)
-    if note:
-        print(f"lap-tui: {note}", file=sys.stderr)
-
-
 async def _warm(settings, store, agent: Agent, **kw: object) -> None:  # type: ignore[no-untyped-def]
-    """The agent's warm pool in the cluster follows it (lap_tui/sandbox/k8s/warm.py; loaded only here),
-    its template on the image a cold start of the agent gets (its CLI harness's when it names none)."""
-    from lap_tui.engine.cli_turn import harness_definitions
-    from lap_tui.harness.image import with_harness_image
-    from lap_tui.sandbox.k8s import warm
+    """The agent's warm pool in the cluster follows it (engine/pools.py)."""
+    from lap_tui.engine.pools import follow_agent
 
-    h = harness_definitions(settings).get(agent.harness)
-    if h is not None:  # as engine/cli_turn.py does for a cold start (sandbox/ may not import harness/)
-        agent = with_harness_image(agent, h, settings["harness_image_prefix"])
-    await warm.follow_agent(settings, store, agent, **kw)
+    await follow_agent(settings, store, agent, **kw)
 
 
 def _print_agent(agent: Agent, as_json: bool, sessions: int | None = None) -> None:

@@ -134,3 +134,13 @@ def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
     width = max(len(k) for k, _ in pairs)
     for k, v in pairs:
         print(f"{k + ':':<{width + 1}} {'' if v is None else one_line(str(v))}")
+
+
+async def delete_virtual_keys_of(settings: Any, agent: Any, sessions: list[str]) -> None:
+    """The sessions' LiteLLM virtual keys, when the agent uses them (best effort: a refusal is
+    said on stderr, and the deletion goes on)."""
+    from lap_tui.engine.relay_service import delete_virtual_keys
+
+    note = await delete_virtual_keys(settings, agent, sessions)
+    if note:
+        print(f"lap-tui: {note}", file=sys.stderr)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from lap_tui.cli.common import (add_json_flag, delete_sandboxes_of, emit_json, emit_json_lines, opened_store,
-                                plural, print_fields, print_table, sandboxes_note)
+from lap_tui.cli.common import (add_json_flag, delete_sandboxes_of, delete_virtual_keys_of, emit_json,
+                                emit_json_lines, opened_store, plural, print_fields, print_table, sandboxes_note)
 from lap_tui.config import load_settings
 from lap_tui.domain.ids import new_id
 from lap_tui.domain.names import validate_label
@@ -93,9 +93,7 @@ async def delete(args: argparse.Namespace) -> int:
     async with opened_store(settings) as store:
         s = await store.get_session(args.session)
         sandboxes = await delete_sandboxes_of(settings, store, [s.id], keep=args.keep_sandbox)
-        from lap_tui.cli.agents import _delete_keys
-
-        await _delete_keys(settings, await store.get_agent_by_id(s.agent_id), [s.id])  # its LiteLLM virtual key
+        await delete_virtual_keys_of(settings, await store.get_agent_by_id(s.agent_id), [s.id])
         await store.delete_session(s.id)
     if args.json:
         emit_json({"deleted": s.id, ("sandboxes_kept" if args.keep_sandbox else "sandboxes_deleted"): sandboxes})

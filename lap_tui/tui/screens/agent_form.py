@@ -289,13 +289,9 @@ class AgentForm(LapScreen):
         try:
             agent.validate()
             saved = await (store.update_agent(agent) if self.agent else store.create_agent(agent))
-            from lap_tui.engine.cli_turn import harness_definitions
-            from lap_tui.harness.image import with_harness_image
-            from lap_tui.sandbox.k8s.warm import follow_agent
+            from lap_tui.engine.pools import follow_agent
 
-            h = harness_definitions(self.lap.settings).get(saved.harness)
-            pooled = with_harness_image(saved, h, self.lap.settings["harness_image_prefix"]) if h else saved
-            await follow_agent(self.lap.settings, store, pooled,  # its warm pool (on a cold start's image)
+            await follow_agent(self.lap.settings, store, saved,  # its warm pool (on a cold start's image)
                                before=self.agent.sandbox.warm_pool if self.agent else 0)
         except LapError as exc:
             err = self.query_one("#err-name", Static)

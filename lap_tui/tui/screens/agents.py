@@ -209,7 +209,7 @@ class AgentsScreen(TableScreen):
             return
         try:
             await delete_sandboxes(self.lap.sandboxes, boxes)  # first: a failure leaves no orphan
-            from lap_tui.sandbox.k8s.warm import follow_agent
+            from lap_tui.engine.pools import follow_agent
 
             await follow_agent(self.lap.settings, store, agent, deleted=True)  # its warm pool, if any
             from lap_tui.engine.relay_service import delete_virtual_keys
