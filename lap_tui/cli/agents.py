@@ -62,9 +62,9 @@ def _add_team(p: argparse.ArgumentParser) -> None:
 
 def _harness(name: str) -> str:
     """A defined harness (harnesses/ and the config dir's), checked when the agent is saved."""
-    from lap_tui.harness.definition import load_definitions, user_harness_dirs
+    from lap_tui.engine.cli_turn import harness_definitions
 
-    found = load_definitions(*user_harness_dirs(load_settings().config_file))[0]
+    found = harness_definitions(load_settings())
     if name not in found:
         raise argparse.ArgumentTypeError(f"no harness {name!r}; defined: {', '.join(sorted(found))}")
     return name

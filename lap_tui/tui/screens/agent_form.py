@@ -141,11 +141,11 @@ class AgentForm(LapScreen):
         """Every defined harness, as `lap-tui agents create --harness` takes them (bundled, then the
         config dir's): one whose CLI is not installed is still offered, marked so; the agent's own
         harness stays listed (and selected) when its definition has since gone."""
+        from lap_tui.engine.cli_turn import harness_definitions
         from lap_tui.harness.cli import harness_root, installed_bin
-        from lap_tui.harness.definition import load_definitions, user_harness_dirs
 
         settings = self.lap.settings
-        found, _problems = load_definitions(*user_harness_dirs(settings.config_file))
+        found = harness_definitions(settings)
         root = harness_root(settings.data_dir)
         self._harness_notes: dict[str, str] = {}
         options: list[tuple[Text, str]] = []
