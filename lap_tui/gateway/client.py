@@ -30,7 +30,7 @@ from lap_tui.gateway.errors import (
     ModelNotFound,
     StreamInterrupted,
 )
-from lap_tui.gateway.sse import IdleWatchdog, sse_data
+from lap_tui.gateway.sse import IdleWatchdog, paced, sse_data
 from lap_tui.gateway.retry import RetryPolicy, Timeouts, is_retryable_status, parse_retry_after
 from lap_tui.gateway.types import Completion, RetryNotice, StreamEvent, TextDelta, ToolCall, ToolCallDelta, Usage
 
@@ -285,7 +285,7 @@ class GatewayClient:
                     yield ev
                 yield self._completion(acc, header_cost)
                 return
-            events = sse_data(resp.aiter_bytes())
+            events = sse_data(paced(resp.aiter_bytes()))
             dog, done, got_any = IdleWatchdog(), False, False
             try:
                 while True:

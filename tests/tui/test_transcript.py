@@ -281,3 +281,64 @@ def test_markdown_with_one_shared_parser_renders_as_rich_s_own() -> None:
         rich_s = r.lines(Markdown(md, code_theme="monokai", hyperlinks=False), 60)
         assert ours == rich_s
     assert SharedParserMarkdown._parser is not None
+
+
+def _cells(strips) -> list[list[tuple[str, object, object, bool]]]:
+    """What a terminal shows of strips: each cell's character, colours and reverse flag."""
+    out = []
+    for strip in strips:
+        row = []
+        for seg in strip:
+            st = seg.style
+            row += [(ch, st.color if st else None, st.bgcolor if st else None, bool(st and st.reverse))
+                    for ch in seg.text]
+        out.append(row)
+    return out
+
+
+@pytest.mark.asyncio
+async def test_streamed_text_lays_out_nothing_and_draws_as_textual_s_own_path() -> None:
+    """A streamed line changes the virtual height without a layout of the screen (that cost a
+    reflow and a second frame for the scrollbar on every tick), the scrollbar keeps up in the
+    same frame, and the rows and the bar drawn straight into strips are what Textual's styles
+    cache and ScrollBar draw."""
+    from textual.scroll_view import ScrollView
+    from textual.scrollbar import ScrollBar
+
+    app = ViewApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        view = app.query_one(TranscriptView)
+        block = reply(1, tid="z", streaming=True)
+        await view.show([user(1, "go", "z"), block])
+
+        async def say(text: str) -> None:
+            block.text += text
+            await view.apply([Change("append", block, text, len(block.text))])
+
+        await say("".join(f"line {i}\n\n" for i in range(30)))
+        await wait_for(pilot, lambda: "line 29" in "".join(view.transcript.text_rows()), what="flushed")
+        await pilot.pause()
+        assert view.show_vertical_scrollbar
+        screen = app.screen
+        layouts = []
+        original = screen._refresh_layout
+        screen._refresh_layout = lambda *a, **k: (layouts.append(1), original(*a, **k))[1]  # type: ignore[method-assign]
+        for i in range(30, 45):
+            await say(f"line {i}\n\n")
+            await wait_for(pilot, lambda i=i: f"line {i}" in "".join(view.transcript.text_rows()), what="flushed")
+            await pilot.pause()
+            bar = view.vertical_scrollbar
+            assert view.virtual_size.height == view.transcript.height == bar.window_virtual_size
+            assert view.scroll_y == view.max_scroll_y and bar.position == view.scroll_y  # follows, bar at the end
+        assert layouts == []
+        crop = view.size.region
+        for y in (0, 7, round(view.max_scroll_y)):
+            view.scroll_to(y=y, animate=False, immediate=True)
+            await pilot.pause()
+            view._styles_cache.clear()
+            w = view.scrollable_content_region.width  # the last column is the scrollbar's
+            assert [r[:w] for r in _cells(view.render_lines(crop))] == \
+                [r[:w] for r in _cells(ScrollView.render_lines(view, crop))]
+            bar = view.vertical_scrollbar
+            bar._styles_cache.clear()
+            assert _cells(bar.render_lines(bar.size.region)) == _cells(ScrollBar.render_lines(bar, bar.size.region))
