@@ -120,7 +120,20 @@ class LapApp(App):
             self.set_keymap(remap)
 
     def get_default_screen(self) -> Screen:
-        # The agents list is the bottom screen: no blank default screen drawn first.
+        # The agents list is the bottom screen: no blank default screen drawn first. With
+        # `lap-tui --session ID` and its history read before Textual loaded, the chat is: the
+        # agents list built under it cost ~40 ms of that start-up (the list is built when the
+        # chat is left: `_to_base`).
+        if self.services.first_chat is not None and self.start_session:
+            from lap_tui.tui.screens.chat import ChatScreen
+
+            session = self.services.first_chat[0]
+            self.state.agent_id = session.agent_id
+            chat = ChatScreen(session.id)
+            # Textual 8.2.8 gives a pushed screen a result callback, not the default one, and
+            # switching a screen away pops it: without one, `_to_base` could not replace it.
+            chat._push_result_callback(self, None)
+            return chat
         from lap_tui.tui.screens.agents import AgentsScreen
 
         return AgentsScreen()
@@ -288,6 +301,8 @@ class LapApp(App):
     async def _restore(self) -> None:
         st = self.initial
         if self.start_session:
+            if getattr(self.screen_stack[0], "VIEW", "") == "chat":
+                return  # the first screen already (get_default_screen)
             try:
                 s = await self.store.get_session(self.start_session)
             except LapError as exc:
@@ -314,6 +329,10 @@ class LapApp(App):
     def _to_base(self) -> None:
         while len(self.screen_stack) > 1:
             self.pop_screen()
+        if getattr(self.screen_stack[0], "VIEW", "") != "agents":  # started straight into a chat
+            from lap_tui.tui.screens.agents import AgentsScreen
+
+            self.switch_screen(AgentsScreen())
 
     def go(self, view: str, arg: str | None = None) -> None:
         from lap_tui.tui.screens.sandboxes import SandboxesScreen

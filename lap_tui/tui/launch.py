@@ -49,10 +49,11 @@ def build_services(settings: Settings):
                     state_path=state_path(settings.state_dir))
 
 
-async def _preopen(services: Any) -> None:
-    """Open the embedded store and read the agents before Textual loads: alone on the loop this
-    takes a few milliseconds, where inside the app's start-up every thread hop of aiosqlite
-    waits behind the first screen's composition. Failures are left to the app, which shows them."""
+async def _preopen(services: Any, session: str | None) -> None:
+    """Open the embedded store and read the agents (and with `--session ID` that session's last
+    page of events) before Textual loads: alone on the loop this takes a few milliseconds, where
+    inside the app's start-up every thread hop of aiosqlite waits behind the first screen's
+    composition. Failures are left to the app, which shows them."""
     try:
         store = await services.open_store()
     except Exception:  # noqa: BLE001 - the app opens it again and shows the error
@@ -63,6 +64,14 @@ async def _preopen(services: Any) -> None:
         await store.close()
         return
     services.store = store
+    if session:
+        from lap_tui.tui.history import last_page
+
+        try:
+            found = await store.get_session(session)
+            services.first_chat = (found, *await last_page(store, found.id, None))
+        except Exception:  # noqa: BLE001 - the chat reads it again and shows the error
+            services.first_chat = None
 
 
 def _save_on_hangup(loop: asyncio.AbstractEventLoop, app: Any) -> None:
@@ -101,7 +110,7 @@ def launch(view: str | None = None, session: str | None = None, read_only: bool 
     asyncio.set_event_loop(loop)
     try:
         if settings.database_url.startswith("sqlite:"):
-            loop.run_until_complete(_preopen(services))
+            loop.run_until_complete(_preopen(services, session))
         from lap_tui.tui.app import LapApp
 
         app = LapApp(services, view=view, session=session, read_only=read_only)

@@ -32,3 +32,5 @@ class Services:
     # Opened before the app started (launch.py), with its agents; None: the app opens the store.
     store: Store | None = None
     agents: list[Any] | None = None
+    # `--session ID`: (session, its last page of events, whether older ones exist), read then too.
+    first_chat: tuple[Any, list[Any], bool] | None = None

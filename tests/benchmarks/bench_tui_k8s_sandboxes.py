@@ -287,6 +287,7 @@ def main() -> int:
     ap.add_argument("--gc", action="store_true", help="log the Kubernetes app's garbage collections (a "
                     "sitecustomize on its PYTHONPATH) and print those during each measurement")
     args = ap.parse_args()
+    subprocess.run([sys.executable, str(Path(__file__).with_name("compile_app.py"))], check=True)  # as installed
     if not k8s.is_running():
         sys.exit("the bin/k8s-dev cluster is not running: bin/k8s-dev up")
     cluster = k8s.K8sCluster(k8s.state_dir())

@@ -16,6 +16,7 @@ Prints figures; asserts nothing. Needs `bin/k8s-dev up` (never stops it); delete
 from __future__ import annotations
 
 import argparse
+import subprocess
 import asyncio
 import os
 import re
@@ -71,6 +72,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args()
+    subprocess.run([sys.executable, str(Path(__file__).with_name("compile_app.py"))], check=True)  # as installed
     if not k8s.is_running():
         sys.exit("the bin/k8s-dev cluster is not running: bin/k8s-dev up")
     cluster = k8s.K8sCluster(k8s.state_dir())

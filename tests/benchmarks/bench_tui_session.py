@@ -67,6 +67,7 @@ def main() -> int:
     ap.add_argument("--page-limit", type=float, default=300, help="s: stop paging up after this long")
     ap.add_argument("--only", choices=("screen", "page"), help="only the tmux suite, or only the in-process checks")
     args = ap.parse_args()
+    subprocess.run([sys.executable, str(Path(__file__).with_name("compile_app.py"))], check=True)  # as installed
     tmp = Path(tempfile.mkdtemp(prefix="lap-session-"))
     env = {"XDG_DATA_HOME": str(tmp / "data"), "XDG_CONFIG_HOME": str(tmp / "config"),
            "XDG_STATE_HOME": str(tmp / "state"), "LITELLM_API_BASE": "http://127.0.0.1:9"}

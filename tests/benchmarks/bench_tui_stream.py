@@ -115,6 +115,7 @@ def main() -> int:
                                                     "put first on PYTHONPATH) after each case, as 'before'")
     ap.add_argument("--gc", action="store_true", help="time lap-tui's garbage collections per generation (gc_probe.py)")
     args = ap.parse_args()
+    subprocess.run([sys.executable, str(Path(__file__).with_name("compile_app.py"))], check=True)  # as installed
     tmp = Path(tempfile.mkdtemp(prefix="lap-stream-"))
     home = tmp / "home"
     sid = seed_home(home)

@@ -28,6 +28,7 @@ def main() -> int:
     ap.add_argument("--size", default="80x24")
     ap.add_argument("--only", help="comma-separated names (lap-tui,hello-floor,toolong,elia,posting,harlequin)")
     args = ap.parse_args()
+    subprocess.run([sys.executable, str(Path(__file__).with_name("compile_app.py"))], check=True)  # as installed
     tmp = Path(tempfile.mkdtemp(prefix="lap-ttfp-"))
     env = {"XDG_DATA_HOME": str(tmp / "data"), "XDG_CONFIG_HOME": str(tmp / "config"),
            "XDG_STATE_HOME": str(tmp / "state"), "LITELLM_API_BASE": "http://127.0.0.1:9"}

@@ -173,6 +173,23 @@ def main() -> int:
         tmux.start(f"{LAP} --view sandboxes")
         tmux.wait(r"› Sandboxes")
         tmux.keys("C-q")
+        tmux.kill()
+        step("--session ID opens straight into that chat (the first screen); esc esc: its agent's "
+             "sessions; esc: the agents list")
+        listed = subprocess.run([LAP, "sessions", "list", "--json"], env=env, check=True, capture_output=True,
+                                text=True).stdout
+        tmux.start(f"{LAP} --session {json.loads(listed.splitlines()[0])['id']}")  # one JSON object a line
+        tmux.wait(r"Chat · e2e-bot")
+        tmux.wait(r"turn \d paragraph")  # its history, where it was left
+        tmux.keys("Escape")  # out of the draft
+        tmux.wait(r"c Copy")
+        tmux.keys("Escape")
+        tmux.wait(r"› Sessions of e2e-bot")
+        tmux.keys("Escape")
+        tmux.wait(r"e2e-bot\s+default\s+gpt-test")
+        tmux.keys("Enter")  # and back into the chat through the list
+        tmux.wait(r"› Sessions of e2e-bot")
+        tmux.keys("C-q")
         print("e2e ok")
         return 0
     except AssertionError as exc:

@@ -20,47 +20,13 @@ from lap_tui.domain.journal import EventKind, JournalEvent
 from lap_tui.engine.api import LiveText
 from lap_tui.tui import keymap
 from lap_tui.tui.chat_model import ChatModel
+from lap_tui.tui.history import fill_start, last_page
 from lap_tui.tui.formatting import cost, short_id, tokens
 from lap_tui.tui.loop import after_refresh
 from lap_tui.tui.screens.base import LapScreen
 from lap_tui.tui.widgets.transcript import TranscriptView
 
-PAGE_TURNS = 8  # turns mounted at first and per older page
-FETCH = 400  # events read per query while gathering a page
-MAX_FETCH = 20_000  # a single giant turn: stop gathering after this many events
 RESTORE_REFRESHES = 40  # at most this many refreshes to settle a reopened chat's scroll position
-
-
-def page_start(events: list[JournalEvent], turns: int) -> int | None:
-    """Index where the last `turns` turns begin; None when `events` hold fewer turns."""
-    firsts: dict[str, int] = {}
-    for i, ev in enumerate(events):
-        if ev.turn_id and ev.turn_id not in firsts:
-            firsts[ev.turn_id] = i
-    starts = sorted(firsts.values())
-    if len(starts) <= turns:
-        return None
-    return starts[-turns]
-
-
-def fill_start(events: list[JournalEvent], width: int, lines: int) -> int:
-    """Index of the first event of the newest whole turns whose text roughly fills `lines` rows
-    at `width` columns (at least one turn); 0 when all of `events` is needed."""
-    height = 0
-    turn = None
-    for i in range(len(events) - 1, -1, -1):
-        ev = events[i]
-        if ev.turn_id != turn:
-            if height >= lines and turn is not None:
-                return i + 1
-            turn = ev.turn_id
-            height += 2  # the turn's status line and a margin
-        text = (ev.data or {}).get("text") if ev.kind in (EventKind.USER_MESSAGE, EventKind.MODEL_MESSAGE) else None
-        if text:
-            height += 1 + sum(len(line) // width + 1 for line in str(text).split("\n"))
-        elif ev.kind in (EventKind.TOOL_STARTED, EventKind.MODEL_MESSAGE):
-            height += 1
-    return 0
 
 
 class ChatScreen(LapScreen):
@@ -125,36 +91,29 @@ class ChatScreen(LapScreen):
 
     # -- loading and following
     async def _gather(self, before_seq: int | None) -> tuple[list[JournalEvent], bool]:
-        """The last PAGE_TURNS whole turns before `before_seq`, and whether older events exist."""
-        store = self.lap.store
-        events: list[JournalEvent] = []
-        while True:
-            page = await store.last_events(self.session_id, FETCH, before_seq=before_seq)
-            events = page + events
-            exhausted = len(page) < FETCH
-            start = page_start(events, PAGE_TURNS)
-            if start is not None:
-                return events[start:], True
-            if exhausted or len(events) >= MAX_FETCH or not page:
-                return events, not exhausted
-            before_seq = page[0].seq
+        return await last_page(self.lap.store, self.session_id, before_seq)
 
     @work(group="chat-follow", exclusive=True)
     async def _load(self) -> None:
         store = self.lap.store
-        try:
-            session = await store.get_session(self.session_id)
-        except LapError as exc:
-            self.notify(str(exc), severity="error")
-            self.shown.set()
-            return
-        if self._gone:
-            return
+        first = self.lap.services.first_chat  # `--session ID`: read before Textual loaded (launch.py)
+        if first is not None and first[0].id == self.session_id:
+            self.lap.services.first_chat = None
+            session, events, more = first
+        else:
+            try:
+                session = await store.get_session(self.session_id)
+            except LapError as exc:
+                self.notify(str(exc), severity="error")
+                self.shown.set()
+                return
+            if self._gone:
+                return
+            self._title(session)
+            events, more = await self._gather(None)
+            if self._gone:
+                return
         self._agent_name = session.agent_name
-        self._title(session)
-        events, more = await self._gather(None)
-        if self._gone:
-            return
         # Mount only the newest turns that fill the screen (and a little more); the rest of the
         # page is held for the first scroll up, without another read.
         width = max(20, self.app.size.width - 6)
@@ -326,7 +285,8 @@ class ChatScreen(LapScreen):
         draft = self.query_one("#draft", TextArea)
         if draft.has_focus:
             self.set_focus(self.query_one(TranscriptView))
-        elif len(self.app.screen_stack) == 2 and getattr(self.app.screen_stack[0], "VIEW", "") == "agents":
+        elif self.app.screen_stack[0] is self or (
+                len(self.app.screen_stack) == 2 and getattr(self.app.screen_stack[0], "VIEW", "") == "agents"):
             self.lap.go("sessions")  # opened at start-up straight into the chat: its list now
         else:
             self.lap.action_back()
