@@ -126,6 +126,28 @@ def test_a_split_secret_is_masked_whole_by_the_stream():
         assert out == f"x {MASK} y", cut
 
 
+def test_the_stream_masks_as_the_whole_text_for_any_chunking():
+    """Secrets that repeat their first characters or start inside one another, any split: the
+    streamed output is `redactor(whole)` (the tail held back is the longest start of a secret)."""
+    import random
+
+    r = Redactor(["aaab-key", "abab-secret", "sk-sk-key", "bab"])
+    rnd = random.Random(7)
+    alphabet = "ab-sk yek"
+    for _ in range(400):
+        parts = [rnd.choice(["aaab-key", "abab-secret", "sk-sk-key", "bab"]) if rnd.random() < 0.3 else
+                 "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 6))) for _ in range(rnd.randint(1, 8))]
+        whole = "".join(parts)
+        st = RedactStream(r)
+        out, i = [], 0
+        while i < len(whole):
+            n = rnd.randint(1, 5)
+            out.append(st.feed(whole[i:i + n]))
+            i += n
+        out.append(st.flush())
+        assert "".join(out) == r(whole), whole
+
+
 def test_settings_repr_holds_no_secret(tmp_path):
     s = load_settings(environ(tmp_path, LAP_DATABASE_URL="postgresql://u:db-pass-1234@h/db?password=qp-pass-5678"),
                       cwd=tmp_path)

@@ -35,17 +35,24 @@ class RedactStream:
 
     def __init__(self, redactor: Redactor) -> None:
         self._redact = redactor
+        self._secrets = redactor.secrets
         self._buf = ""
 
     def feed(self, chunk: str) -> str:
         buf = self._buf + chunk
-        hold = 0
-        for s in self._redact.secrets:
-            for k in range(min(len(s) - 1, len(buf)), hold, -1):
-                if buf.endswith(s[:k]):
-                    hold = k
+        n = len(buf)
+        hold = 0  # the longest tail of `buf` that a secret starts with (shorter than the secret)
+        for s in self._secrets:
+            # Only where the secret's first character is (found in C, left to right: the first
+            # match is the longest); trying every length cost a slice per length per chunk.
+            first = s[0]
+            i = buf.find(first, max(0, n - len(s) + 1))
+            while i != -1 and n - i > hold:
+                if s.startswith(buf[i:]):
+                    hold = n - i
                     break
-        cut = len(buf) - hold
+                i = buf.find(first, i + 1)
+        cut = n - hold
         self._buf = buf[cut:]
         return self._redact(buf[:cut])
 

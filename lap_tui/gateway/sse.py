@@ -13,15 +13,16 @@ import asyncio
 from typing import AsyncIterator
 
 _BOM = b"\xef\xbb\xbf"
-READ_GAP = 0.01  # s: at most one network read this often (see `paced`)
+READ_GAP = 0.02  # s: at most one network read this often (see `paced`)
 
 
 async def paced(chunks: AsyncIterator[bytes], gap: float = READ_GAP) -> AsyncIterator[bytes]:
     """`chunks` with the network read at most once per `gap`: a fast stream's events pile up in
-    the socket buffer meanwhile and come in one read. Each read costs the event loop, the
-    transport and the HTTP parser about as much as a small event's JSON (py-spy, 2,000 events/s:
-    30% of the app's CPU was reading); the terminal shows text 20 times a second, so waiting
-    10 ms is never seen. A slow stream (a read later than `gap` after the last) is never held.
+    the socket buffer meanwhile and come in one read. A read costs the event loop, the transport
+    and the HTTP parser far more than a small event's JSON: the client alone at 2,000 events/s
+    took 31% of a core reading each as it came, 10% with a 10 ms gap, 7% with 20 ms
+    (tests/benchmarks/bench_gateway_read.py). The terminal shows text on a 50 ms tick, so 20 ms
+    is never seen. A slow stream (a read later than `gap` after the last) is never held.
 
     One read holds many HTTP chunks, handed out one by one without waiting: only a chunk that
     needed the event loop (a callback queued before asking for it ran) started a new read, and
