@@ -297,6 +297,8 @@ class AssistantEntry(Entry):
         self._pwidth = -1
         self._tail_lines: list[Line] | None = None
         self._tail_width = -1
+        self._gap: Line = []  # the blank row above the open block: the same object each tick (a row
+        # is redrawn when its line is another object: TranscriptView._refresh_changed_rows)
         self.streaming = block.streaming
         if block.streaming:
             self._add(self._safe.feed(block.text))
@@ -434,7 +436,7 @@ class AssistantEntry(Entry):
             self._tail_width = cw
             self._tail_lines = r.plain(self._tail.rstrip("\n"), cw)
             if self._tail.strip() and self.parts and not self._n_open and self.parts[-1].gap:
-                self._tail_lines = [[]] + self._tail_lines  # a new block after a finished one
+                self._tail_lines = [self._gap] + self._tail_lines  # a new block after a finished one
         return self._tail_lines
 
     def lines(self, r: Renderer, width: int) -> list[Line]:  # only for small replies and tests

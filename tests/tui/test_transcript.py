@@ -342,3 +342,38 @@ async def test_streamed_text_lays_out_nothing_and_draws_as_textual_s_own_path() 
             bar = view.vertical_scrollbar
             bar._styles_cache.clear()
             assert _cells(bar.render_lines(bar.size.region)) == _cells(ScrollBar.render_lines(bar, bar.size.region))
+
+
+@pytest.mark.asyncio
+async def test_a_tick_that_only_grows_a_line_redraws_only_that_row() -> None:
+    """At a model's pace most ticks add a few words to the last line: only the rows whose line
+    changed are redrawn (the whole view went to the terminal every tick), and they show it."""
+    from textual.geometry import Region
+
+    app = ViewApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        view = app.query_one(TranscriptView)
+        block = reply(1, tid="z", streaming=True)
+        await view.show([user(1, "go", "z"), block])
+
+        async def say(text: str) -> None:
+            block.text += text
+            await view.apply([Change("append", block, text, len(block.text))])
+
+        await say("".join(f"line {i}\n\n" for i in range(30)) + "the last")
+        await wait_for(pilot, lambda: "the last" in "".join(view.transcript.text_rows()), what="flushed")
+        await pilot.pause()
+        refreshed: list[tuple] = []
+        original = view.refresh
+        view.refresh = lambda *regions, **kw: (refreshed.append(regions), original(*regions, **kw))[1]  # type: ignore
+        await say(" words")
+        await wait_for(pilot, lambda: "the last words" in "".join(view.transcript.text_rows()), what="flushed")
+        await pilot.pause()
+        row = view.transcript.height - 1 - round(view.scroll_y)
+        assert refreshed == [(Region(0, row, view.size.width, 1),)]
+        shown = "".join(seg.text for seg in view.render_line(row))
+        assert "the last words" in shown
+        refreshed.clear()
+        await say(" and a new line\n\nbelow")  # a new row: the view moves, all of it is drawn
+        await wait_for(pilot, lambda: "below" in "".join(view.transcript.text_rows()), what="flushed")
+        assert () in refreshed

@@ -33,7 +33,7 @@ from lap_tui.tui.widgets.scrollbar import lean_vertical_scrollbar
 from lap_tui.tui.transcript_model import GUTTER, AssistantEntry, Entry, Renderer, Transcript, theme_styles
 
 _CODE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
-TICK = 1 / 20  # streamed text reaches the screen at most this often
+TICK = 1 / 18  # streamed text reaches the screen at most this often (docs/TUI.md: why 18)
 INPUT_FIRST = 0.04  # a tick this soon after a keypress is put off (never two in a row): see _flush_due
 KEY_DELAY = 0.02  # ... by this much
 
@@ -120,6 +120,7 @@ class TranscriptView(ScrollView, can_focus=True):
         self.has_older = False
         self.loading_older = False
         self._owed = 0  # rows scrolled up while an older page loaded
+        self._drawn: dict[int, tuple[object, bool]] = {}  # row -> (its line, selected) as last drawn
 
     @property
     def vertical_scrollbar(self) -> ScrollBar:
@@ -210,10 +211,12 @@ class TranscriptView(ScrollView, can_focus=True):
         got = t.at(round(self.scroll_y) + y)
         base = self._style("")
         if got is None or got[1] < 0:  # past the end, or the margin above a block
+            self._drawn[y] = (None, got is not None and got[0] is self._selected)
             return Strip.blank(width, base)
         e, i = got
         content = t.line(e, i)
         selected = e is self._selected
+        self._drawn[y] = (content, selected)  # what this row shows now (_refresh_changed_rows)
         # A block's lines are kept per width, so a row drawn before (the view scrolled, or the
         # frame redrawn while text streams below) is a lookup: only new lines are decorated.
         key = (id(content), selected, width)
@@ -382,6 +385,8 @@ class TranscriptView(ScrollView, can_focus=True):
         self._flush()
 
     def _flush(self) -> None:
+        t = self.transcript
+        before = (t.height, self.scroll_y)
         moved = False
         for e in list(self._streaming):
             if e.flush():
@@ -389,8 +394,26 @@ class TranscriptView(ScrollView, can_focus=True):
                 moved = True
             if not e.streaming:
                 self._streaming.discard(e)
-        if moved:
+        if not moved:
+            return
+        if (t.height, self.scroll_y) == before and self._drawn:
+            self._refresh_changed_rows()  # the usual tick of a model's pace: a line grew
+        else:
             self._grew()
+
+    def _refresh_changed_rows(self) -> None:
+        """Only the rows whose line is not the one drawn there. A model streams a few words a
+        tick, so most ticks change the last line or two: redrawing the whole view wrote every
+        row to the terminal (~10 KB a frame at 120x40, 20 frames a second over SSH)."""
+        t = self.transcript
+        top = round(self.scroll_y)
+        width = self.size.width
+        for y in range(self.scrollable_content_region.height):
+            got = t.at(top + y)
+            content = t.line(*got) if got is not None and got[1] >= 0 else None
+            drawn = self._drawn.get(y)
+            if drawn is None or drawn[0] is not content or drawn[1] is not (got is not None and got[0] is self._selected):
+                self.refresh(Region(0, y, width, 1))
 
     # -- scrolling up past what is loaded
     def action_scroll_up(self) -> None:
