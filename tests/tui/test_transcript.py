@@ -152,6 +152,24 @@ def test_history_replayed_through_the_chat_model() -> None:
     assert [r.strip() for r in t.text_rows() if r.strip()][:2] == ["list", "Done: 3 files"]
 
 
+async def streaming_reply(view: TranscriptView):
+    """A user message and a reply still streaming; returns `say(text)`, which streams more."""
+    block = reply(1, tid="z", streaming=True)
+    await view.show([user(1, "go", "z"), block])
+
+    async def say(text: str) -> None:
+        block.text += text
+        await view.apply([Change("append", block, text, len(block.text))])
+    return say
+
+
+async def lines_shown(pilot, view: TranscriptView, say, n: int) -> None:
+    """`n` paragraphs ("line 0" ...) streamed, flushed onto the view and laid out."""
+    await say("".join(f"line {i}\n\n" for i in range(n)))
+    await wait_for(pilot, lambda: f"line {n - 1}" in "".join(view.transcript.text_rows()), what="flushed")
+    await pilot.pause()
+
+
 class ViewApp(App):
     def compose(self) -> ComposeResult:
         yield TranscriptView(Sanitiser(), {})
@@ -232,16 +250,8 @@ async def test_reading_the_middle_of_a_streaming_reply_it_grows_below_and_nothin
     app = ViewApp()
     async with app.run_test(size=(80, 20)) as pilot:
         view = app.query_one(TranscriptView)
-        block = reply(1, tid="z", streaming=True)
-        await view.show([user(1, "go", "z"), block])
-
-        async def say(text: str) -> None:
-            block.text += text
-            await view.apply([Change("append", block, text, len(block.text))])
-
-        await say("".join(f"line {i}\n\n" for i in range(40)))
-        await wait_for(pilot, lambda: "line 39" in "".join(view.transcript.text_rows()), what="flushed")
-        await pilot.pause()  # laid out: the scrollbar is there to scroll with
+        say = await streaming_reply(view)
+        await lines_shown(pilot, view, say, 40)  # laid out: the scrollbar is there to scroll with
         view.scroll_to(y=21, animate=False, immediate=True)  # inside the reply, which started above
         await pilot.pause()
         reading = top_row(view)
@@ -308,16 +318,8 @@ async def test_streamed_text_lays_out_nothing_and_draws_as_textual_s_own_path() 
     app = ViewApp()
     async with app.run_test(size=(80, 20)) as pilot:
         view = app.query_one(TranscriptView)
-        block = reply(1, tid="z", streaming=True)
-        await view.show([user(1, "go", "z"), block])
-
-        async def say(text: str) -> None:
-            block.text += text
-            await view.apply([Change("append", block, text, len(block.text))])
-
-        await say("".join(f"line {i}\n\n" for i in range(30)))
-        await wait_for(pilot, lambda: "line 29" in "".join(view.transcript.text_rows()), what="flushed")
-        await pilot.pause()
+        say = await streaming_reply(view)
+        await lines_shown(pilot, view, say, 30)
         assert view.show_vertical_scrollbar
         screen = app.screen
         layouts = []
@@ -353,12 +355,7 @@ async def test_a_tick_that_only_grows_a_line_redraws_only_that_row() -> None:
     app = ViewApp()
     async with app.run_test(size=(80, 20)) as pilot:
         view = app.query_one(TranscriptView)
-        block = reply(1, tid="z", streaming=True)
-        await view.show([user(1, "go", "z"), block])
-
-        async def say(text: str) -> None:
-            block.text += text
-            await view.apply([Change("append", block, text, len(block.text))])
+        say = await streaming_reply(view)
 
         await say("".join(f"line {i}\n\n" for i in range(30)) + "the last")
         await wait_for(pilot, lambda: "the last" in "".join(view.transcript.text_rows()), what="flushed")

@@ -1,4 +1,5 @@
-"""A vertical scrollbar drawn straight into strips, for views that redraw on every frame.
+"""A vertical scrollbar drawn straight into strips, for views that redraw on every frame, and
+the finishing of rows such widgets draw whole.
 
 Textual's ScrollBar renders a Rich renderable through the console and the styles cache: for a
 column one cell wide that was a fifth of the app's time while a reply streamed at 2,000
@@ -40,16 +41,8 @@ class LeanScrollBar(ScrollBar):
         # Strip comes back frame after frame and every cache keyed on it (filters, the
         # compositor's divisions, the driver's escape codes) hits.
         base = self.rich_style  # under the bar's own colours, as Textual's visual style is
-        rows = [self._row(segment, width, base) for segment in segments.segments[crop.y:crop.bottom]]
-        filters = self.get_line_filters()
-        if filters:
-            background = self.background_colors[1]
-            for f in filters:
-                rows = [row.apply_filter(f, background) for row in rows]
-        x1, x2 = crop.column_span
-        if (x1, x2) != (0, width):
-            rows = [row.crop(x1, x2) for row in rows]
-        return rows
+        return finished(self, [self._row(segment, width, base) for segment in segments.segments[crop.y:crop.bottom]],
+                        crop)
 
 
     def _row(self, segment: Segment, width: int, base: Style) -> Strip:
@@ -62,6 +55,20 @@ class LeanScrollBar(ScrollBar):
                 self._rows.clear()
             row = self._rows[key] = Strip([Segment(segment.text, base + st)], width)
         return row
+
+
+def finished(widget: Widget, rows: list[Strip], crop: Region) -> list[Strip]:
+    """Rows a widget drew whole, as Textual's styles cache would finish them: the app's line
+    filters (colour modes), then the columns asked for."""
+    filters = widget.get_line_filters()
+    if filters:
+        background = widget.background_colors[1]
+        for f in filters:
+            rows = [row.apply_filter(f, background) for row in rows]
+    x1, x2 = crop.column_span
+    if rows and (x1 or x2 < rows[0].cell_length):
+        rows = [row.crop(x1, x2) for row in rows]
+    return rows
 
 
 def lean_vertical_scrollbar(widget: Widget) -> ScrollBar:

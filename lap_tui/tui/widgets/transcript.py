@@ -29,7 +29,7 @@ from textual.timer import Timer
 from lap_tui.tui import keymap
 from lap_tui.tui.chat_model import Block, Change
 from lap_tui.tui.safety import Sanitiser
-from lap_tui.tui.widgets.scrollbar import lean_vertical_scrollbar
+from lap_tui.tui.widgets.scrollbar import finished, lean_vertical_scrollbar
 from lap_tui.tui.transcript_model import GUTTER, AssistantEntry, Entry, Renderer, Transcript, theme_styles
 
 _CODE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
@@ -194,16 +194,7 @@ class TranscriptView(ScrollView, can_focus=True):
         if (any(st.padding) or any(e for e, _ in st.border) or any(e for e, _ in st.outline) or st.tint.a
                 or self.opacity != 1.0 or st.text_opacity != 1.0):
             return super().render_lines(crop)
-        strips = [self.render_line(y) for y in crop.line_range]
-        filters = self.get_line_filters()
-        if filters:
-            background = self.background_colors[1]
-            for f in filters:
-                strips = [s.apply_filter(f, background) for s in strips]
-        x1, x2 = crop.column_span
-        if x1 or (strips and x2 != strips[0].cell_length):
-            strips = [s.crop(x1, x2) for s in strips]
-        return strips
+        return finished(self, [self.render_line(y) for y in crop.line_range], crop)
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
