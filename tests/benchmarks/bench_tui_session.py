@@ -246,7 +246,8 @@ async def main():
         print(f"PageUp to the top: {presses} presses in {took:.1f} s "
               f"({'reached the first message' if top else 'stopped before the top'}); loop blocked at most "
               f"{lag[0] * 1000:.0f} ms ({cpu_lag[0] * 1000:.0f} ms of it the app's CPU; the most CPU in one "
-              f"block {cpu_lag[1] * 1000:.0f} ms); slowest PageUp {worst * 1000:.0f} ms; RSS {idle:.1f} MB opened, "
+              f"block {cpu_lag[1] * 1000:.0f} ms); slowest PageUp until the process was idle again (Pilot: "
+              f"an older page's read and render included) {worst * 1000:.0f} ms; RSS {idle:.1f} MB opened, "
               f"{peak:.1f} MB peak (+{peak - idle:.1f})")
         print(f"garbage collections while paging: {gc_report()}; {len(gc.get_objects())} tracked objects, "
               f"{gc.get_freeze_count()} frozen")
