@@ -203,7 +203,7 @@ async def _create_namespace(backend: Any, apis: Any, ns: str, team: str) -> bool
     except apis.client.ApiException as exc:
         if exc.status == 409:
             return False
-        raise backend._api_failed(f"cannot create namespace {ns}", exc) from None
+        raise backend.api_failed(f"cannot create namespace {ns}", exc) from None
 
 
 async def _apply(backend: Any, apis: Any, doc: dict[str, Any]) -> str:
@@ -221,9 +221,9 @@ async def _apply(backend: Any, apis: Any, doc: dict[str, Any]) -> str:
         return "created"
     except apis.client.ApiException as exc:
         if exc.status != 409:
-            raise backend._api_failed(f"cannot create {kind} {name} in {ns}", exc) from None
+            raise backend.api_failed(f"cannot create {kind} {name} in {ns}", exc) from None
     try:
         await replace(name, ns, doc, field_validation="Strict")
         return "updated"
     except apis.client.ApiException as exc:
-        raise backend._api_failed(f"cannot update {kind} {name} in {ns}", exc) from None
+        raise backend.api_failed(f"cannot update {kind} {name} in {ns}", exc) from None

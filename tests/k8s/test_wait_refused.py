@@ -30,7 +30,7 @@ async def test_a_refused_wait_fails_at_once(monkeypatch, status: int) -> None:
     b = kb.KubernetesBackend(None, load_settings(environ=BASE), environ=BASE)  # type: ignore[arg-type]
     start = time.monotonic()
     with pytest.raises(SandboxError, match="refused") as err:
-        await asyncio.wait_for(b._wait_for(object(), "s-x", lambda o: True, time.monotonic() + 300, "its pod"),
+        await asyncio.wait_for(b.wait_for(object(), "s-x", lambda o: True, time.monotonic() + 300, "its pod"),
                                timeout=30)
     assert "forbidden" in str(err.value) and time.monotonic() - start < 30 and len(calls) == 1
 
@@ -46,6 +46,6 @@ async def test_a_transient_error_is_still_retried(monkeypatch) -> None:
 
     monkeypatch.setattr(kb, "watch_raw", flaky)
     b = kb.KubernetesBackend(None, load_settings(environ=BASE), environ=BASE)  # type: ignore[arg-type]
-    obj = await asyncio.wait_for(b._wait_for(object(), "s-x", lambda o: True, time.monotonic() + 300, "its pod"),
+    obj = await asyncio.wait_for(b.wait_for(object(), "s-x", lambda o: True, time.monotonic() + 300, "its pod"),
                                  timeout=30)
     assert obj["metadata"]["name"] == "s-x" and len(calls) == 2

@@ -102,7 +102,7 @@ async def test_orphans_are_flagged_and_deletable(k8s, k8s_cluster):
     await store.update_session(session.id, sandbox_ref="s-orphan00001")
     assert not (await b.status("s-orphan00001")).orphan
     await store.delete_sandbox("s-orphan00001")  # the store forgot it: only the cluster has it
-    b._namespaces.clear()
+    b.namespaces.clear()
     listed = {s.id: s for s in await b.list()}
     assert listed["s-orphan00001"].orphan and "ORPHAN" in listed["s-orphan00001"].warning
     await b.delete("s-orphan00001")

@@ -26,9 +26,10 @@ from lap_tui.domain.sandbox import (DirEntry, ExecResult, SandboxError, SandboxE
 from lap_tui.domain.secrets import Redactor
 from lap_tui.sandbox import env as sandbox_env_mod
 from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend, SandboxGone, forget_sandbox
-from lap_tui.sandbox.k8s import execws, files, objects
+from lap_tui.sandbox.k8s import execws, files, objects, sandbox_watch, warm
 from lap_tui.sandbox.k8s.client import EXEC_PROTOCOLS, Apis, connect, served_versions
-from lap_tui.sandbox.k8s.watching import ApiError, list_raw, watch_raw
+from lap_tui.sandbox.k8s.shell import run_shell
+from lap_tui.sandbox.k8s.watching import ApiError, bind, list_raw, watch_raw
 from lap_tui.sandbox.output import DEFAULT_MAX_OUTPUT, CappedBuffer
 from lap_tui.store.base import SandboxRecord, Store
 
@@ -106,9 +107,9 @@ class KubernetesBackend(SandboxBackend):
         self._apis_: Apis | None = None
         self._connecting = asyncio.Lock()
         self._version: str | None = None
-        self._namespaces: dict[str, str] = {}  # sandbox id -> namespace, as learned
+        self.namespaces: dict[str, str] = {}  # sandbox id -> namespace, as learned
         self._ns_ready: set[str] = set()
-        self._redact = Redactor(sandbox_env_mod.secret_values(settings))
+        self.redact = Redactor(sandbox_env_mod.secret_values(settings))
         self._running: dict[str, set[asyncio.Task[Any]]] = {}
 
     # --- connection ----------------------------------------------------------------------
@@ -146,8 +147,6 @@ class KubernetesBackend(SandboxBackend):
     async def ensure(self, spec: SandboxSpec) -> SandboxStatus:
         spec.settings.validate()
         if getattr(spec.settings, "warm_pool", 0) > 0 and spec.agent_id:  # a claim from the agent's pool (warm.py)
-            from lap_tui.sandbox.k8s import warm
-
             claimed = await warm.ensure_claimed(self, spec)
             if claimed is not None:
                 return claimed
@@ -158,11 +157,11 @@ class KubernetesBackend(SandboxBackend):
         ns = self.namespace(spec.team)
         apis = await self.apis()
         version = await self.version()
-        await self._ensure_namespace(ns)
-        plain, secret = self._env(spec)
+        await self.ensure_namespace(ns)
+        plain, secret = self.env(spec)
         if secret:
-            await self._apply_secret(objects.secret_object(spec, ns, secret))
-        obj = await self._get(ns, spec.id)
+            await self.apply_secret(objects.secret_object(spec, ns, secret))
+        obj = await self.get(ns, spec.id)
         if obj is None:
             body = objects.sandbox_object(spec, namespace=ns, version=version, image=self.image, plain_env=plain,
                                           has_secret=bool(secret), workspace_size=self.workspace_size,
@@ -173,15 +172,15 @@ class KubernetesBackend(SandboxBackend):
                 log.info("sandbox %s created in %s", spec.id, ns)
             except apis.client.ApiException as exc:
                 if exc.status != 409:
-                    raise self._api_failed(f"cannot create sandbox {spec.id}", exc) from None
+                    raise self.api_failed(f"cannot create sandbox {spec.id}", exc) from None
         else:
             team = ((obj.get("metadata") or {}).get("labels") or {}).get(objects.LABEL_TEAM)
             if team != spec.team:
                 raise SandboxError(f"sandbox {spec.id} in {ns} belongs to team {team!r}",
                                    "sandboxes are never shared across teams")
             if not objects.is_running_mode(obj):
-                await self._set_mode(ns, spec.id, running=True)
-        self._namespaces[spec.id] = ns
+                await self.set_mode(ns, spec.id, running=True)
+        self.namespaces[spec.id] = ns
         now = now_iso()
         data = {"namespace": ns, "settings": spec.settings.to_dict()}
         if rec is None:
@@ -191,13 +190,13 @@ class KubernetesBackend(SandboxBackend):
         else:
             rec = replace(rec, agent_id=spec.agent_id or rec.agent_id, last_used_at=now, data=data)
         await self.store.put_sandbox(rec)
-        status = await self._wait_ready(ns, spec.id)
+        status = await self.wait_ready(ns, spec.id)
         # Compare-and-set: a row deleted or moved on by another process meanwhile stays as it is.
         await self.store.update_sandbox(spec.id, phase_was=rec.phase, phase=status.phase.value,
                                         ready=status.ready, suspended_at=None)
         return status
 
-    def _env(self, spec: SandboxSpec) -> tuple[dict[str, str], dict[str, str]]:
+    def env(self, spec: SandboxSpec) -> tuple[dict[str, str], dict[str, str]]:
         """(plain, secret): the base environment is plain; everything else goes into the Secret."""
         # The team's own CONTAINER_ENV_TEAM_<TEAM>__X values too (another team's never).
         env, _dropped = sandbox_env_mod.sandbox_env(self.settings, spec.settings.env, self.environ, team=spec.team)
@@ -210,7 +209,7 @@ class KubernetesBackend(SandboxBackend):
     async def suspend(self, sandbox_id: str) -> SandboxStatus:
         ns = await self._locate(sandbox_id)
         await self._kill_running(sandbox_id, "suspended")
-        await self._set_mode(ns, sandbox_id, running=False)
+        await self.set_mode(ns, sandbox_id, running=False)
         rec = await self.store.get_sandbox(sandbox_id)
         if rec is not None:  # compare-and-set, never a whole row from a stale read
             await self.store.update_sandbox(sandbox_id, phase_was=rec.phase, phase=SandboxPhase.SUSPENDED.value,
@@ -220,8 +219,8 @@ class KubernetesBackend(SandboxBackend):
     @_reaching
     async def resume(self, sandbox_id: str) -> SandboxStatus:
         ns = await self._locate(sandbox_id)
-        await self._set_mode(ns, sandbox_id, running=True)
-        status = await self._wait_ready(ns, sandbox_id)
+        await self.set_mode(ns, sandbox_id, running=True)
+        status = await self.wait_ready(ns, sandbox_id)
         rec = await self.store.get_sandbox(sandbox_id)
         if rec is not None:  # compare-and-set, never a whole row from a stale read
             await self.store.update_sandbox(sandbox_id, phase_was=rec.phase, phase=status.phase.value,
@@ -234,8 +233,6 @@ class KubernetesBackend(SandboxBackend):
         """Delete the Sandbox, its pod and Secret; its workspace PVC too unless `keep_volume`."""
         ns = await self._locate(sandbox_id)
         await self._kill_running(sandbox_id, "deleted")
-        from lap_tui.sandbox.k8s import warm
-
         await warm.release(self, ns, sandbox_id)  # a claimed one: its claim first, or it gets another
         apis = await self.apis()
         version = await self.version()
@@ -246,7 +243,7 @@ class KubernetesBackend(SandboxBackend):
                                                               propagation_policy=policy)
         except apis.client.ApiException as exc:
             if exc.status != 404:
-                raise self._api_failed(f"cannot delete sandbox {sandbox_id}", exc) from None
+                raise self.api_failed(f"cannot delete sandbox {sandbox_id}", exc) from None
         # Explicitly too: the garbage collector of a young cluster may not know the kinds yet.
         deletions = [apis.core.delete_namespaced_pod(sandbox_id, ns, grace_period_seconds=0),
                      apis.core.delete_namespaced_secret(objects.secret_name(sandbox_id), ns)]
@@ -257,39 +254,37 @@ class KubernetesBackend(SandboxBackend):
                 log.warning("deleting part of sandbox %s: %s %s", sandbox_id, r.status, r.reason)
         rec = await self.store.get_sandbox(sandbox_id)
         await forget_sandbox(self.store, sandbox_id, rec.session_id if rec is not None else None)
-        self._namespaces.pop(sandbox_id, None)
+        self.namespaces.pop(sandbox_id, None)
 
     @_reaching
     async def status(self, sandbox_id: str) -> SandboxStatus:
         ns = await self._locate(sandbox_id)
-        obj = await self._get(ns, sandbox_id)
+        obj = await self.get(ns, sandbox_id)
         if obj is None:
             raise NotFound(f"no sandbox {sandbox_id!r} in namespace {ns}", "`lap-tui sandboxes list` shows them")
         pod = await self._get_pod(ns, sandbox_id)
-        return objects.status_from(obj, pod, orphan=await self._is_orphan(obj))
+        return objects.status_from(obj, pod, orphan=await self.is_orphan(obj))
 
     @_reaching
     async def list(self) -> list[SandboxStatus]:
         apis = await self.apis()
         version = await self.version()
-        scopes = await self._scopes()
-        from lap_tui.sandbox.k8s import warm
-
+        scopes = await self.scopes()
         out = []
         for ns in scopes:
-            call, kw = self._sandbox_calls(apis, version, ns)
+            call, kw = self.sandbox_calls(apis, version, ns)
             sandboxes = {_key(o): o for o in (await list_raw(call, **kw)).get("items") or ()}
             # A warm pool's waiting Sandboxes carry the controller's labels only (warm.py).
             for o in (await list_raw(call, **dict(kw, label_selector=warm.LAUNCH_SELECTOR))).get("items") or ():
                 if warm.is_ours(o):
                     sandboxes.setdefault(_key(o), o)
-            call, kw = self._pod_calls(apis, ns)
+            call, kw = self.pod_calls(apis, ns)
             pods = await list_raw(call, **kw)
             by_name = {_key(p): p for p in pods.get("items") or ()}
-            known = await self._known()
+            known = await self.known()
             for obj in sandboxes.values():
-                self._namespaces[_name(obj)] = _ns(obj)
-                out.append(warm.status_of(obj, by_name.get(_key(obj)), orphan=await self._is_orphan(obj, known)))
+                self.namespaces[_name(obj)] = _ns(obj)
+                out.append(warm.status_of(obj, by_name.get(_key(obj)), orphan=await self.is_orphan(obj, known)))
         return sorted(out, key=lambda s: s.id)
 
     async def suspend_idle(self, *, now: float | None = None) -> list[str]:
@@ -310,37 +305,35 @@ class KubernetesBackend(SandboxBackend):
     async def watch(self, *, poll_interval: float = 1.0) -> AsyncIterator[SandboxEvent]:
         """Sandboxes (lap-tui's and its warm pools') and their pods from watches: sandbox_watch.py
         (`poll_interval` is unused: nothing polls)."""
-        from lap_tui.sandbox.k8s.sandbox_watch import watch
-
-        async for ev in watch(self):
+        async for ev in sandbox_watch.watch(self):
             yield ev
 
-    def _sandbox_calls(self, apis: Apis, version: str, ns: str | None) -> tuple[Any, dict[str, Any]]:
+    def sandbox_calls(self, apis: Apis, version: str, ns: str | None) -> tuple[Any, dict[str, Any]]:
         """The raw list/watch call over lap-tui's Sandboxes in `ns` (None: every namespace)."""
         c = apis.custom
         if ns is None:
-            call = _bind(c.list_custom_object_for_all_namespaces_without_preload_content, objects.GROUP, version,
-                         objects.PLURAL)
+            call = bind(c.list_custom_object_for_all_namespaces_without_preload_content, objects.GROUP, version,
+                        objects.PLURAL)
         else:
-            call = _bind(c.list_namespaced_custom_object_without_preload_content, objects.GROUP, version, ns,
-                         objects.PLURAL)
+            call = bind(c.list_namespaced_custom_object_without_preload_content, objects.GROUP, version, ns,
+                        objects.PLURAL)
         return call, {"label_selector": objects.SELECTOR}
 
-    def _pod_calls(self, apis: Apis, ns: str | None) -> tuple[Any, dict[str, Any]]:
+    def pod_calls(self, apis: Apis, ns: str | None) -> tuple[Any, dict[str, Any]]:
         if ns is None:
-            call = _bind(apis.core.list_pod_for_all_namespaces_without_preload_content)
+            call = bind(apis.core.list_pod_for_all_namespaces_without_preload_content)
         else:
-            call = _bind(apis.core.list_namespaced_pod_without_preload_content, ns)
+            call = bind(apis.core.list_namespaced_pod_without_preload_content, ns)
         return call, {"label_selector": objects.SELECTOR}
 
-    async def _scopes(self) -> list[str | None]:
+    async def scopes(self) -> list[str | None]:
         """Where lap-tui's sandboxes may be: the whole cluster if we may list it, else the teams' namespaces."""
         if getattr(self, "_scope_cache", None) is not None:
             return self._scope_cache
         apis = await self.apis()
         version = await self.version()
         try:
-            call, kw = self._sandbox_calls(apis, version, None)
+            call, kw = self.sandbox_calls(apis, version, None)
             await list_raw(call, **kw, limit=1)
             scopes: list[str | None] = [None]
         except ApiError as exc:
@@ -351,15 +344,15 @@ class KubernetesBackend(SandboxBackend):
         self._scope_cache = scopes
         return scopes
 
-    async def _known(self) -> tuple[dict[str, SandboxRecord], set[str]]:
+    async def known(self) -> tuple[dict[str, SandboxRecord], set[str]]:
         """The store's records of this backend's sandboxes, and the ids it calls orphans."""
         records = {r.id: r for r in await self.store.list_sandboxes(backend=self.name)}
         return records, set(await self.store.orphan_sandbox_ids())
 
-    async def _is_orphan(self, obj: Mapping[str, Any],
-                         known: tuple[dict[str, SandboxRecord], set[str]] | None = None) -> bool:
+    async def is_orphan(self, obj: Mapping[str, Any],
+                        known: tuple[dict[str, SandboxRecord], set[str]] | None = None) -> bool:
         """lap-tui's labels, but no record in the store, or no session uses it any more."""
-        records, orphans = known if known is not None else await self._known()
+        records, orphans = known if known is not None else await self.known()
         return _name(obj) not in records or _name(obj) in orphans
 
     # --- commands ------------------------------------------------------------------------
@@ -379,7 +372,7 @@ class KubernetesBackend(SandboxBackend):
         code, killed = await self._run(ns, sandbox_id, command, stdin=stdin, token=token, timeout=timeout,
                                        sinks={"stdout": out, "stderr": err}, on_output=on_output)
         duration = time.monotonic() - started
-        log.info("exec in %s: %s -> exit %s in %.0f ms%s", sandbox_id, self._redact(_show(argv)), code,
+        log.info("exec in %s: %s -> exit %s in %.0f ms%s", sandbox_id, self.redact(_show(argv)), code,
                  duration * 1000, f" (killed: {killed})" if killed else "")
         await self._touch(sandbox_id)
         return ExecResult(exit_code=code, stdout=out.value(), stderr=err.value(), stdout_truncated=out.truncated,
@@ -393,7 +386,7 @@ class KubernetesBackend(SandboxBackend):
         pod = await self._ready_pod(ns, name)
         uid = (pod.get("metadata") or {}).get("uid")
         main = asyncio.create_task(self._stream(ns, name, command, stdin, sinks, on_output))
-        gone = asyncio.create_task(self._pod_gone(ns, name, uid, (pod.get("metadata") or {}).get("resourceVersion")))
+        gone = asyncio.create_task(self.pod_gone(ns, name, uid, (pod.get("metadata") or {}).get("resourceVersion")))
         me = asyncio.current_task()
         running = self._running.setdefault(name, set())
         if me is not None:
@@ -480,10 +473,10 @@ class KubernetesBackend(SandboxBackend):
                               "the pod may have been deleted or restarted")
         return execws.exit_code(status)
 
-    async def _pod_gone(self, ns: str, name: str, uid: str | None, rv: str | None) -> str:
+    async def pod_gone(self, ns: str, name: str, uid: str | None, rv: str | None) -> str:
         """Returns (why) when the pod the command runs in is deleted, replaced or stops being ready."""
         apis = await self.apis()
-        call = _bind(apis.core.list_namespaced_pod_without_preload_content, ns)
+        call = bind(apis.core.list_namespaced_pod_without_preload_content, ns)
         while True:
             try:
                 async for ev in watch_raw(call, resource_version=rv, field_selector=f"metadata.name={name}"):
@@ -511,33 +504,33 @@ class KubernetesBackend(SandboxBackend):
         pod = await self._get_pod(ns, name)
         if objects.pod_ready(pod):
             return pod  # type: ignore[return-value]
-        obj = await self._get(ns, name)
+        obj = await self.get(ns, name)
         if obj is None:
             raise NotFound(f"no sandbox {name!r} in namespace {ns}", "`lap-tui sandboxes list` shows them")
         if not objects.is_running_mode(obj):
-            await self._set_mode(ns, name, running=True)
+            await self.set_mode(ns, name, running=True)
             log.info("sandbox %s resumed on use", name)
-        await self._wait_ready(ns, name)
+        await self.wait_ready(ns, name)
         pod = await self._get_pod(ns, name)
         if not objects.pod_ready(pod):
             raise SandboxGone(f"the pod of sandbox {name} went away again", "try again")
         return pod  # type: ignore[return-value]
 
-    async def _wait_ready(self, ns: str, name: str) -> SandboxStatus:
+    async def wait_ready(self, ns: str, name: str) -> SandboxStatus:
         """Until the pod is ready and the Sandbox says Ready: from watches, never polling."""
         apis = await self.apis()
         version = await self.version()
         deadline = time.monotonic() + self.ready_timeout
-        pod = await self._wait_for(_bind(apis.core.list_namespaced_pod_without_preload_content, ns), name,
-                                   objects.pod_ready, deadline, "its pod to be ready")
-        obj = await self._wait_for(_bind(apis.custom.list_namespaced_custom_object_without_preload_content,
-                                         objects.GROUP, version, ns, objects.PLURAL), name,
-                                   lambda o: objects.is_running_mode(o) and bool(
-                                       (c := objects.condition(o, "Ready")) and c.get("status") == "True"),
-                                   deadline, "the Sandbox to report Ready")
+        pod = await self.wait_for(bind(apis.core.list_namespaced_pod_without_preload_content, ns), name,
+                                  objects.pod_ready, deadline, "its pod to be ready")
+        obj = await self.wait_for(bind(apis.custom.list_namespaced_custom_object_without_preload_content,
+                                       objects.GROUP, version, ns, objects.PLURAL), name,
+                                  lambda o: objects.is_running_mode(o) and bool(
+                                      (c := objects.condition(o, "Ready")) and c.get("status") == "True"),
+                                  deadline, "the Sandbox to report Ready")
         return objects.status_from(obj, pod)
 
-    async def _wait_for(self, call: Any, name: str, ok: Any, deadline: float, what: str) -> dict[str, Any]:
+    async def wait_for(self, call: Any, name: str, ok: Any, deadline: float, what: str) -> dict[str, Any]:
         backoff = 0.1
         while True:
             left = deadline - time.monotonic()
@@ -554,7 +547,7 @@ class KubernetesBackend(SandboxBackend):
             except (ApiError, OSError, asyncio.TimeoutError) as exc:
                 if isinstance(exc, ApiError) and exc.status in (401, 403):
                     # Refused is not slow: waiting out the ready timeout would only hide why.
-                    raise SandboxError(f"waiting for {what} of sandbox {name} was refused: {self._redact(str(exc))}",
+                    raise SandboxError(f"waiting for {what} of sandbox {name} was refused: {self.redact(str(exc))}",
                                        "check the kube context and that its Role grants watch here "
                                        "(docs/DEPLOY.md)") from None
                 log.info("waiting for %s: %s", name, exc)
@@ -576,8 +569,6 @@ class KubernetesBackend(SandboxBackend):
     async def shell(self, sandbox_id: str, argv: Sequence[str] | None = None) -> int:
         """Interactive: pods/exec with a TTY, relayed by lap-tui (k8s/shell.py): the pod never
         holds this terminal, and the terminal is restored however the shell ends."""
-        from lap_tui.sandbox.k8s.shell import run_shell
-
         ns = await self._locate(sandbox_id)
         pod = await self._ready_pod(ns, sandbox_id)
         return await run_shell(self, ns, sandbox_id, pod, argv)
@@ -632,8 +623,8 @@ class KubernetesBackend(SandboxBackend):
         except apis.client.ApiException as exc:
             if exc.status in (400, 404):
                 return []
-            raise self._api_failed(f"cannot read the log of sandbox {sandbox_id}", exc) from None
-        return [self._redact(line) for line in (text or "").splitlines()]
+            raise self.api_failed(f"cannot read the log of sandbox {sandbox_id}", exc) from None
+        return [self.redact(line) for line in (text or "").splitlines()]
 
     async def follow_logs(self, sandbox_id: str, *, tail: int | None = 10) -> AsyncIterator[str]:
         """The pod's log as it grows (pods/log with follow), until the pod ends or the caller stops."""
@@ -650,13 +641,13 @@ class KubernetesBackend(SandboxBackend):
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
-                    yield self._redact(line.decode(errors="replace"))
+                    yield self.redact(line.decode(errors="replace"))
         finally:
             resp.release()
 
     # --- helpers -----------------------------------------------------------------------------
     async def _locate(self, sandbox_id: str) -> str:
-        ns = self._namespaces.get(sandbox_id)
+        ns = self.namespaces.get(sandbox_id)
         if ns:
             return ns
         rec = await self.store.get_sandbox(sandbox_id)
@@ -666,13 +657,13 @@ class KubernetesBackend(SandboxBackend):
             for st in await self.list():
                 if st.id == sandbox_id:
                     break
-            ns = self._namespaces.get(sandbox_id)
+            ns = self.namespaces.get(sandbox_id)
         if not ns:
             raise NotFound(f"no sandbox {sandbox_id!r}", "`lap-tui sandboxes list` shows them")
-        self._namespaces[sandbox_id] = ns
+        self.namespaces[sandbox_id] = ns
         return ns
 
-    async def _get(self, ns: str, name: str) -> dict[str, Any] | None:
+    async def get(self, ns: str, name: str) -> dict[str, Any] | None:
         apis = await self.apis()
         version = await self.version()
         try:
@@ -680,7 +671,7 @@ class KubernetesBackend(SandboxBackend):
         except apis.client.ApiException as exc:
             if exc.status == 404:
                 return None
-            raise self._api_failed(f"cannot read sandbox {name}", exc) from None
+            raise self.api_failed(f"cannot read sandbox {name}", exc) from None
 
     async def _get_pod(self, ns: str, name: str) -> dict[str, Any] | None:
         apis = await self.apis()
@@ -694,7 +685,7 @@ class KubernetesBackend(SandboxBackend):
         finally:
             resp.release()
 
-    async def _set_mode(self, ns: str, name: str, *, running: bool) -> None:
+    async def set_mode(self, ns: str, name: str, *, running: bool) -> None:
         apis = await self.apis()
         version = await self.version()
         try:
@@ -703,9 +694,9 @@ class KubernetesBackend(SandboxBackend):
                                                              field_validation="Strict",
                                                              _content_type="application/merge-patch+json")
         except apis.client.ApiException as exc:
-            raise self._api_failed(f"cannot {'resume' if running else 'suspend'} sandbox {name}", exc) from None
+            raise self.api_failed(f"cannot {'resume' if running else 'suspend'} sandbox {name}", exc) from None
 
-    async def _ensure_namespace(self, ns: str) -> None:
+    async def ensure_namespace(self, ns: str) -> None:
         if ns in self._ns_ready:
             return
         apis = await self.apis()
@@ -715,30 +706,30 @@ class KubernetesBackend(SandboxBackend):
                                              field_validation="Strict")
         except apis.client.ApiException as exc:
             if exc.status not in (403, 409):  # exists, or we may not create namespaces (then it must exist)
-                raise self._api_failed(f"cannot create namespace {ns}", exc) from None
+                raise self.api_failed(f"cannot create namespace {ns}", exc) from None
         self._ns_ready.add(ns)
 
-    async def _apply_secret(self, body: dict[str, Any]) -> None:
+    async def apply_secret(self, body: dict[str, Any]) -> None:
         apis = await self.apis()
         meta = body["metadata"]
         try:
             await apis.core.create_namespaced_secret(meta["namespace"], body, field_validation="Strict")
         except apis.client.ApiException as exc:
             if exc.status != 409:
-                raise self._api_failed(f"cannot write the Secret {meta['name']}", exc) from None
+                raise self.api_failed(f"cannot write the Secret {meta['name']}", exc) from None
             try:
                 await apis.core.replace_namespaced_secret(meta["name"], meta["namespace"], body,
                                                           field_validation="Strict")
             except apis.client.ApiException as exc2:
-                raise self._api_failed(f"cannot write the Secret {meta['name']}", exc2) from None
+                raise self.api_failed(f"cannot write the Secret {meta['name']}", exc2) from None
 
     async def _touch(self, sandbox_id: str) -> None:
         rec = await self.store.get_sandbox(sandbox_id)
         if rec is not None and (not rec.last_used_at or time.time() - epoch_from_iso(rec.last_used_at) >= 1.0):
             await self.store.touch_sandbox(sandbox_id, now_iso())  # only that column, only an existing row
 
-    def _api_failed(self, what: str, exc: Any) -> SandboxError:
-        body = self._redact(str(getattr(exc, "body", "") or ""))[:300]
+    def api_failed(self, what: str, exc: Any) -> SandboxError:
+        body = self.redact(str(getattr(exc, "body", "") or ""))[:300]
         return SandboxError(f"{what}: {exc.status} {exc.reason} {body}".strip(),
                             "check the kube context, the namespace and your access")
 
@@ -754,12 +745,6 @@ class _Collect:
 
     def value(self) -> bytes:
         return b"".join(self.parts)
-
-
-def _bind(fn: Any, *args: Any) -> Any:
-    async def call(**kw: Any) -> Any:
-        return await fn(*args, **kw)
-    return call
 
 
 def _name(obj: Mapping[str, Any]) -> str:

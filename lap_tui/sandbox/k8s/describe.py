@@ -42,7 +42,7 @@ async def describe(backend: KubernetesBackend, sandbox_id: str) -> dict[str, lis
     """{"conditions": [...], "events": [...], "pod": [...]}: what the detail screen shows."""
     ns = await backend._locate(sandbox_id)
     apis = await backend.apis()
-    obj = await backend._get(ns, sandbox_id)
+    obj = await backend.get(ns, sandbox_id)
     pod = await backend._get_pod(ns, sandbox_id)
     pod_lines = ["(no pod: suspended or not created yet)"]
     if pod is not None:

@@ -11,14 +11,12 @@ the newer copy wins. Per change the work is one object's status, never a pass ov
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import Any, AsyncIterator
 
 from lap_tui.domain.sandbox import SandboxEvent, SandboxStatus
 from lap_tui.sandbox.k8s import warm
+from lap_tui.sandbox.k8s.ops import SandboxOps
 from lap_tui.sandbox.k8s.watching import reflect
-
-if TYPE_CHECKING:
-    from lap_tui.sandbox.k8s.backend import KubernetesBackend
 
 Key = tuple[str, str]
 
@@ -73,16 +71,16 @@ def newer(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] 
         return a
 
 
-async def watch(backend: KubernetesBackend) -> AsyncIterator[SandboxEvent]:
+async def watch(backend: SandboxOps) -> AsyncIterator[SandboxEvent]:
     apis = await backend.apis()
     version = await backend.version()
     queue: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue()
     tasks = []
-    for ns in await backend._scopes():
-        call, kw = backend._sandbox_calls(apis, version, ns)
+    for ns in await backend.scopes():
+        call, kw = backend.sandbox_calls(apis, version, ns)
         for kind, (call_, kw_) in (("sandbox", (call, kw)),
                                    ("warm", (call, dict(kw, label_selector=warm.LAUNCH_SELECTOR))),
-                                   ("pod", backend._pod_calls(apis, ns))):
+                                   ("pod", backend.pod_calls(apis, ns))):
             tag = f"{kind}:{ns or '*'}"
 
             async def on_sync(items: list[dict[str, Any]], tag: str = tag) -> None:
@@ -117,7 +115,7 @@ async def watch(backend: KubernetesBackend) -> AsyncIterator[SandboxEvent]:
                     table.pop(k, None)
                 else:
                     table[k] = slim(kind, payload)
-            known = await backend._known() if touched - shown.keys() else None
+            known = await backend.known() if touched - shown.keys() else None
             for k in sorted(touched):
                 obj = newer(sandboxes.get(k), pooled.get(k))
                 if obj is None:
@@ -125,9 +123,9 @@ async def watch(backend: KubernetesBackend) -> AsyncIterator[SandboxEvent]:
                     if old is not None:
                         yield SandboxEvent("deleted", old)
                     continue
-                backend._namespaces[k[1]] = k[0]
+                backend.namespaces[k[1]] = k[0]
                 old = shown.get(k)
-                orphan = old.orphan if old is not None else await backend._is_orphan(obj, known)
+                orphan = old.orphan if old is not None else await backend.is_orphan(obj, known)
                 st = warm.status_of(obj, pods.get(k), orphan=orphan)
                 if old is None:
                     shown[k] = st

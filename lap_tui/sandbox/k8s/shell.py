@@ -16,15 +16,13 @@ import asyncio
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from lap_tui.domain.sandbox import SandboxError
 from lap_tui.sandbox.k8s import execws, objects
 from lap_tui.sandbox.k8s.client import EXEC_PROTOCOLS
+from lap_tui.sandbox.k8s.ops import SandboxOps
 from lap_tui.sandbox.pty_relay import MAX_PENDING, UserTerminal, _write_all, terminal_fds, window_size
-
-if TYPE_CHECKING:
-    from lap_tui.sandbox.k8s.backend import KubernetesBackend
 
 RESIZE = 4  # the channel of terminal sizes
 KILLED = 137  # the pod went away under the shell: as a SIGKILL, like the local backend's
@@ -123,7 +121,7 @@ class ExecRelay:
         return execws.exit_code(status)
 
 
-async def run_shell(backend: KubernetesBackend, ns: str, name: str, pod: dict[str, Any],
+async def run_shell(backend: SandboxOps, ns: str, name: str, pod: dict[str, Any],
                     argv: Sequence[str] | None = None) -> int:
     """A shell in the sandbox's (ready) pod on this terminal; its exit code, 137 if the pod went."""
     import aiohttp
@@ -140,7 +138,7 @@ async def run_shell(backend: KubernetesBackend, ns: str, name: str, pod: dict[st
                 raise SandboxError(f"the cluster offered exec protocol {ws.protocol!r}",
                                    "lap-tui needs v4.channel.k8s.io or newer (Kubernetes 1.10+)")
             relay = asyncio.create_task(ExecRelay(ws, user_in, user_out).run())
-            gone = asyncio.create_task(backend._pod_gone(ns, name, meta.get("uid"), meta.get("resourceVersion")))
+            gone = asyncio.create_task(backend.pod_gone(ns, name, meta.get("uid"), meta.get("resourceVersion")))
             try:
                 await asyncio.wait({relay, gone}, return_when=asyncio.FIRST_COMPLETED)
                 if not relay.done() and gone.exception() is not None:

@@ -19,11 +19,11 @@ from lap_tui.domain.clock import now_iso
 from lap_tui.domain.names import validate_label
 from lap_tui.domain.sandbox import SandboxError, SandboxPhase, SandboxSpec, SandboxStatus
 from lap_tui.sandbox.k8s import objects
+from lap_tui.sandbox.k8s.ops import SandboxOps
 from lap_tui.store.base import SandboxRecord
 
 if TYPE_CHECKING:
     from lap_tui.domain.agent import SandboxSettings
-    from lap_tui.sandbox.k8s.backend import KubernetesBackend
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def claimed_name(claim: dict[str, Any] | None) -> str:
     return str((((claim or {}).get("status") or {}).get("sandbox") or {}).get("name") or "")
 
 
-async def ext_version(backend: KubernetesBackend) -> str:
+async def ext_version(backend: SandboxOps) -> str:
     """The extensions version spoken: v1beta1 where served (the backend's own choice otherwise)."""
     cached = getattr(backend, "_warm_version", None)
     if cached:
@@ -144,7 +144,7 @@ async def ext_version(backend: KubernetesBackend) -> str:
     try:
         groups = await apis.client.ApisApi(apis.api).get_api_versions()
     except apis.client.ApiException as exc:
-        raise backend._api_failed("cannot list the cluster's API groups", exc) from None
+        raise backend.api_failed("cannot list the cluster's API groups", exc) from None
     have: set[str] = set()
     for g in groups.groups or ():
         if g.name == GROUP:
@@ -158,7 +158,7 @@ async def ext_version(backend: KubernetesBackend) -> str:
     return version
 
 
-async def _apply(backend: KubernetesBackend, plural: str, body: dict[str, Any]) -> None:
+async def _apply(backend: SandboxOps, plural: str, body: dict[str, Any]) -> None:
     """Create, or replace the spec of the existing object (a merge patch would keep removed keys)."""
     apis = await backend.apis()
     version = body["apiVersion"].split("/", 1)[1]
@@ -170,7 +170,7 @@ async def _apply(backend: KubernetesBackend, plural: str, body: dict[str, Any]) 
         return
     except apis.client.ApiException as exc:
         if exc.status != 409:
-            raise backend._api_failed(f"cannot create {body['kind']} {meta['name']}", exc) from None
+            raise backend.api_failed(f"cannot create {body['kind']} {meta['name']}", exc) from None
     for attempt in range(8):  # the controller writes the pool too: a 409 means read it again
         try:
             old = await c.get_namespaced_custom_object(GROUP, version, meta["namespace"], plural, meta["name"])
@@ -180,20 +180,20 @@ async def _apply(backend: KubernetesBackend, plural: str, body: dict[str, Any]) 
             return
         except apis.client.ApiException as exc:
             if exc.status != 409 or attempt == 7:
-                raise backend._api_failed(f"cannot update {body['kind']} {meta['name']}", exc) from None
+                raise backend.api_failed(f"cannot update {body['kind']} {meta['name']}", exc) from None
 
 
-async def _delete(backend: KubernetesBackend, plural: str, ns: str, name: str, policy: str = "Background") -> None:
+async def _delete(backend: SandboxOps, plural: str, ns: str, name: str, policy: str = "Background") -> None:
     apis = await backend.apis()
     try:
         await apis.custom.delete_namespaced_custom_object(GROUP, await ext_version(backend), ns, plural, name,
                                                           propagation_policy=policy)
     except apis.client.ApiException as exc:
         if exc.status != 404:
-            raise backend._api_failed(f"cannot delete {plural} {name}", exc) from None
+            raise backend.api_failed(f"cannot delete {plural} {name}", exc) from None
 
 
-async def sync(backend: KubernetesBackend, agent_id: str, team: str, settings: SandboxSettings) -> None:
+async def sync(backend: SandboxOps, agent_id: str, team: str, settings: SandboxSettings) -> None:
     """Make the cluster match the agent: its template and pool (and Secret), or none at size 0."""
     if settings.warm_pool <= 0:
         await remove(backend, agent_id, team)
@@ -201,10 +201,10 @@ async def sync(backend: KubernetesBackend, agent_id: str, team: str, settings: S
     settings.validate()
     ns = backend.namespace(team)
     version = await ext_version(backend)
-    await backend._ensure_namespace(ns)
+    await backend.ensure_namespace(ns)
     spec = _agent_spec(agent_id, team, settings)
-    plain, secret = backend._env(spec)
-    await backend._apply_secret(objects.secret_object(spec, ns, secret))
+    plain, secret = backend.env(spec)
+    await backend.apply_secret(objects.secret_object(spec, ns, secret))
     await _apply(backend, TEMPLATES, template_object(
         agent_id, team, settings, namespace=ns, version=version, image=backend.image, plain_env=plain,
         workspace_size=backend.workspace_size, storage_class=backend.storage_class))
@@ -212,7 +212,7 @@ async def sync(backend: KubernetesBackend, agent_id: str, team: str, settings: S
     log.info("warm pool %s (%d) in %s synced", pool_name(agent_id), settings.warm_pool, ns)
 
 
-async def remove(backend: KubernetesBackend, agent_id: str, team: str, *, keep: bool = False) -> list[str]:
+async def remove(backend: SandboxOps, agent_id: str, team: str, *, keep: bool = False) -> list[str]:
     """Delete the agent's claims (their Sandboxes go with them unless `keep`), pool, template and
     Secret. Returns the names of the claims deleted."""
     ns = backend.namespace(team)
@@ -223,7 +223,7 @@ async def remove(backend: KubernetesBackend, agent_id: str, team: str, *, keep: 
         claims = await apis.custom.list_namespaced_custom_object(GROUP, version, ns, CLAIMS, label_selector=selector)
     except apis.client.ApiException as exc:
         if exc.status != 404:
-            raise backend._api_failed(f"cannot list the claims of agent {agent_id}", exc) from None
+            raise backend.api_failed(f"cannot list the claims of agent {agent_id}", exc) from None
         claims = {}
     names = [c["metadata"]["name"] for c in claims.get("items") or ()]
     for name in names:
@@ -234,11 +234,11 @@ async def remove(backend: KubernetesBackend, agent_id: str, team: str, *, keep: 
         await apis.core.delete_namespaced_secret(objects.secret_name(pool_name(agent_id)), ns)
     except apis.client.ApiException as exc:
         if exc.status != 404:
-            raise backend._api_failed(f"cannot delete the Secret of agent {agent_id}", exc) from None
+            raise backend.api_failed(f"cannot delete the Secret of agent {agent_id}", exc) from None
     return names
 
 
-async def release(backend: KubernetesBackend, ns: str, sandbox_id: str) -> None:
+async def release(backend: SandboxOps, ns: str, sandbox_id: str) -> None:
     """Before deleting a claimed sandbox: delete its claim, orphaning the Sandbox (the backend's
     delete then decides about its volume); a claim left behind would get a new sandbox."""
     rec = await backend.store.get_sandbox(sandbox_id)
@@ -247,7 +247,7 @@ async def release(backend: KubernetesBackend, ns: str, sandbox_id: str) -> None:
         await _delete(backend, CLAIMS, ns, str(claim), policy="Orphan")
 
 
-async def ensure_claimed(backend: KubernetesBackend, spec: SandboxSpec) -> SandboxStatus | None:
+async def ensure_claimed(backend: SandboxOps, spec: SandboxSpec) -> SandboxStatus | None:
     """The session's sandbox through its claim (made now if new); None when the session already
     has a Sandbox of its own (made before the agent had a pool): the caller ensures that one."""
     ns = backend.namespace(spec.team)
@@ -258,44 +258,43 @@ async def ensure_claimed(backend: KubernetesBackend, spec: SandboxSpec) -> Sandb
         claim = await c.get_namespaced_custom_object(GROUP, version, ns, CLAIMS, spec.id)
     except apis.client.ApiException as exc:
         if exc.status != 404:
-            raise backend._api_failed(f"cannot read the claim {spec.id}", exc) from None
+            raise backend.api_failed(f"cannot read the claim {spec.id}", exc) from None
         claim = None
     if claim is None:
-        if await backend._get(ns, spec.id) is not None:
+        if await backend.get(ns, spec.id) is not None:
             return None
         try:  # the pool is made by `agents create/edit`; here too, for an agent made elsewhere
             await c.get_namespaced_custom_object(GROUP, version, ns, POOLS, pool_name(spec.agent_id or ""))
         except apis.client.ApiException as exc:
             if exc.status != 404:
-                raise backend._api_failed("cannot read the warm pool", exc) from None
+                raise backend.api_failed("cannot read the warm pool", exc) from None
             await sync(backend, spec.agent_id or "", spec.team, spec.settings)
-        await backend._ensure_namespace(ns)
+        await backend.ensure_namespace(ns)
         try:
             await c.create_namespaced_custom_object(GROUP, version, ns, CLAIMS,
                                                     claim_object(spec, namespace=ns, version=version),
                                                     field_validation="Strict")
         except apis.client.ApiException as exc:
             if exc.status != 409:
-                raise backend._api_failed(f"cannot claim a sandbox for {spec.id}", exc) from None
+                raise backend.api_failed(f"cannot claim a sandbox for {spec.id}", exc) from None
     name = claimed_name(claim)
     if not name:  # the controller names the sandbox in the claim's status: wait for it there
-        from lap_tui.sandbox.k8s.backend import _bind
-        from lap_tui.sandbox.k8s.watching import ApiError, list_raw
+        from lap_tui.sandbox.k8s.watching import ApiError, bind, list_raw
 
-        call = _bind(c.list_namespaced_custom_object_without_preload_content, GROUP, version, ns, CLAIMS)
+        call = bind(c.list_namespaced_custom_object_without_preload_content, GROUP, version, ns, CLAIMS)
         try:  # once first: a missing right fails now (the wait below retries any error until its timeout)
             listed = await list_raw(call, field_selector=f"metadata.name={spec.id}")
         except ApiError as exc:
-            raise SandboxError(f"cannot list the claim {spec.id} in {ns}: {backend._redact(str(exc))}",
+            raise SandboxError(f"cannot list the claim {spec.id} in {ns}: {backend.redact(str(exc))}",
                                "the team Role must grant sandboxclaims get/list/watch "
                                "(deploy/k8s/team-default.yaml)") from None
         name = next((claimed_name(o) for o in listed.get("items") or () if claimed_name(o)), "")
         if not name:
-            got = await backend._wait_for(call, spec.id, lambda o: bool(claimed_name(o)),
-                                          time.monotonic() + backend.ready_timeout, "the claim to be given a sandbox")
+            got = await backend.wait_for(call, spec.id, lambda o: bool(claimed_name(o)),
+                                         time.monotonic() + backend.ready_timeout, "the claim to be given a sandbox")
             name = claimed_name(got)
     name = validate_label("sandbox", name)  # from the cluster: used as a name and a store key below
-    sandbox = await backend._get(ns, name)
+    sandbox = await backend.get(ns, name)
     if sandbox is None:
         raise SandboxError(f"the sandbox {name} of claim {spec.id} is gone", "try again: the claim gets another")
     # lap-tui's labels, so lists and watches (label-selected) show it like any other.
@@ -304,8 +303,8 @@ async def ensure_claimed(backend: KubernetesBackend, spec: SandboxSpec) -> Sandb
                                            field_validation="Strict",
                                            _content_type="application/merge-patch+json")
     if not objects.is_running_mode(sandbox):
-        await backend._set_mode(ns, name, running=True)
-    backend._namespaces[name] = ns
+        await backend.set_mode(ns, name, running=True)
+    backend.namespaces[name] = ns
     now = now_iso()
     data = {"namespace": ns, "settings": spec.settings.to_dict(), "claim": spec.id}
     rec = await backend.store.get_sandbox(name)
@@ -316,7 +315,7 @@ async def ensure_claimed(backend: KubernetesBackend, spec: SandboxSpec) -> Sandb
     else:
         rec = replace(rec, last_used_at=now, data=data)
     await backend.store.put_sandbox(rec)
-    status = await backend._wait_ready(ns, name)
+    status = await backend.wait_ready(ns, name)
     # Compare-and-set, as the backend's ensure: a row another process deleted or moved on stays so.
     await backend.store.update_sandbox(name, phase_was=rec.phase, phase=status.phase.value, ready=status.ready,
                                        suspended_at=None)

@@ -27,6 +27,13 @@ class Gone(Exception):
 RawCall = Callable[..., Awaitable[Any]]  # an API call `*_without_preload_content`, arguments bound but these
 
 
+def bind(fn: Any, *args: Any) -> RawCall:
+    """`fn` with its positional arguments bound: the RawCall that list_raw, watch_raw and reflect take."""
+    async def call(**kw: Any) -> Any:
+        return await fn(*args, **kw)
+    return call
+
+
 async def list_raw(call: RawCall, **kw: Any) -> dict[str, Any]:
     resp = await call(**kw)
     try:
