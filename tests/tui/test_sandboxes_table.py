@@ -21,19 +21,29 @@ def line_of(table: SandboxTable, key: str) -> str:
     return table.render_line(y).text
 
 
-async def test_a_change_off_screen_is_drawn_when_its_row_comes_into_view(services_factory):
+def sandboxes_app(services_factory, n: int = N) -> tuple[LapApp, FakeSandboxBackend]:
+    """The Sandboxes view over `n` seeded sandboxes (every 4th from 2 Pending, the rest Running)."""
     backend = FakeSandboxBackend()
     services = services_factory(sandboxes=backend)
 
     async def many(store):
-        await seed_sandboxes(store, n=N)
+        await seed_sandboxes(store, n=n)
 
     seed(services, many)
-    app = LapApp(services, view="sandboxes")
+    return LapApp(services, view="sandboxes"), backend
+
+
+async def rows_shown(pilot, app: LapApp, backend: FakeSandboxBackend, n: int = N) -> SandboxTable:
+    """Once the view shows all `n` rows and follows the backend's events: its table."""
+    await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen) and backend.events is not None
+                   and app.screen.query_one(SandboxTable).row_count == n, what="the rows")
+    return app.screen.query_one(SandboxTable)
+
+
+async def test_a_change_off_screen_is_drawn_when_its_row_comes_into_view(services_factory):
+    app, backend = sandboxes_app(services_factory)
     async with app.run_test(size=(120, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen) and backend.events is not None
-                       and app.screen.query_one(SandboxTable).row_count == N, what="the rows")
-        table = app.screen.query_one(SandboxTable)
+        table = await rows_shown(pilot, app, backend)
         far = f"s-{N - 4:012x}"  # near the end (Running): off screen at the top
         rec = await backend.store.get_sandbox(far)
         assert rec.phase == "Running"
@@ -63,18 +73,9 @@ async def test_a_change_off_screen_is_drawn_when_its_row_comes_into_view(service
 
 
 async def test_narrowing_and_widening_keep_every_row_and_the_cursor(services_factory):
-    backend = FakeSandboxBackend()
-    services = services_factory(sandboxes=backend)
-
-    async def many(store):
-        await seed_sandboxes(store, n=N)
-
-    seed(services, many)
-    app = LapApp(services, view="sandboxes")
+    app, backend = sandboxes_app(services_factory)
     async with app.run_test(size=(120, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen)
-                       and app.screen.query_one(SandboxTable).row_count == N, what="the rows")
-        table = app.screen.query_one(SandboxTable)
+        table = await rows_shown(pilot, app, backend)
         order = [k.value for k in table.rows]
         target = f"s-{N - 2:012x}"  # Pending (every 4th from 2)
         table.move_cursor(row=table.get_row_index(target), animate=False)
@@ -92,14 +93,9 @@ async def test_narrowing_and_widening_keep_every_row_and_the_cursor(services_fac
 
 
 async def test_a_value_wider_than_its_column_widens_it(services_factory):
-    backend = FakeSandboxBackend()
-    services = services_factory(sandboxes=backend)
-    seed(services, seed_sandboxes)
-    app = LapApp(services, view="sandboxes")
+    app, backend = sandboxes_app(services_factory, n=4)
     async with app.run_test(size=(160, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen) and backend.events is not None
-                       and app.screen.query_one(SandboxTable).row_count == 4, what="the rows")
-        table = app.screen.query_one(SandboxTable)
+        table = await rows_shown(pilot, app, backend, n=4)
         sid = "s-000000000000"
         rec = await backend.store.get_sandbox(sid)
         assert "ORIGIN " in table.render_line(0).text  # the column is as wide as its header
@@ -111,24 +107,17 @@ async def test_a_value_wider_than_its_column_widens_it(services_factory):
 
 
 async def test_ages_refresh_only_what_changed_and_the_filter_sees_the_new_ages(services_factory):
-    services = services_factory(sandboxes=FakeSandboxBackend())
-
-    async def many(store):
-        await seed_sandboxes(store, n=N)
-
-    seed(services, many)
-    app = LapApp(services, view="sandboxes")
+    app, backend = sandboxes_app(services_factory)
     async with app.run_test(size=(120, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SandboxesScreen)
-                       and app.screen.query_one(SandboxTable).row_count == N, what="the rows")
-        screen, table = app.screen, app.screen.query_one(SandboxTable)
+        table = await rows_shown(pilot, app, backend)
+        screen = app.screen
         first, far = "s-000000000000", f"s-{N - 4:012x}"
         before = str(table.get_cell(first, "age"))
         await pilot.press("slash", *before)  # every row matches its age: the filter text is built
         await wait_for(pilot, lambda: table.row_count == N, what="all rows match the age")
         await pilot.press("escape")
         created = screen.rows[first]["created_epoch"]
-        services.clock = lambda: created + 3 * 86400 + 30  # three days on
+        app.services.clock = lambda: created + 3 * 86400 + 30  # three days on
         screen._refresh_ages()
         await pilot.pause()
         assert table.get_cell(first, "age") == table.get_cell(far, "age") == "3d"
