@@ -281,7 +281,6 @@ class Relay:
         self.virtual_keys = VirtualKeys(self._client, self.upstream, key)
         self._healthy = healthy
         self.requests = 0  # served (for the idle check; /healthz not counted)
-        self.active = 0
         self.draining = False
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task[None]] = set()
@@ -300,6 +299,11 @@ class Relay:
         server = await asyncio.start_server(self._connection, host=host, port=port)
         self._servers.append(server)
         return server
+
+    @property
+    def active(self) -> int:
+        """Connections open now (the idle check)."""
+        return len(self._connections)
 
     def stop_accepting(self) -> None:
         """No new connection, no new request: the listeners close, idle keep-alive connections too
@@ -336,7 +340,6 @@ class Relay:
             writer.close()
             return
         self._connections.add(task)
-        self.active += 1
         try:
             while True:
                 req = await self._next_request(conn, reader, writer)
@@ -355,7 +358,6 @@ class Relay:
         except (ConnectionError, h11.ProtocolError, asyncio.IncompleteReadError) as exc:
             log.debug("relay connection ended: %s", exc)
         finally:
-            self.active -= 1
             self._connections.discard(task)
             writer.close()
 
