@@ -131,15 +131,6 @@ async def _listed(backend: Any, ref: str) -> SandboxStatus | None:
     return matches[0] if matches else None
 
 
-async def _owner(backend: Any, store: Any, sid: str) -> Any:
-    """The backend that holds `sid`: over several (sandbox/router.py), a sandbox with no row is
-    sent to the one whose list has it, not to the default."""
-    if not hasattr(backend, "for_id") or await store.get_sandbox(sid) is not None:
-        return backend
-    listed = await _listed(backend, sid)
-    return backend.backend(listed.backend) if listed is not None else backend
-
-
 def _age(iso: str | None, now: float) -> str:
     if not iso:
         return ""
@@ -270,12 +261,11 @@ async def lifecycle(args: argparse.Namespace) -> int:
     settings = load_settings()
     async with opened_store(settings) as store, opened_backend(settings, store) as backend:
         sid = await _resolve(store, backend, args.session, create=False)
-        target = await _owner(backend, store, sid)
         if args.action == "delete":
-            await target.delete(sid)
+            await backend.delete(sid)
             status = None
         else:
-            status = await getattr(target, args.action)(sid)
+            status = await getattr(backend, args.action)(sid)
     if args.json:
         emit_json(status.to_dict() if status else {"deleted": sid})
     elif status is None:

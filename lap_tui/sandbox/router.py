@@ -35,7 +35,16 @@ class Backends(SandboxBackend):
 
     async def for_id(self, sandbox_id: str) -> SandboxBackend:
         rec = await self.store.get_sandbox(sandbox_id)
-        return self.backend(rec.backend if rec is not None else self.name)
+        if rec is not None:
+            return self.backend(rec.backend)
+        # No record (a warm pool's waiting sandbox, an orphan, another lap-tui's): the backend
+        # whose list has it, else the default. Only here are the backends listed.
+        kinds = await self._kinds()
+        if len(kinds) > 1:
+            for kind in kinds:
+                if any(s.id == sandbox_id for s in await self.backend(kind).list()):
+                    return self.backend(kind)
+        return self.backend(self.name)
 
     async def _kinds(self) -> list[str]:
         kinds = {self.name, *self._made}

@@ -1,5 +1,6 @@
 """Offline: the router sends each call to the right backend (the agent's setting for ensure, the
-store record for the rest, the default for a sandbox with no record) and merges lists."""
+store record for the rest; a sandbox with no record to the backend whose list has it, else the
+default) and merges lists."""
 
 from __future__ import annotations
 
@@ -126,5 +127,10 @@ async def test_lists_include_the_backend_an_agent_chose_before_it_has_any_sandbo
         await store.create_agent(Agent(id=new_id(), name="pooled", team="t", model="m",
                                        sandbox=SandboxSettings(backend="kubernetes", warm_pool=1)))
         assert [(s.id, s.backend) for s in await r.list()] == [("lw-pool-abcde", "kubernetes")]
+        # No record, but in the kubernetes backend's list: calls go there, not to the default.
+        await r.delete("lw-pool-abcde", keep_volume=True)
+        assert made["kubernetes"].calls[-1] == ("delete", "lw-pool-abcde", {"keep_volume": True})
+        await r.exec("s-nowhere0000", ["true"])  # in no list: the default, as before
+        assert made["local"].calls[-1] == ("exec", "s-nowhere0000")
     finally:
         await store.close()
