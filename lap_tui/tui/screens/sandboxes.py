@@ -200,6 +200,10 @@ class SandboxTable(LapTable):
         super()._update_dimensions(())
 
 
+def _age(row: dict[str, Any], now: float) -> str:
+    return age_since(row["created_epoch"], now) if row["created_epoch"] is not None else ""
+
+
 class SandboxesScreen(TableScreen):
     TITLE = "Sandboxes"
     VIEW = "sandboxes"
@@ -291,8 +295,7 @@ class SandboxesScreen(TableScreen):
     def _cells(self, r: dict[str, Any]) -> tuple[str, ...]:
         agent = self.lap.agents_cache.get(r["agent_id"] or "")
         phase = r["phase"] + (" ⚠" if r.get("warning") else "")
-        epoch = r["created_epoch"]
-        made = age_since(epoch, self.lap.services.clock()) if epoch is not None else ""
+        made = _age(r, self.lap.services.clock())
         return (r["id"], r["backend"], r["team"], agent.name if agent else short_id(r["agent_id"]),
                 r["origin"] or "-", short_id(r["session_id"]), phase, "yes" if r["ready"] else "no",
                 made, str(r["restarts"]),
@@ -368,7 +371,7 @@ class SandboxesScreen(TableScreen):
         now = self.lap.services.clock()
         column = COLUMN_KEYS[AGE]
         for key, r in self.rows.items():
-            value = age_since(r["created_epoch"], now) if r["created_epoch"] is not None else ""
+            value = _age(r, now)
             if key in self._search and self._ages.get(key) != value:
                 del self._search[key]  # ages are part of what the filter matches
             shown = self._shown.get(key)
