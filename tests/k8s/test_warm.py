@@ -13,6 +13,7 @@ import pytest
 from lap_tui.domain.agent import Agent, SandboxSettings
 from lap_tui.domain.errors import InvalidInput
 from lap_tui.domain.ids import new_id
+from lap_tui.domain.sandbox import SandboxSpec
 from lap_tui.domain.session import Session
 from lap_tui.sandbox import ensure_for_session
 from lap_tui.sandbox.k8s import objects, warm
@@ -121,6 +122,29 @@ async def test_a_new_session_claims_a_warm_sandbox_the_pool_refills_and_deleting
     await until(lambda: not _items(k8s_cluster, "sandbox", ns), "the pool's and the claimed sandboxes to go",
                 timeout=120)
     assert second.id
+
+
+async def test_removing_an_agent_skips_a_claim_already_being_deleted(setup, k8s_cluster):
+    """Deleting a claimed sandbox orphans its claim; the garbage collector's finalizer keeps the
+    claim listed a while. Removing the agent then must not count it as one it deleted (CI saw it
+    listed). A finalizer of our own holds the claim in that state for as long as the check takes."""
+    be, store, agent, ns = setup
+    await warm.sync(be, agent.id, agent.team, replace(agent.sandbox, warm_pool=0))
+    spec = SandboxSpec(id="s-goingclaim01", team=agent.team, settings=agent.sandbox, agent_id=agent.id)
+    body = warm.claim_object(spec, namespace=ns, version=await warm.ext_version(be))
+    body["metadata"]["finalizers"] = ["lap-tui.test/hold"]
+    apis = await be.apis()
+    await apis.custom.create_namespaced_custom_object(warm.GROUP, body["apiVersion"].split("/")[1], ns,
+                                                      warm.CLAIMS, body)
+    kind = "sandboxclaims.extensions.agents.x-k8s.io"
+    try:
+        assert k8s_cluster.kubectl("delete", kind, "-n", ns, spec.id, "--wait=false").returncode == 0
+        got = kubectl_json(k8s_cluster, "get", kind, "-n", ns, spec.id)
+        assert got["metadata"].get("deletionTimestamp"), "the finalizer holds it, being deleted"
+        assert await warm.remove(be, agent.id, agent.team) == []
+    finally:
+        k8s_cluster.kubectl("patch", kind, "-n", ns, spec.id, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    await until(lambda: not _items(k8s_cluster, kind, ns), "the claim to go")
 
 
 def test_agents_create_edit_delete_own_the_pool(k8s_cluster, k8s_namespace, tmp_path: Path):

@@ -225,7 +225,10 @@ async def remove(backend: SandboxOps, agent_id: str, team: str, *, keep: bool = 
         if exc.status != 404:
             raise backend.api_failed(f"cannot list the claims of agent {agent_id}", exc) from None
         claims = {}
-    names = [c["metadata"]["name"] for c in claims.get("items") or ()]
+    # A claim already being deleted (an orphaning delete waits for the garbage collector's
+    # finalizer) is not deleted again, nor reported.
+    names = [c["metadata"]["name"] for c in claims.get("items") or ()
+             if not c["metadata"].get("deletionTimestamp")]
     for name in names:
         await _delete(backend, CLAIMS, ns, name, policy="Orphan" if keep else "Background")
     await _delete(backend, POOLS, ns, pool_name(agent_id))
