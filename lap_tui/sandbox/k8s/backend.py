@@ -107,6 +107,7 @@ class KubernetesBackend(SandboxBackend):
         self._apis_: Apis | None = None
         self._connecting = asyncio.Lock()
         self._version: str | None = None
+        self.warm_version: str | None = None  # the extensions API's, found by warm.ext_version
         self.namespaces: dict[str, str] = {}  # sandbox id -> namespace, as learned
         self._ns_ready: set[str] = set()
         self.redact = Redactor(sandbox_env_mod.secret_values(settings))
@@ -207,7 +208,7 @@ class KubernetesBackend(SandboxBackend):
 
     @_reaching
     async def suspend(self, sandbox_id: str) -> SandboxStatus:
-        ns = await self._locate(sandbox_id)
+        ns = await self.locate(sandbox_id)
         await self._kill_running(sandbox_id, "suspended")
         await self.set_mode(ns, sandbox_id, running=False)
         rec = await self.store.get_sandbox(sandbox_id)
@@ -218,7 +219,7 @@ class KubernetesBackend(SandboxBackend):
 
     @_reaching
     async def resume(self, sandbox_id: str) -> SandboxStatus:
-        ns = await self._locate(sandbox_id)
+        ns = await self.locate(sandbox_id)
         await self.set_mode(ns, sandbox_id, running=True)
         status = await self.wait_ready(ns, sandbox_id)
         rec = await self.store.get_sandbox(sandbox_id)
@@ -231,7 +232,7 @@ class KubernetesBackend(SandboxBackend):
     @_reaching
     async def delete(self, sandbox_id: str, *, keep_volume: bool = False) -> None:
         """Delete the Sandbox, its pod and Secret; its workspace PVC too unless `keep_volume`."""
-        ns = await self._locate(sandbox_id)
+        ns = await self.locate(sandbox_id)
         await self._kill_running(sandbox_id, "deleted")
         await warm.release(self, ns, sandbox_id)  # a claimed one: its claim first, or it gets another
         apis = await self.apis()
@@ -258,11 +259,11 @@ class KubernetesBackend(SandboxBackend):
 
     @_reaching
     async def status(self, sandbox_id: str) -> SandboxStatus:
-        ns = await self._locate(sandbox_id)
+        ns = await self.locate(sandbox_id)
         obj = await self.get(ns, sandbox_id)
         if obj is None:
             raise NotFound(f"no sandbox {sandbox_id!r} in namespace {ns}", "`lap-tui sandboxes list` shows them")
-        pod = await self._get_pod(ns, sandbox_id)
+        pod = await self.get_pod(ns, sandbox_id)
         return objects.status_from(obj, pod, orphan=await self.is_orphan(obj))
 
     @_reaching
@@ -273,18 +274,18 @@ class KubernetesBackend(SandboxBackend):
         out = []
         for ns in scopes:
             call, kw = self.sandbox_calls(apis, version, ns)
-            sandboxes = {_key(o): o for o in (await list_raw(call, **kw)).get("items") or ()}
+            sandboxes = {sandbox_watch.key(o): o for o in (await list_raw(call, **kw)).get("items") or ()}
             # A warm pool's waiting Sandboxes carry the controller's labels only (warm.py).
             for o in (await list_raw(call, **dict(kw, label_selector=warm.LAUNCH_SELECTOR))).get("items") or ():
                 if warm.is_ours(o):
-                    sandboxes.setdefault(_key(o), o)
+                    sandboxes.setdefault(sandbox_watch.key(o), o)
             call, kw = self.pod_calls(apis, ns)
             pods = await list_raw(call, **kw)
-            by_name = {_key(p): p for p in pods.get("items") or ()}
+            by_name = {sandbox_watch.key(p): p for p in pods.get("items") or ()}
             known = await self.known()
             for obj in sandboxes.values():
                 self.namespaces[_name(obj)] = _ns(obj)
-                out.append(warm.status_of(obj, by_name.get(_key(obj)), orphan=await self.is_orphan(obj, known)))
+                out.append(warm.status_of(obj, by_name.get(sandbox_watch.key(obj)), orphan=await self.is_orphan(obj, known)))
         return sorted(out, key=lambda s: s.id)
 
     async def suspend_idle(self, *, now: float | None = None) -> list[str]:
@@ -362,7 +363,7 @@ class KubernetesBackend(SandboxBackend):
                    on_output: OutputCallback | None = None, max_output: int | None = None) -> ExecResult:
         argv = _check_argv(argv)
         workdir = files.cwd_arg(cwd)
-        ns = await self._locate(sandbox_id)
+        ns = await self.locate(sandbox_id)
         cap = self.max_output if max_output is None else max_output
         out, err = CappedBuffer(cap), CappedBuffer(cap)
         token = execws.new_token()
@@ -495,13 +496,13 @@ class KubernetesBackend(SandboxBackend):
             except Exception:  # noqa: BLE001 - the API restarting: look again after a pause
                 await asyncio.sleep(0.5)
                 rv = None
-                pod = await self._get_pod(ns, name)
+                pod = await self.get_pod(ns, name)
                 if pod is None or (pod.get("metadata") or {}).get("uid") != uid:
                     return "deleted"
 
     async def _ready_pod(self, ns: str, name: str) -> dict[str, Any]:
         """The sandbox's pod, ready: waits for it (resuming a suspended sandbox) when it is not."""
-        pod = await self._get_pod(ns, name)
+        pod = await self.get_pod(ns, name)
         if objects.pod_ready(pod):
             return pod  # type: ignore[return-value]
         obj = await self.get(ns, name)
@@ -511,7 +512,7 @@ class KubernetesBackend(SandboxBackend):
             await self.set_mode(ns, name, running=True)
             log.info("sandbox %s resumed on use", name)
         await self.wait_ready(ns, name)
-        pod = await self._get_pod(ns, name)
+        pod = await self.get_pod(ns, name)
         if not objects.pod_ready(pod):
             raise SandboxGone(f"the pod of sandbox {name} went away again", "try again")
         return pod  # type: ignore[return-value]
@@ -569,14 +570,14 @@ class KubernetesBackend(SandboxBackend):
     async def shell(self, sandbox_id: str, argv: Sequence[str] | None = None) -> int:
         """Interactive: pods/exec with a TTY, relayed by lap-tui (k8s/shell.py): the pod never
         holds this terminal, and the terminal is restored however the shell ends."""
-        ns = await self._locate(sandbox_id)
+        ns = await self.locate(sandbox_id)
         pod = await self._ready_pod(ns, sandbox_id)
         return await run_shell(self, ns, sandbox_id, pod, argv)
 
     # --- files -----------------------------------------------------------------------------
-    async def _script(self, sandbox_id: str, script: str, args: list[str], *, stdin: bytes | None = None,
+    async def script(self, sandbox_id: str, script: str, args: list[str], *, stdin: bytes | None = None,
                       limit: int = 1 << 20) -> tuple[int, bytes, bytes]:
-        ns = await self._locate(sandbox_id)
+        ns = await self.locate(sandbox_id)
         out, err = _Collect(limit), _Collect(1 << 16)
         command = ["sh", "-c", script, "lap-file", *args]
         if stdin is not None:  # the script reads exactly len(stdin) bytes (head -c); no EOF needed
@@ -591,7 +592,7 @@ class KubernetesBackend(SandboxBackend):
         if rel == ".":
             raise InvalidInput(f"path {path!r} is the workspace itself, a directory", "name a file")
         limit = DEFAULT_MAX_FILE if max_bytes is None else max_bytes
-        code, out, err = await self._script(sandbox_id, files.READ, [rel, str(limit)], limit=limit + 1)
+        code, out, err = await self.script(sandbox_id, files.READ, [rel, str(limit)], limit=limit + 1)
         files.raise_for(code, path, err, max_bytes=limit)
         return out
 
@@ -600,7 +601,7 @@ class KubernetesBackend(SandboxBackend):
         rel = files.relative(path)
         if rel == ".":
             raise InvalidInput(f"path {path!r} is the workspace itself, a directory", "name a file")
-        code, _, err = await self._script(sandbox_id, files.WRITE, [rel, str(len(data)), f"{mode & 0o7777:o}"],
+        code, _, err = await self.script(sandbox_id, files.WRITE, [rel, str(len(data)), f"{mode & 0o7777:o}"],
                                           stdin=bytes(data))
         files.raise_for(code, path, err)
         await self._touch(sandbox_id)
@@ -608,14 +609,14 @@ class KubernetesBackend(SandboxBackend):
     @_reaching
     async def list_dir(self, sandbox_id: str, path: str = ".") -> list[DirEntry]:
         rel = files.relative(path)
-        code, out, err = await self._script(sandbox_id, files.LIST, [rel], limit=16 << 20)
+        code, out, err = await self.script(sandbox_id, files.LIST, [rel], limit=16 << 20)
         files.raise_for(code, path, err, listing=True)
         return files.parse_listing(out)
 
     @_reaching
     async def logs(self, sandbox_id: str, *, tail: int | None = None) -> list[str]:
         """The pod's log (its container's output); empty while it has no pod (suspended)."""
-        ns = await self._locate(sandbox_id)
+        ns = await self.locate(sandbox_id)
         apis = await self.apis()
         try:
             text = await apis.core.read_namespaced_pod_log(sandbox_id, ns, container=objects.CONTAINER,
@@ -628,7 +629,7 @@ class KubernetesBackend(SandboxBackend):
 
     async def follow_logs(self, sandbox_id: str, *, tail: int | None = 10) -> AsyncIterator[str]:
         """The pod's log as it grows (pods/log with follow), until the pod ends or the caller stops."""
-        ns = await self._locate(sandbox_id)
+        ns = await self.locate(sandbox_id)
         apis = await self.apis()
         resp = await apis.core.read_namespaced_pod_log_without_preload_content(
             sandbox_id, ns, container=objects.CONTAINER, tail_lines=tail, follow=True, _request_timeout=24 * 3600)
@@ -646,7 +647,7 @@ class KubernetesBackend(SandboxBackend):
             resp.release()
 
     # --- helpers -----------------------------------------------------------------------------
-    async def _locate(self, sandbox_id: str) -> str:
+    async def locate(self, sandbox_id: str) -> str:
         ns = self.namespaces.get(sandbox_id)
         if ns:
             return ns
@@ -673,7 +674,7 @@ class KubernetesBackend(SandboxBackend):
                 return None
             raise self.api_failed(f"cannot read sandbox {name}", exc) from None
 
-    async def _get_pod(self, ns: str, name: str) -> dict[str, Any] | None:
+    async def get_pod(self, ns: str, name: str) -> dict[str, Any] | None:
         apis = await self.apis()
         resp = await apis.core.read_namespaced_pod_without_preload_content(name, ns)
         try:
@@ -753,10 +754,6 @@ def _name(obj: Mapping[str, Any]) -> str:
 
 def _ns(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("namespace", ""))
-
-
-def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
-    return (_ns(obj), _name(obj))
 
 
 def _check_argv(argv: Sequence[str]) -> list[str]:

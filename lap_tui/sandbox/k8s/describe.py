@@ -6,10 +6,9 @@ value comes from the cluster and is shown by the app through its sanitiser, neve
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from lap_tui.sandbox.k8s.backend import KubernetesBackend
+from lap_tui.sandbox.k8s.ops import SandboxOps
 
 MAX_EVENTS = 30
 
@@ -38,12 +37,12 @@ def event_lines(items: list[dict[str, Any]]) -> list[str]:
     return out or ["(none)"]
 
 
-async def describe(backend: KubernetesBackend, sandbox_id: str) -> dict[str, list[str]]:
+async def describe(backend: SandboxOps, sandbox_id: str) -> dict[str, list[str]]:
     """{"conditions": [...], "events": [...], "pod": [...]}: what the detail screen shows."""
-    ns = await backend._locate(sandbox_id)
+    ns = await backend.locate(sandbox_id)
     apis = await backend.apis()
     obj = await backend.get(ns, sandbox_id)
-    pod = await backend._get_pod(ns, sandbox_id)
+    pod = await backend.get_pod(ns, sandbox_id)
     pod_lines = ["(no pod: suspended or not created yet)"]
     if pod is not None:
         st = pod.get("status") or {}

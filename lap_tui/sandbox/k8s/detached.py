@@ -24,12 +24,13 @@ names keep sandboxes apart.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from lap_tui.domain.errors import InvalidInput
 from lap_tui.domain.sandbox import SandboxError
 from lap_tui.sandbox.detached import DetachedState
 from lap_tui.sandbox.k8s import files
+from lap_tui.sandbox.k8s.ops import SandboxOps
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
 RUN_DIR = ".lap/run"
@@ -86,7 +87,7 @@ class PodDetached:
 
     in_pod = True  # no host-side mounts; the CLI reaches the relay over TCP
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: SandboxOps) -> None:
         self.backend = backend
 
     def _names(self, sandbox_id: str, name: str) -> tuple[str, str, str]:
@@ -97,7 +98,7 @@ class PodDetached:
 
     async def workspace(self, sandbox_id: str) -> str:
         """The workspace's absolute path as commands see it (/workspace; kwok: the volume dir)."""
-        code, out, err = await self.backend._script(sandbox_id, "pwd -P", [], limit=4096)
+        code, out, err = await self.backend.script(sandbox_id, "pwd -P", [], limit=4096)
         path = out.decode("utf-8", "replace").strip()
         if code != 0 or not path.startswith("/") or "\n" in path:
             raise SandboxError(f"cannot find the workspace of sandbox {sandbox_id}: {err[-300:]!r}")
@@ -113,7 +114,7 @@ class PodDetached:
         cmd = list(argv)
         if env:
             cmd = ["env", "--", *(f"{k}={v}" for k, v in env.items()), *cmd]
-        code, _out, err = await self.backend._script(sandbox_id, _START, [base, pf, mk, *cmd], limit=4096)
+        code, _out, err = await self.backend.script(sandbox_id, _START, [base, pf, mk, *cmd], limit=4096)
         if code != 0:
             raise SandboxError(f"cannot start a command in sandbox {sandbox_id} (exit {code}): "
                                f"{err.decode('utf-8', 'replace')[-300:]}", "see `lap-tui sandboxes logs`")
@@ -121,7 +122,7 @@ class PodDetached:
 
     async def state(self, sandbox_id: str, name: str) -> DetachedState:
         base, pf, mk = self._names(sandbox_id, name)
-        code, out, _err = await self.backend._script(sandbox_id, _STATE, [base, pf, mk], limit=8192)
+        code, out, _err = await self.backend.script(sandbox_id, _STATE, [base, pf, mk], limit=8192)
         first, _, rest = out.decode("utf-8", "replace").partition("\n")
         word, _, value = first.strip().partition(" ")
         if code != 0 or word not in ("exited", "running", "gone"):
@@ -133,13 +134,13 @@ class PodDetached:
     async def kill(self, sandbox_id: str, name: str) -> bool:
         """Kill the command's whole process tree; True once every process of it is gone."""
         _base, pf, mk = self._names(sandbox_id, name)
-        code, _out, _err = await self.backend._script(sandbox_id, _KILL, [pf, mk], limit=4096)
+        code, _out, _err = await self.backend.script(sandbox_id, _KILL, [pf, mk], limit=4096)
         return code == 0
 
     async def read_from(self, sandbox_id: str, path: str, offset: int, max_bytes: int) -> bytes:
         """Up to `max_bytes` of a workspace file from byte `offset` (b"" at its end or when absent)."""
         rel = files.relative(path)
-        code, out, err = await self.backend._script(sandbox_id, _READ, [rel, str(int(offset)), str(int(max_bytes))],
+        code, out, err = await self.backend.script(sandbox_id, _READ, [rel, str(int(offset)), str(int(max_bytes))],
                                                     limit=max_bytes)
         if code != 0:
             raise SandboxError(f"cannot read {path!r} in sandbox {sandbox_id}: {err[-300:]!r}")

@@ -137,9 +137,8 @@ def claimed_name(claim: dict[str, Any] | None) -> str:
 
 async def ext_version(backend: SandboxOps) -> str:
     """The extensions version spoken: v1beta1 where served (the backend's own choice otherwise)."""
-    cached = getattr(backend, "_warm_version", None)
-    if cached:
-        return cached
+    if backend.warm_version:
+        return backend.warm_version
     apis = await backend.apis()
     try:
         groups = await apis.client.ApisApi(apis.api).get_api_versions()
@@ -154,7 +153,7 @@ async def ext_version(backend: SandboxOps) -> str:
         raise SandboxError(f"the cluster serves no {GROUP} API (warm pools)",
                            "install agent-sandbox v0.5.6 with its extensions, or set the agent's warm pool to 0")
     version = await backend.version() if await backend.version() in found else found[0]
-    backend._warm_version = version  # type: ignore[attr-defined]
+    backend.warm_version = version
     return version
 
 
