@@ -18,7 +18,7 @@ from textual.screen import ModalScreen, Screen
 from lap_tui.domain.agent import Agent
 from lap_tui.domain.errors import LapError
 from lap_tui.store.base import Store
-from lap_tui.tui import commands, keymap
+from lap_tui.tui import cluster, commands, keymap  # cluster registers :ctx and :ns
 from lap_tui.tui.collector import QUIET, Collector
 from lap_tui.tui.formatting import plural
 from lap_tui.tui.key_order import KeyOrder
@@ -455,6 +455,10 @@ class LapApp(App):
         result = cmd.run(self, arg)
         if inspect.isawaitable(result):
             await result
+
+    def cluster_label(self) -> str:
+        """The status bar's "ctx NAME  ns NAMESPACE" (empty off the cluster)."""
+        return cluster.label(self)
 
     def action_help(self) -> None:
         from lap_tui.tui.screens.help import HelpScreen

@@ -2,7 +2,7 @@
 
 A command is a name, a help line, a handler `run(app, arg)` and a completer `complete(app)`
 listing argument values. Other parts register theirs here with `register(...)` (`:ctx` and
-`:ns` come from tui/cluster.py); the command line and the palette read only this table.
+`:ns` come from tui/cluster.py, which the app imports); the command line and the palette read only this table.
 """
 
 from __future__ import annotations
@@ -109,5 +109,3 @@ def _title(app: "LapApp", arg: str) -> None:
 register(Command("title", "Title: name the open chat's session, :title TEXT (empty clears it)", _title,
                  mutates=True))
 
-
-from lap_tui.tui import cluster  # noqa: E402,F401 - registers :ctx and :ns (it imports this module)

@@ -44,9 +44,7 @@ class StatusBar(Static):
             t.append(f"{mark} ", style=style)
             t.append(name + (f" {one_line(detail)}" if detail else ""))  # a gateway's or store's words
         if getattr(self.app, "sandboxes", None) is not None:  # :ctx / :ns, once the backend is open
-            from lap_tui.tui.cluster import label
-
-            kube = label(self.app)  # type: ignore[arg-type]
+            kube = self.app.cluster_label()  # type: ignore[attr-defined]
             if kube:
                 t.append(f"  ⎈ {one_line(kube)}")
         if getattr(self.app, "read_only", False):
