@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
-from lap_tui.domain.errors import NotFound
+from lap_tui.domain.errors import InvalidInput, NotFound
 from lap_tui.domain.sandbox import DirEntry, ExecResult, SandboxError, SandboxEvent, SandboxSpec, SandboxStatus
 
 if TYPE_CHECKING:
@@ -23,6 +23,20 @@ class SandboxGone(SandboxError):
     The command's outcome is unknown, so it must not be retried blindly: the engine journals
     the tool call interrupted, waits for the sandbox to be ready again, and goes on.
     """
+
+
+def check_argv(argv: Sequence[str]) -> list[str]:
+    """A command as the backends run it: a non-empty list of strings without NUL bytes (a
+    single string would be split by nobody and run as one odd program name)."""
+    if isinstance(argv, (str, bytes)):
+        raise InvalidInput("the command must be a list of arguments, not one string", 'e.g. ["sh", "-c", "echo hi"]')
+    argv = list(argv)
+    if not argv or not argv[0]:
+        raise InvalidInput("no command given", "give the program and its arguments")
+    for a in argv:
+        if not isinstance(a, str) or "\0" in a:
+            raise InvalidInput(f"command argument {a!r} is not a string without NUL bytes", "fix the command")
+    return argv
 
 
 async def forget_sandbox(store: "Store", sandbox_id: str, session_id: str | None) -> None:

@@ -29,7 +29,7 @@ from lap_tui.domain.sandbox import (WORKSPACE, DirEntry, ExecResult, SandboxErro
 from lap_tui.domain.secrets import Redactor
 from lap_tui.sandbox import bwrap as bw
 from lap_tui.sandbox import paths, proctree, pty_relay, seccomp
-from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend, forget_sandbox
+from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend, check_argv, forget_sandbox
 from lap_tui.sandbox.env import sandbox_env, secret_values
 from lap_tui.sandbox.limits import Cgroups, Limits, preexec
 from lap_tui.sandbox.output import DEFAULT_MAX_OUTPUT, CappedBuffer
@@ -274,7 +274,7 @@ class LocalBackend(SandboxBackend):
     async def exec(self, sandbox_id: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                    cwd: str | None = None, timeout: float | None = DEFAULT_TIMEOUT, stdin: bytes | None = None,
                    on_output: OutputCallback | None = None, max_output: int | None = None) -> ExecResult:
-        argv = _check_argv(argv)
+        argv = check_argv(argv)
         rec, mode, full_argv, proc_env, join, limits, workspace, keep = await self._prepare(
             sandbox_id, argv, env, cwd, interactive=False)
         cap = self.max_output if max_output is None else max_output
@@ -363,7 +363,7 @@ class LocalBackend(SandboxBackend):
             argv = ["/bin/bash", "-i"] if os.path.exists("/bin/bash") else ["/bin/sh", "-i"]
         extra = {k: self.environ[k] for k in ("TERM", "COLORTERM") if k in self.environ}
         rec, mode, full_argv, proc_env, join, limits, workspace, keep = await self._prepare(
-            sandbox_id, _check_argv(argv), extra, None, interactive=True)
+            sandbox_id, check_argv(argv), extra, None, interactive=True)
         self._log(sandbox_id, f"shell {_show_argv(argv, self._redact)}")
         relay = pty_relay.PtyRelay(*(terminal or pty_relay.terminal_fds()))
         try:
@@ -647,19 +647,6 @@ def _status(rec: SandboxRecord) -> SandboxStatus:
 
 def _visible(s: SandboxStatus) -> tuple:
     return (s.phase, s.ready, s.isolated, s.message, s.restarts, s.last_used_at, s.suspended_at, s.orphan)
-
-
-def _check_argv(argv: Sequence[str]) -> list[str]:
-    if isinstance(argv, (str, bytes)):
-        raise InvalidInput("the command must be a list of arguments, not one string",
-                           'e.g. ["sh", "-c", "echo hi"]')
-    argv = list(argv)
-    if not argv or not argv[0]:
-        raise InvalidInput("no command given", "give the program and its arguments")
-    for a in argv:
-        if not isinstance(a, str) or "\0" in a:
-            raise InvalidInput(f"command argument {a!r} is not a string without NUL bytes", "fix the command")
-    return argv
 
 
 def _inner_cwd(cwd: str | None) -> str:

@@ -112,6 +112,9 @@ async def test_lifecycle(k8s, k8s_cluster, version, caplog):
         await b.read_file(sid, "link")
     with pytest.raises(InvalidInput):
         await b.write_file(sid, "dir", b"x")
+    for argv in ("echo hi", [], ["echo", "a\0b"]):  # sandbox.base.check_argv, as the local backend
+        with pytest.raises(InvalidInput):
+            await b.exec(sid, argv)
 
     # logs (kwok serves the pod's log file)
     k8s_cluster.append_log(ns, sid, "hello from the container")

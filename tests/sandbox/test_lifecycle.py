@@ -154,3 +154,14 @@ async def test_bad_input_gets_clear_errors(backend, make):
         await backend.exec(sid, [])
     with pytest.raises(InvalidInput, match="list of arguments"):
         await backend.exec(sid, "echo hi")
+
+
+async def test_a_malformed_command_is_refused_before_anything_runs(backend, make):
+    """One string, an empty list, an empty program, a NUL byte: a clear error, nothing started
+    (both backends check through sandbox.base.check_argv)."""
+    sid = await make.sandbox()
+    for argv, says in (("echo hi", "not one string"), (b"echo hi", "not one string"), ([], "no command"),
+                       (["", "x"], "no command"), (["echo", "a\0b"], "NUL"), (["echo", 3], "NUL")):
+        with pytest.raises(InvalidInput, match=says):
+            await backend.exec(sid, argv)
+    assert (await backend.exec(sid, ["echo", "still fine"])).stdout == b"still fine\n"

@@ -25,7 +25,8 @@ from lap_tui.domain.sandbox import (DirEntry, ExecResult, SandboxError, SandboxE
                                     SandboxStatus)
 from lap_tui.domain.secrets import Redactor
 from lap_tui.sandbox import env as sandbox_env_mod
-from lap_tui.sandbox.base import DEFAULT_TIMEOUT, OutputCallback, SandboxBackend, SandboxGone, forget_sandbox
+from lap_tui.sandbox.base import (DEFAULT_TIMEOUT, OutputCallback, SandboxBackend, SandboxGone, check_argv,
+                                   forget_sandbox)
 from lap_tui.sandbox.k8s import execws, files, objects, sandbox_watch, warm
 from lap_tui.sandbox.k8s.client import EXEC_PROTOCOLS, Apis, connect, served_versions
 from lap_tui.sandbox.k8s.shell import run_shell
@@ -361,7 +362,7 @@ class KubernetesBackend(SandboxBackend):
     async def exec(self, sandbox_id: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                    cwd: str | None = None, timeout: float | None = DEFAULT_TIMEOUT, stdin: bytes | None = None,
                    on_output: OutputCallback | None = None, max_output: int | None = None) -> ExecResult:
-        argv = _check_argv(argv)
+        argv = check_argv(argv)
         workdir = files.cwd_arg(cwd)
         ns = await self.locate(sandbox_id)
         cap = self.max_output if max_output is None else max_output
@@ -754,18 +755,6 @@ def _name(obj: Mapping[str, Any]) -> str:
 
 def _ns(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("namespace", ""))
-
-
-def _check_argv(argv: Sequence[str]) -> list[str]:
-    if isinstance(argv, (str, bytes)):
-        raise InvalidInput("the command must be a list of arguments, not one string", 'e.g. ["sh", "-c", "echo hi"]')
-    argv = list(argv)
-    if not argv or not argv[0]:
-        raise InvalidInput("no command given", "give the program and its arguments")
-    for a in argv:
-        if not isinstance(a, str) or "\0" in a:
-            raise InvalidInput(f"command argument {a!r} is not a string without NUL bytes", "fix the command")
-    return argv
 
 
 def _show(argv: Sequence[str]) -> str:
