@@ -139,9 +139,11 @@ async def run_cli_turn(engine: "TurnHost", turn: Turn, agent: Any, session: Any,
                 "stderr": plan.stderr, "resume": resume}
         ev = await engine.journal(turn, EventKind.HARNESS_EVENT, data)  # write-ahead
         mine.append(ev)
-        relay_dir = str(socket_path(settings).parent)
-        await detached.start(sid, name, plan.argv, env=plan.env, ro_binds=[] if in_pod else [
-            (str(install_dir(root, h)), CLI_MOUNT), (relay_dir, RELAY_MOUNT), (str(FORWARDER), FORWARDER_MOUNT)])
+        # A pod mounts nothing of this host (and a worker on LAP_RELAY_URL has no socket here,
+        # so its data directory's length must not matter).
+        binds = [] if in_pod else [(str(install_dir(root, h)), CLI_MOUNT),
+                                   (str(socket_path(settings).parent), RELAY_MOUNT), (str(FORWARDER), FORWARDER_MOUNT)]
+        await detached.start(sid, name, plan.argv, env=plan.env, ro_binds=binds)
         return dict(data, at_epoch=time.time())
 
     if exited is not None and not retried:

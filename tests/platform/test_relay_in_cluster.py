@@ -34,6 +34,9 @@ from tests.support.waiting import until
 
 MASTER_KEY = "sk-relay-deployment-master-key"
 TEAM = "team1"
+# The worker's data directory, longer than a unix socket path allows once the relay's is added:
+# a worker on LAP_RELAY_URL binds no socket, so its length must not matter (it once did).
+WDATA = "wdata-" + "d" * 100
 
 
 def _free_port() -> int:
@@ -106,7 +109,7 @@ async def test_the_relay_deployment_serves_a_workers_cli_turn(k8s_cluster, pg_ur
                     "LITELLM_API_KEY": MASTER_KEY, "LAP_RELAY_URL": f"http://127.0.0.1:{port}",
                     "LAP_KUBECONFIG": str(kc), "LAP_KUBE_CONTEXT": "sa", "LAP_KUBE_NAMESPACES": f"{TEAM}={team_ns}",
                     "LAP_TEAM": TEAM, "LAP_HARNESS_DIR": str(CLI_DIR), "LAP_KUBE_HARNESS_DIR": str(CLI_DIR),
-                    "XDG_DATA_HOME": str(tmp_path / "wdata"), "XDG_CONFIG_HOME": str(tmp_path / "wconfig"),
+                    "XDG_DATA_HOME": str(tmp_path / WDATA), "XDG_CONFIG_HOME": str(tmp_path / "wconfig"),
                     "XDG_STATE_HOME": str(tmp_path / "wstate"), "PYTHONUNBUFFERED": "1"}
             assert wenv["LAP_SANDBOX_BACKEND"] == "kubernetes"
 
@@ -138,7 +141,7 @@ async def test_the_relay_deployment_serves_a_workers_cli_turn(k8s_cluster, pg_ur
             assert turn.status.value == "completed", (turn.error, w.stderr[-2000:])
             # Charged by the Deployment's relay (the only one: the worker started none).
             assert (turn.prompt_tokens, turn.completion_tokens) == (21, 6)
-            assert not (tmp_path / "wdata" / "lap-tui" / "relay").exists()
+            assert not (tmp_path / WDATA / "lap-tui" / "relay").exists()
             started = [e.data for e in events if e.kind == "tool.started"]
             assert len(started) == 1 and "r.txt" in started[0]["arguments"]
             vol = k8s_cluster.volume_dir(team_ns, objects.pvc_name(session_sandbox_id(session_id)))
