@@ -21,6 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `bin/test`'s workers (pytest-xdist, `--dist loadgroup`): every test of the one
+    `bin/k8s-dev` cluster runs on one worker, which starts and stops it; the others share out
+    the rest (each worker has its own PostgreSQL server and temp dirs)."""
+    for item in items:
+        if "k8s_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("k8s"))
+
+
 def need(ok: bool, what: str) -> None:
     """A real part a test needs: missing, it fails under CI=true and skips elsewhere."""
     if not ok:
