@@ -404,6 +404,13 @@ class GatewayClient:
                 raise GatewayAuthError("the gateway requires a key and none is set", "set LITELLM_API_KEY",
                                        status=401)
             raise GatewayAuthError("the gateway rejected the key (HTTP 401)", KEY_HINT + said, status=401)
+        if status == 400 and detail.startswith("No connected db"):
+            # LiteLLM's answer to a key that is not its master key when it has no database to
+            # look virtual keys up in: a key problem, not a bad request.
+            raise GatewayAuthError("the gateway could not check the key: it is not the proxy's master key, and the "
+                                   "proxy has no database for virtual keys (HTTP 400)",
+                                   "set LITELLM_API_KEY to the proxy's master key, or give the proxy its database",
+                                   status=400)
         if status == 403:
             raise GatewayAuthError(f"the gateway key is not allowed to {what} (HTTP 403)", KEY_HINT + said,
                                    status=403)

@@ -144,6 +144,17 @@ async def test_server_checking_the_key_accepts_the_right_one(gateway, make_clien
         await make_client(api_key="sk-wrong").list_models()
 
 
+async def test_litellm_without_a_database_refusing_a_key_is_an_auth_error(gateway, make_client, notices):
+    """Real LiteLLM (tests/gateway/test_real_litellm.py) answers a key other than its master key
+    with 400 "No connected db." when it has no database for virtual keys."""
+    gateway.push(error(400, body={"error": {"message": "No connected db.", "type": "no_db_connection",
+                                            "param": None, "code": "400"}}))
+    with pytest.raises(GatewayAuthError) as ei:
+        await collect(make_client().stream_chat("gpt-test", MSGS))
+    assert "master key" in str(ei.value) and ei.value.status == 400
+    assert len(gateway.chat_requests) == 1 and notices == []
+
+
 async def test_403_is_an_auth_error_and_not_retried(gateway, make_client):
     gateway.push(error(403, "key not allowed to access model"))
     with pytest.raises(GatewayAuthError) as ei:
