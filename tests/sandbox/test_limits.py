@@ -72,7 +72,9 @@ async def test_fork_bomb_is_contained(require_bwrap, sb_store, sb_settings, sb_e
     # Count how many processes a sandbox can have: at most the limit, not the 300 it asks for.
     assert await _forks(backend, sid) < 64
     # The real thing: contained, then killed whole by the timeout; the host can still fork.
-    r = await backend.exec(sid, ["sh", "-c", "f() { f | f & }; f; sleep 100"], timeout=3)
+    # The command's own shell execs sleep (no fork: a bomb that already fills the limit cannot
+    # make the command end early with "Cannot fork", as it once did under two test workers).
+    r = await backend.exec(sid, ["sh", "-c", "f() { f | f & }; f & exec sleep 100"], timeout=3)
     assert r.timed_out
     assert subprocess.run(["true"]).returncode == 0
     await asyncio.sleep(0)
