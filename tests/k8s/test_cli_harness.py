@@ -75,8 +75,19 @@ def _session_of(pid: int) -> int | None:
 
 
 def _kill_keepers(marker: str) -> None:
-    """Every process of the keepers' sessions and their descendants (kwok: host processes)."""
-    for pid in _tree(_sessions_of(marker.encode())):
+    """Every process of the keepers' sessions and their descendants (kwok: host processes), all
+    at once as a pod going away: stopped first (until no new one appears), then killed. Killed
+    one by one, a keeper could see its CLI die and record exit 137 before its own turn came: a
+    pod's restart records nothing (seen on a busy machine)."""
+    stopped: set[int] = set()
+    while more := _tree(_sessions_of(marker.encode())) - stopped:
+        for pid in more:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except (ProcessLookupError, PermissionError):
+                pass
+        stopped |= more
+    for pid in stopped:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
