@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
+import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import AsyncIterator, Iterator
 
 import pytest
 
@@ -18,6 +18,7 @@ from lap_tui.gateway import (Completion, GatewayAuthError, GatewayClient, ModelN
                              TextDelta, ToolCall, Timeouts)
 from tests.conftest import need
 from tests.gateway.conftest import collect, fast_policy
+from tests.support.pgserver import free_port
 from tests.support.scripted_gateway import ScriptedGateway, error, stream, tool_call
 from tests.support.waiting import until_sync
 
@@ -28,15 +29,7 @@ MSGS = [{"role": "user", "content": "hi"}]
 pytestmark = pytest.mark.xdist_group("litellm")  # one proxy for the module, on one worker
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _live(url: str) -> bool:
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url + "/health/liveliness", timeout=2) as r:
             return r.status == 200
@@ -60,7 +53,7 @@ def proxy(upstream: ScriptedGateway, tmp_path_factory: pytest.TempPathFactory) -
         "general_settings": {"master_key": MASTER},
         "litellm_settings": {"num_retries": 0, "request_timeout": 30},
     }))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
            "NO_DOCS": "True", "HOME": str(d)}
     env.pop("DATABASE_URL", None)
@@ -84,7 +77,7 @@ def proxy(upstream: ScriptedGateway, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture
-async def client(proxy: str, upstream: ScriptedGateway) -> Iterator[GatewayClient]:
+async def client(proxy: str, upstream: ScriptedGateway) -> AsyncIterator[GatewayClient]:
     upstream.reset()
     c = GatewayClient(proxy + "/v1", MASTER, retry=fast_policy(),
                       timeouts=Timeouts(connect=5, first_byte=30, idle=30))

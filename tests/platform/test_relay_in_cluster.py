@@ -16,7 +16,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from tests.conftest import run_cli
 from tests.harness.conftest import CLI_DIR, need_cli
 from tests.platform.manifests import (SYSTEM_NS, TEAM_NS, apply, delete_namespaces, find, render,
                                       token_kubeconfig, unique_names)
+from tests.support.pgserver import free_port
 from tests.support.scripted_apis import MESSAGES_PATH
 from tests.support.scripted_gateway import ScriptedGateway, stream, tool_call
 from tests.support.waiting import until
@@ -37,12 +37,6 @@ TEAM = "team1"
 # The worker's data directory, longer than a unix socket path allows once the relay's is added:
 # a worker on LAP_RELAY_URL binds no socket, so its length must not matter (it once did).
 WDATA = "wdata-" + "d" * 100
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _http_probe(c: dict, probe: str, port: int) -> bool:
@@ -90,7 +84,7 @@ async def test_the_relay_deployment_serves_a_workers_cli_turn(k8s_cluster, pg_ur
             # The relay pod's environment: the ConfigMap, then the container's env (Secret keys).
             dep = find(objs, "Deployment", "lap-tui-relay")
             (c,) = dep["spec"]["template"]["spec"]["containers"]
-            port = _free_port()
+            port = free_port()
             renv = {**base, **config, **_container_env(c, secrets), "LITELLM_API_BASE": gw.base_url,
                     "LAP_RELAY_LISTEN": f"127.0.0.1:{port}", "XDG_DATA_HOME": str(relay_data),
                     "XDG_STATE_HOME": str(tmp_path / "relay-state"), "PYTHONUNBUFFERED": "1"}
